@@ -1,0 +1,1 @@
+"""Analysis: engines (DuckDB default, Spark at scale) and statistics."""

@@ -1,0 +1,316 @@
+"""The experiment model, built from a Test Kitchen experiment config row.
+
+A row looks like what ``GET /api/v1/experiments`` returns::
+
+    {"name": "sticky-header", "groups": ["control", "treatment"],
+     "sample_rate": {"default": 0.1, "0.5": ["enwiki", "dewiki"]},
+     "user_identifier_type": "edge-unique", "start": "2026-01-05T00:00:00Z",
+     "end": "2026-02-05T00:00:00Z", "stream_name": "product_metrics.web_base",
+     "schema_id": "/analytics/product_metrics/web/base/2.1.0",
+     "contextual_attributes": ["page_namespace"], "phase_index": 0, "version": 1}
+
+Validation here is what every config must satisfy to be assigned at all. The stricter naming
+rules for experiments created in the registry live with the registry: configs already in the wild
+may predate them and must still be assigned exactly as Test Kitchen does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from splitlab.errors import ConfigError
+
+IDENTIFIER_TYPES = ("mw-user", "edge-unique", "session")
+"""The sampling units Test Kitchen knows."""
+
+ALGORITHM = "tk-v1"
+MAX_GROUPS = 254
+"""Bulk results code a group in one byte (255 means out of sample)."""
+
+_KNOWN_FIELDS = frozenset(
+    {
+        "name", "groups", "sample_rate", "user_identifier_type", "start", "end", "stream_name",
+        "schema_id", "contextual_attributes", "phase_index", "version", "exposure_version",
+        "algorithm",
+    }
+)
+
+
+def _rate(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(where, f"must be a number in [0, 1], got {value!r}")
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:  # also rejects NaN
+        raise ConfigError(where, f"must be in [0, 1], got {value!r}")
+    return rate
+
+
+def _rate_key(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(
+            "sample_rate", f"key {text!r} is neither 'default' nor a rate in [0, 1]"
+        ) from None
+    return _rate(value, f"sample_rate[{text!r}]")
+
+
+def _json_number(value: float) -> int | float:
+    """Integral rates are written as integers so the canonical form is the same in JSON and JS."""
+    return int(value) if value.is_integer() else value
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRate:
+    """A default sampling rate plus per-site overrides (site → rate)."""
+
+    default: float
+    by_site: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: object) -> SampleRate:
+        """Parse ``{"default": r, "<rate>": [site, ...]}`` (or a bare number, the default)."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls(_rate(value, "sample_rate"))
+        if not isinstance(value, Mapping):
+            raise ConfigError("sample_rate", f"must be an object or a number, got {value!r}")
+        if "default" not in value:
+            raise ConfigError("sample_rate", "has no 'default' rate")
+        default = _rate(value["default"], "sample_rate.default")
+        by_site: dict[str, float] = {}
+        for key, sites in value.items():
+            if key == "default":
+                continue
+            rate = _rate_key(str(key))
+            if not isinstance(sites, list) or not all(isinstance(s, str) and s for s in sites):
+                raise ConfigError(
+                    f"sample_rate[{key!r}]", "must be a list of non-empty site names"
+                )
+            for site in sites:
+                if site in by_site and by_site[site] != rate:
+                    raise ConfigError("sample_rate", f"site {site!r} is given two rates")
+                by_site[site] = rate
+        return cls(default, by_site)
+
+    def for_site(self, site: str | None) -> float:
+        """The rate in force on ``site`` (the default when the site has no override)."""
+        if site is None:
+            return self.default
+        return self.by_site.get(site, self.default)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The Test Kitchen form, with sites sorted and rates in their shortest spelling."""
+        wire: dict[str, Any] = {"default": _json_number(self.default)}
+        grouped: dict[str, list[str]] = {}
+        for site, rate in self.by_site.items():
+            grouped.setdefault(repr(_json_number(rate)), []).append(site)
+        for key in sorted(grouped):
+            wire[key] = sorted(grouped[key])
+        return wire
+
+
+def parse_time(value: object, where: str) -> datetime | None:
+    """Parse an ISO 8601 timestamp (``Z`` or an offset; naive means UTC) into aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ConfigError(where, f"is not an ISO 8601 timestamp: {value!r}") from None
+    else:
+        raise ConfigError(where, f"must be an ISO 8601 string, got {value!r}")
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def format_time(moment: datetime | None) -> str | None:
+    """The wire form of a timestamp: ISO 8601 in UTC with a ``Z``."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _string_list(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(where, f"must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _optional_str(value: object, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(where, f"must be a string, got {value!r}")
+
+
+def _int(value: object, where: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(where, f"must be a non-negative integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """One experiment phase, as Test Kitchen describes it. Build it with :meth:`from_config`."""
+
+    name: str
+    groups: tuple[str, ...]
+    sample_rate: SampleRate
+    user_identifier_type: str
+    start: datetime | None = None
+    end: datetime | None = None
+    stream_name: str | None = None
+    schema_id: str | None = None
+    contextual_attributes: tuple[str, ...] = ()
+    phase_index: int = 0
+    version: int = 1
+    algorithm: str = ALGORITHM
+    name_bytes: bytes = field(default=b"", repr=False, compare=False)
+    """The UTF-8 name, the salt of the hash (precomputed: assignment is the hot path)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name_bytes", self.name.encode("utf-8"))
+
+    @classmethod
+    def from_config(cls, row: Mapping[str, Any], *, strict: bool = False) -> Experiment:
+        """Validate a config row and build the experiment.
+
+        Raises :class:`~splitlab.errors.ConfigError` naming the field and the reason. Unknown
+        fields are ignored unless ``strict`` (the registry's mode, which refuses them).
+        """
+        if not isinstance(row, Mapping):
+            kind = type(row).__name__
+            raise ConfigError("", f"an experiment row must be a JSON object, got {kind}")
+        if strict:
+            unknown = sorted(set(row) - _KNOWN_FIELDS)
+            if unknown:
+                raise ConfigError(unknown[0], "is not a known experiment field")
+        name = row.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError("name", "must be a non-empty string")
+        groups = row.get("groups")
+        if not isinstance(groups, list) or not groups:
+            raise ConfigError("groups", "must be a non-empty list of group names")
+        if not all(isinstance(g, str) and g for g in groups):
+            raise ConfigError("groups", "every group must be a non-empty string")
+        if len(groups) > MAX_GROUPS:
+            raise ConfigError("groups", f"at most {MAX_GROUPS} groups, got {len(groups)}")
+        duplicates = sorted({g for g in groups if groups.count(g) > 1})
+        if duplicates:
+            raise ConfigError("groups", f"duplicate group {duplicates[0]!r}")
+        if "sample_rate" not in row:
+            raise ConfigError("sample_rate", "is required")
+        sample_rate = SampleRate.parse(row["sample_rate"])
+        unit = row.get("user_identifier_type")
+        if unit not in IDENTIFIER_TYPES:
+            raise ConfigError(
+                "user_identifier_type",
+                f"must be one of {', '.join(IDENTIFIER_TYPES)}, got {unit!r}",
+            )
+        start = parse_time(row.get("start"), "start")
+        end = parse_time(row.get("end"), "end")
+        if start is not None and end is not None and start > end:
+            raise ConfigError("start", f"is after end ({format_time(start)} > {format_time(end)})")
+        algorithm = row.get("algorithm", ALGORITHM)
+        if algorithm != ALGORITHM:
+            raise ConfigError("algorithm", f"unknown assignment algorithm {algorithm!r}")
+        return cls(
+            name=name,
+            groups=tuple(groups),
+            sample_rate=sample_rate,
+            user_identifier_type=str(unit),
+            start=start,
+            end=end,
+            stream_name=_optional_str(row.get("stream_name"), "stream_name"),
+            schema_id=_optional_str(row.get("schema_id"), "schema_id"),
+            contextual_attributes=_string_list(
+                row.get("contextual_attributes"), "contextual_attributes"
+            ),
+            phase_index=_int(row.get("phase_index"), "phase_index", 0),
+            version=_int(row.get("version"), "version", 1),
+        )
+
+    def is_active(self, now: datetime) -> bool:
+        """Whether ``now`` (aware) lies in ``[start, end)``; an open bound is no bound."""
+        if now.tzinfo is None:
+            raise TypeError("is_active needs an aware datetime (UTC)")
+        if self.start is not None and now < self.start:
+            return False
+        return self.end is None or now < self.end
+
+    @property
+    def exposure_version(self) -> str:
+        """The config digest: changes whenever anything that shapes assignment or events does."""
+        return config_digest(self)
+
+    def to_config(self) -> dict[str, Any]:
+        """The Test Kitchen config row of this experiment, with its ``exposure_version``."""
+        return {
+            "name": self.name,
+            "groups": list(self.groups),
+            "sample_rate": self.sample_rate.to_wire(),
+            "user_identifier_type": self.user_identifier_type,
+            "start": format_time(self.start),
+            "end": format_time(self.end),
+            "stream_name": self.stream_name,
+            "schema_id": self.schema_id,
+            "contextual_attributes": list(self.contextual_attributes),
+            "phase_index": self.phase_index,
+            "version": self.version,
+            "exposure_version": self.exposure_version,
+        }
+
+
+def canonical_json(value: object) -> str:
+    """Sorted keys, no whitespace, UTF-8 text: the same bytes for the same content."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def config_digest(experiment: Experiment) -> str:
+    """First 16 hex digits of sha256 over the canonical JSON of the fields that shape exposure."""
+    material = {
+        "name": experiment.name,
+        "user_identifier_type": experiment.user_identifier_type,
+        "groups": sorted(experiment.groups),
+        "sample_rate": experiment.sample_rate.to_wire(),
+        "stream_name": experiment.stream_name,
+        "schema_id": experiment.schema_id,
+        "contextual_attributes": list(experiment.contextual_attributes),
+    }
+    return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()[:16]
+
+
+
+def experiments_from_document(document: object) -> list[Experiment]:
+    """Experiments from what ``GET /api/v1/experiments`` returns: a list of rows, or
+    ``{"experiments": [...]}``. Errors name the row by index and name."""
+    rows = document.get("experiments") if isinstance(document, Mapping) else document
+    if not isinstance(rows, list):
+        raise ConfigError("", "expected a list of experiment rows or {\"experiments\": [...]}")
+    experiments: list[Experiment] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows):
+        try:
+            experiment = Experiment.from_config(row)
+        except ConfigError as error:
+            label = row.get("name") if isinstance(row, Mapping) else None
+            where = f"experiments[{index}]" + (f" ({label})" if isinstance(label, str) else "")
+            raise ConfigError(f"{where}.{error.field}" if error.field else where,
+                              error.reason) from None
+        if experiment.name in seen:
+            raise ConfigError(f"experiments[{index}].name", f"duplicate name {experiment.name!r}")
+        seen.add(experiment.name)
+        experiments.append(experiment)
+    return experiments

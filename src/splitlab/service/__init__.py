@@ -1,0 +1,1 @@
+"""The ASGI application: config API, intake, admin API, OFREP, metrics."""

@@ -1,0 +1,70 @@
+"""The ASGI application: every area of the service contributes routes and a lifecycle.
+
+An area (config and admin API, event intake, OFREP, ...) is a :class:`Component`; this module
+only composes them, so areas never import each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from splitlab.service.settings import Settings
+
+
+class Component(Protocol):
+    """One area of the service."""
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """The HTTP routes this area serves."""
+        ...
+
+    async def start(self) -> None:
+        """Called once before the first request (open stores, connect sinks)."""
+        ...
+
+    async def stop(self) -> None:
+        """Called once on shutdown (flush, close); must not raise."""
+        ...
+
+
+def build_components(settings: Settings) -> list[Component]:
+    """The areas the service runs with ``settings``."""
+    return []
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings, components: Sequence[Component] | None = None) -> Starlette:
+    """The application for ``settings`` (components default to :func:`build_components`)."""
+    parts = list(build_components(settings) if components is None else components)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started: list[Component] = []
+        try:
+            for part in parts:
+                await part.start()
+                started.append(part)
+            yield
+        finally:
+            for part in reversed(started):
+                await part.stop()
+
+    routes: list[BaseRoute] = [Route("/healthz", health)]
+    for part in parts:
+        routes.extend(part.routes())
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_env() -> Starlette:
+    """Factory for uvicorn worker processes: settings come from the environment."""
+    return create_app(Settings.from_env())

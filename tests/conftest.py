@@ -1,0 +1,74 @@
+"""Shared test helpers: real services and reference data, skipped with a reason when absent.
+
+Under ``SPLITLAB_REQUIRE_SERVICES=1`` (set by CI) an absent service or reference folder fails the
+test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REFDATA = Path(os.environ.get("SPLITLAB_REFDATA", ROOT.parent / "shared" / "refdata"))
+VECTORS = ROOT / "tests" / "vectors"
+
+
+def services_required() -> bool:
+    return os.environ.get("SPLITLAB_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip with ``reason``, or fail when services are required."""
+    if services_required():
+        pytest.fail(f"required but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port),
+                                      timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def refdata() -> Path:
+    """The shared reference data folder (other projects' published fixtures)."""
+    if not REFDATA.is_dir():
+        unavailable(f"reference data folder {REFDATA} is absent")
+    return REFDATA
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A PostgreSQL URL from SPLITLAB_TEST_POSTGRES_URL (default: local trust-auth `test`)."""
+    url = os.environ.get("SPLITLAB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    if not reachable(url, 5432):
+        unavailable(f"PostgreSQL is not reachable at {url}")
+    return url
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """A NATS (JetStream) URL from SPLITLAB_TEST_NATS_URL (default nats://127.0.0.1:4222)."""
+    url = os.environ.get("SPLITLAB_TEST_NATS_URL", "nats://127.0.0.1:4222")
+    if not reachable(url, 4222):
+        unavailable(f"NATS is not reachable at {url}")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis URL from SPLITLAB_TEST_REDIS_URL (default redis://127.0.0.1:6379/0)."""
+    url = os.environ.get("SPLITLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not reachable(url, 6379):
+        unavailable(f"Redis is not reachable at {url}")
+    return url
