@@ -130,16 +130,30 @@ def serve_command(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     demo: Annotated[bool, typer.Option(help="Seed a few realistic experiments.")] = False,
 ) -> None:
-    """Start the service on the embedded default (SQLite; no other server needed)."""
+    """Start the service on the embedded default (SQLite; no other server needed).
+
+    SIGTERM or Ctrl-C stop it gracefully (requests in flight get up to 10 s to finish).
+    """
     import os
 
     import uvicorn
 
+    from splitlab.service.api_support import ensure_admin_token
+
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["SPLITLAB_DATA_DIR"] = str(data_dir.resolve())
+    os.environ["SPLITLAB_DATA_DIR"] = str(data_dir)
     if demo:
         os.environ["SPLITLAB_DEMO"] = "1"
-    err.print(f"splitlab listening on http://{host}:{port} (data in {data_dir.resolve()})")
+    _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)
+    database = "PostgreSQL" if os.environ.get("SPLITLAB_DATABASE_URL") else f"SQLite in {data_dir}"
+    where = f"http://{host}:{port}"
+    err.print(f"splitlab listening on {where} (registry: {database})", highlight=False)
+    err.print(f"  config API  {where}/api/v1/experiments   API docs  {where}/docs", highlight=False)
+    if token_file is None:
+        err.print("  admin token: the value of SPLITLAB_ADMIN_TOKEN", highlight=False)
+    else:
+        err.print(f"  admin token: cat {token_file}", highlight=False)
     uvicorn.run(
         "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level="warning", timeout_graceful_shutdown=10,
@@ -149,3 +163,7 @@ def serve_command(
 def main() -> None:
     """Entry point of the ``splitlab`` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()
