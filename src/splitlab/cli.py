@@ -117,7 +117,7 @@ def assign_command(
             target.close()
     in_sample = sum(1 for g in results.groups if g is not None)
     where = f" to {output}" if output else ""
-    err.print(f"assigned {len(units):,} units ({in_sample:,} in sample){where}", highlight=False, soft_wrap=True)
+    err.print(f"assigned {len(units):,} units ({in_sample:,} in sample){where}", highlight=False)
 
 
 @app.command("serve")
@@ -148,12 +148,10 @@ def serve_command(
     _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)
     database = "PostgreSQL" if os.environ.get("SPLITLAB_DATABASE_URL") else f"SQLite in {data_dir}"
     where = f"http://{host}:{port}"
-    err.print(f"splitlab listening on {where} (registry: {database})", highlight=False, soft_wrap=True)
-    err.print(f"  config API  {where}/api/v1/experiments   API docs  {where}/docs", highlight=False, soft_wrap=True)
-    if token_file is None:
-        err.print("  admin token: the value of SPLITLAB_ADMIN_TOKEN", highlight=False, soft_wrap=True)
-    else:
-        err.print(f"  admin token: cat {token_file}", highlight=False, soft_wrap=True)
+    token = "the value of SPLITLAB_ADMIN_TOKEN" if token_file is None else f"cat {token_file}"
+    err.print(f"splitlab listening on {where} (registry: {database})\n"
+              f"  config API  {where}/api/v1/experiments\n  API docs    {where}/docs\n"
+              f"  admin token {token}", highlight=False, soft_wrap=True)
     uvicorn.run(
         "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level="warning", timeout_graceful_shutdown=10,
