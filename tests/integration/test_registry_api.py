@@ -17,10 +17,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from splitlab.registry.schema import Tables, drop_all, engine_for
+from splitlab.sdk import HttpConfigSource
 from splitlab.service.app import create_app
 from splitlab.service.settings import Settings
 
-from .registry_scenario import run_scenario
+from .registry_scenario import run_scenario, running_row
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +98,16 @@ def test_real_server(database: tuple[str | None, str], tmp_path: Path) -> None:
             time.sleep(0.2)
         with httpx.Client(base_url=base, timeout=10) as client:
             run_scenario(client, "subprocess-token", one_process=False)
+            # the SDK's HTTP source reads what the scenario left plus one running experiment
+            created = client.post("/api/v1/experiments", json=running_row("sdk-source-exp"),
+                                  headers={"Authorization": "Bearer subprocess-token"})
+            assert created.status_code == 201
+            source = HttpConfigSource(base + "/api/v1/experiments", max_age=0)
+            snapshot = source.load()
+            assert [e.name for e in snapshot.experiments] == ["sdk-source-exp"]
+            assert snapshot.version.startswith('"') and snapshot.error is None
+            again = source.load()  # revalidated with If-None-Match
+            assert again.experiments == snapshot.experiments and again.error is None
     finally:
         server.terminate()
         output = server.communicate(timeout=20)[0].decode()
