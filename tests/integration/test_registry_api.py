@@ -113,3 +113,23 @@ def test_real_server(database: tuple[str | None, str], tmp_path: Path) -> None:
         output = server.communicate(timeout=20)[0].decode()
     assert server.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
+
+
+def test_demo_seed_once_and_documented_paths_answer(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, admin_token="t0ken-for-demo", demo=True)
+    for _ in range(2):  # a restart seeds nothing twice
+        with TestClient(create_app(settings)) as client:
+            analytics = client.get("/api/v1/experiments", params={"format": "analytics"}).json()
+            assert sorted(r["status"] for r in analytics) == ["running", "running", "scheduled"]
+            assert len(client.get("/api/v1/experiments").json()) == 2
+            assert len(client.get("/api/v1/instruments").json()) == 1
+    names = {"experiments": "sticky-header-2026", "instruments": "link-click-instrument"}
+    with TestClient(create_app(settings)) as client:
+        document = client.get("/openapi.json").json()
+        for path, operations in document["paths"].items():
+            plural = "instruments" if "instruments" in path else "experiments"
+            concrete = path.replace("{name}", names[plural])
+            for method, operation in operations.items():
+                response = client.request(method.upper(), concrete, json={})
+                assert str(response.status_code) in operation["responses"], (method, path,
+                                                                             response.text)

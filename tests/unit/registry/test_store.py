@@ -190,3 +190,24 @@ def test_unknown_names_are_not_found(registry: Registry) -> None:
         registry.get("experiment", "does-not-exist")
     with pytest.raises(NotFoundError):
         registry.update("experiment", "does-not-exist", {"groups": ["a"]}, '"x"', "bob")
+
+
+def test_concurrent_updates_with_one_etag_one_wins(registry: Registry) -> None:
+    """Optimistic concurrency under real concurrency: of N writers holding the same ETag,
+    exactly one succeeds and the others get 412; the history has exactly one update."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    record = registry.create("experiment", ROW, actor="alice")
+
+    def attempt(i: int) -> str:
+        try:
+            registry.update("experiment", ROW["name"], {"sample_rate": {"default": i / 100}},
+                            record.etag, f"writer-{i}")
+        except PreconditionFailedError:
+            return "412"
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(attempt, range(1, 7)))
+    assert outcomes.count("ok") == 1 and outcomes.count("412") == 5
+    assert [e.action for e in registry.history("experiment", ROW["name"])] == ["create", "update"]
