@@ -106,6 +106,10 @@ def engine_for(database_url: str | None, data_dir: Path) -> Engine:
         for plain in ("postgresql://", "postgres://"):
             if url.startswith(plain):
                 url = "postgresql+psycopg://" + url[len(plain):]
+        if url.startswith("sqlite"):
+            engine = create_engine(url)
+            _sqlite_transactions(engine)
+            return engine
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{data_dir / 'registry.sqlite'}")
