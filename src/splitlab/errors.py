@@ -68,3 +68,15 @@ class AuthError(SplitlabError):
     """Missing or wrong credentials."""
 
     code = "unauthorized"
+
+
+class BadRequestError(SplitlabError, ValueError):
+    """A request is malformed as a whole: not JSON, empty, or a bad query parameter."""
+
+    code = "bad_request"
+
+
+class PayloadTooLargeError(BadRequestError):
+    """A request body is over the size limit."""
+
+    code = "payload_too_large"

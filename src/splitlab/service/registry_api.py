@@ -16,12 +16,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import format_time
-from splitlab.errors import SplitlabError
+from splitlab.errors import BadRequestError, SplitlabError
 from splitlab.registry import views
 from splitlab.registry.demo import seed_demo
 from splitlab.registry.store import Record, Registry
 from splitlab.service.api_support import (
-    BadRequestError,
     actor,
     ensure_admin_token,
     error_response,
