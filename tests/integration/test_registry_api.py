@@ -113,6 +113,7 @@ def test_real_server(database: tuple[str | None, str], tmp_path: Path) -> None:
         output = server.communicate(timeout=20)[0].decode()
     assert server.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
+    assert "admin token the value of SPLITLAB_ADMIN_TOKEN" in output
 
 
 def test_demo_seed_once_and_documented_paths_answer(tmp_path: Path) -> None:

@@ -43,8 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert time.monotonic() < deadline and process.poll() is None, "server did not start"
             time.sleep(0.2)
     yield url
-    process.terminate()
-    process.wait(timeout=20)
+    process.terminate()  # SIGTERM: a graceful stop exits 0
+    assert process.wait(timeout=20) == 0
 
 
 def run(server: str, *args: str, token: str | None = TOKEN) -> tuple[int, str, str]:
