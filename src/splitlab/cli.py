@@ -141,6 +141,7 @@ def serve_command(
     SIGTERM or Ctrl-C stop it gracefully (requests in flight get up to 10 s to finish).
     """
     import os
+    import signal
 
     import uvicorn
 
@@ -158,6 +159,8 @@ def serve_command(
     err.print(f"splitlab listening on {where} (registry: {database})\n"
               f"  config API  {where}/api/v1/experiments\n  API docs    {where}/docs\n"
               f"  admin token {token}", highlight=False, soft_wrap=True)
+    # uvicorn stops gracefully on SIGTERM, then re-raises the signal: exit 0 when it does
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(0))
     uvicorn.run(
         "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level="warning", timeout_graceful_shutdown=10,
