@@ -14,7 +14,7 @@ from splitlab.errors import (
     PreconditionFailedError,
     PreconditionRequiredError,
 )
-from splitlab.registry.schema import migrate
+from splitlab.registry.schema import head_revision, migrate
 from splitlab.registry.store import Registry
 
 from .conftest import FakeClock
@@ -181,7 +181,7 @@ def test_change_counter_and_migrations_are_idempotent(registry: Registry) -> Non
     start = registry.change_counter()
     registry.create("experiment", ROW, actor="alice")
     assert registry.change_counter() == start + 1
-    assert migrate(registry.engine, registry.tables) == 1
+    assert migrate(registry.engine, registry.tables) == head_revision() == "0001"
     assert registry.get("experiment", ROW["name"]).revision == 1
 
 
@@ -211,3 +211,16 @@ def test_concurrent_updates_with_one_etag_one_wins(registry: Registry) -> None:
         outcomes = list(pool.map(attempt, range(1, 7)))
     assert outcomes.count("ok") == 1 and outcomes.count("412") == 5
     assert [e.action for e in registry.history("experiment", ROW["name"])] == ["create", "update"]
+
+
+def test_migrated_schema_matches_the_table_descriptions(registry: Registry) -> None:
+    """The queries' table descriptions and the Alembic migrations agree column for column."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(registry.engine)
+    for table in (registry.tables.state, registry.tables.objects, registry.tables.history):
+        migrated = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
+        described = {c.name: c.nullable for c in table.columns}
+        assert migrated == described, table.name
+    unique = inspector.get_unique_constraints(registry.tables.objects.name)
+    assert [sorted(u["column_names"]) for u in unique] == [["kind", "name"]]
