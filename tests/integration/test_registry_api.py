@@ -72,6 +72,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def read_your_writes_across_workers(client: httpx.Client, base: str) -> None:
+    """Right after each write, reads on fresh connections (spread over the workers by the
+    kernel) all see it: the other worker's cached document was invalidated at once."""
+    for i in range(5):
+        name = f"cross-worker-exp-{i}"
+        response = client.post("/api/v1/experiments", json=running_row(name),
+                               headers={"Authorization": "Bearer subprocess-token"})
+        assert response.status_code == 201
+        for _ in range(6):
+            names = [r["name"] for r in httpx.get(base + "/api/v1/experiments").json()]
+            assert name in names
+
+
 @pytest.mark.slow
 def test_real_server(database: tuple[str | None, str], tmp_path: Path) -> None:
     url, prefix = database
@@ -108,6 +121,7 @@ def test_real_server(database: tuple[str | None, str], tmp_path: Path) -> None:
             assert snapshot.version.startswith('"') and snapshot.error is None
             again = source.load()  # revalidated with If-None-Match
             assert again.experiments == snapshot.experiments and again.error is None
+            read_your_writes_across_workers(client, base)
     finally:
         server.terminate()
         output = server.communicate(timeout=20)[0].decode()
