@@ -5,6 +5,8 @@ Baselines over the same identifiers:
 - GrowthBook's Python SDK evaluating a 2-group 50/50 experiment, offline;
 - Eppo's server SDK (compiled Rust evaluator) with a local flag configuration and no poller.
 
+Every contender runs the same loop shape (``for key in keys: call(key)``, results dropped).
+
 Run: ``.venv/bin/python benchmarks/assign.py [--n 300000]``. Prints one line per contender and
 the ratios the foundation issue targets. Absolute figures move with the machine; ratios in the
 same run hold.
@@ -22,6 +24,12 @@ from collections.abc import Callable
 
 from splitlab import Experiment, assign
 from splitlab.bulk import assign_many
+from splitlab.core.assignment import ACCELERATED, pure_assign, pure_assign_batch
+
+try:
+    from splitlab.core import _tkv1  # type: ignore[attr-defined]
+except ImportError:
+    _tkv1 = None
 
 NAME = "benchmark-experiment-2026"
 
@@ -125,15 +133,27 @@ def main() -> None:
          "user_identifier_type": "mw-user"}
     )
     keys = [str(10_000_000 + i) for i in range(args.n)]
+    backend = f"C accelerator, SHA-256 from {_tkv1.BACKEND}" if ACCELERATED else "pure Python"
     print(f"cores usable: {len(os.sched_getaffinity(0))}; single-call runs over {args.n:,} ids")
 
     def bare_loop(ids: list[str]) -> Callable[[], object]:
-        return lambda: [hashlib.sha256((str(i) + NAME).encode()).hexdigest() for i in ids]
+        def run() -> None:
+            for i in ids:
+                hashlib.sha256((str(i) + NAME).encode()).hexdigest()
+
+        return run
+
+    def single_calls() -> None:
+        for key in keys:
+            assign(key, exp)
 
     bare = timed("bare sha256 hexdigest loop (floor)", len(keys), bare_loop(keys))
-    single = timed(
-        "splitlab assign (single calls)", len(keys), lambda: [assign(k, exp) for k in keys]
-    )
+    single = timed(f"splitlab assign (single calls, {backend})", len(keys), single_calls)
+    def pure_single_calls() -> None:
+        for key in keys:
+            pure_assign(key, exp)
+
+    timed("splitlab assign, pure Python (no compiler)", len(keys), pure_single_calls)
     eppo = eppo_rate(keys, log=False)
     eppo_rate(keys, log=True)
     growthbook = growthbook_rate(keys[: max(1, args.n // 10)])
@@ -145,6 +165,10 @@ def main() -> None:
         "splitlab assign_many, 1 process", len(big), lambda: assign_many(big, exp, workers=1)
     )
     every = timed("splitlab assign_many, every core", len(big), lambda: assign_many(big, exp))
+    timed(
+        "splitlab assign_many, pure Python, 1 process", len(big),
+        lambda: pure_assign_batch(big, exp),
+    )
 
     print()
     print(f"assign vs Eppo (evaluation):   {single / eppo:5.2f}x (target > 1)")

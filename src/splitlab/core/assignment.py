@@ -17,6 +17,14 @@ from typing import NamedTuple, overload
 
 from splitlab.core.model import Experiment
 
+try:  # the optional C accelerator; the Python functions below are the reference
+    from splitlab.core import _tkv1  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on whether the extension was built
+    _tkv1 = None
+
+ACCELERATED = _tkv1 is not None
+"""Whether :func:`assign` and :func:`assign_batch` run through the C accelerator."""
+
 Identifier = int | str
 _HASH_SPACE = float(1 << 24)
 _FRACTION = (1 << 24) - 1
@@ -50,13 +58,35 @@ def subject_id(identifier: Identifier, experiment_name: str) -> str:
     return sha256(identifier_bytes(identifier) + experiment_name.encode("utf-8")).hexdigest()
 
 
-def assign(identifier: Identifier, experiment: Experiment, site: str | None = None) -> Assignment:
-    """Assign one unit to ``experiment`` on ``site`` (``None``: the default rate)."""
+def pure_assign(
+    identifier: Identifier, experiment: Experiment, site: str | None = None
+) -> Assignment:
+    """The reference implementation of :func:`assign`, in Python."""
     raw = identifier.encode() if type(identifier) is str else identifier_bytes(identifier)
     digest = sha256(raw + experiment.name_bytes).hexdigest()
     layout = experiment.layouts.get(site) or _layout(experiment, site)
     group = layout.groups[bisect_right(layout.bounds, digest)]
     return _new_assignment((digest, group is not None, group))
+
+
+def accelerated_assign(
+    identifier: Identifier, experiment: Experiment, site: str | None = None
+) -> Assignment:
+    """:func:`assign` through the C accelerator (one call per unit)."""
+    assert _tkv1 is not None, "the C accelerator is not built"
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    result: Assignment = _tkv1.assign_one(
+        identifier, experiment.name_bytes, experiment.groups, layout.threshold, Assignment
+    )
+    return result
+
+
+assign = pure_assign if _tkv1 is None else accelerated_assign
+"""Assign one unit to ``experiment`` on ``site`` (``None``: the default rate).
+
+Returns ``Assignment(subject_id, in_sample, group)``; ``group`` is ``None`` out of sample.
+``identifier`` is an int or a str (hashed as UTF-8); anything else raises ``TypeError``.
+"""
 
 
 OUT_OF_SAMPLE = 255
@@ -137,6 +167,7 @@ class _Layout:
     bounds: list[str]
     groups: list[str | None]
     codes: list[int]
+    threshold: float
 
 
 def _layout(experiment: Experiment, site: str | None) -> _Layout:
@@ -159,15 +190,15 @@ def _layout(experiment: Experiment, site: str | None) -> _Layout:
         groups += [group, None]
         codes += [code, OUT_OF_SAMPLE]
     bounds = [format(v, "06x") if v < 1 << 24 else "g" for v in edges]
-    layout = _Layout(bounds, groups, codes)
+    layout = _Layout(bounds, groups, codes, threshold)
     experiment.layouts[site] = layout
     return layout
 
 
-def assign_batch(
+def pure_assign_batch(
     identifiers: Iterable[Identifier], experiment: Experiment, site: str | None = None
 ) -> Assignments:
-    """:func:`assign` over many identifiers (same answers), as fast as the hash allows."""
+    """The reference implementation of :func:`assign_batch`, in Python."""
     units = identifiers if isinstance(identifiers, list) else list(identifiers)
     if set(map(type, units)) <= _PLAIN_TYPES:  # the common case: skip per-item type checks
         name = experiment.name
@@ -180,3 +211,20 @@ def assign_batch(
     joined = "".join(subject_ids)
     return Assignments(joined, bytes([codes[bisect_right(bounds, d)] for d in subject_ids]),
                        experiment.groups)
+
+
+def accelerated_assign_batch(
+    identifiers: Iterable[Identifier], experiment: Experiment, site: str | None = None
+) -> Assignments:
+    """:func:`assign_batch` through the C accelerator (one call for the whole batch)."""
+    assert _tkv1 is not None, "the C accelerator is not built"
+    units = identifiers if isinstance(identifiers, (list, tuple)) else list(identifiers)
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    joined, codes = _tkv1.assign_batch(
+        units, experiment.name_bytes, len(experiment.groups), layout.threshold
+    )
+    return Assignments(joined, codes, experiment.groups)
+
+
+assign_batch = pure_assign_batch if _tkv1 is None else accelerated_assign_batch
+""":func:`assign` over many identifiers (same answers, in order), as fast as the hash allows."""

@@ -7,13 +7,23 @@ from the configured one at that level.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from conftest import unavailable
 from splitlab import Experiment, assign
-from splitlab.core.assignment import assign_batch
+from splitlab.core.assignment import (
+    ACCELERATED,
+    accelerated_assign,
+    accelerated_assign_batch,
+    assign_batch,
+    pure_assign,
+    pure_assign_batch,
+)
 
 ALPHA = 0.001
 identifiers = st.one_of(st.integers(min_value=0, max_value=2**63), st.text(max_size=40))
@@ -38,9 +48,12 @@ def test_assignment_is_deterministic_and_consistent_with_the_batch(
     identifier: int | str, name: str, count: int, rate: float
 ) -> None:
     exp = experiment(name, count, rate)
-    first = assign(identifier, exp)
-    assert assign(identifier, exp) == first
-    assert assign_batch([identifier], exp)[0] == first
+    first = pure_assign(identifier, exp)
+    assert pure_assign(identifier, exp) == first
+    assert pure_assign_batch([identifier], exp)[0] == first
+    if ACCELERATED:
+        assert accelerated_assign(identifier, exp) == first
+        assert accelerated_assign_batch([identifier], exp)[0] == first
     assert first.in_sample == (first.group is not None)
 
 
@@ -117,21 +130,63 @@ def test_batches_of_mixed_identifier_types_match_single_calls(
     ids: list[int | str], name: str, count: int, rate: float
 ) -> None:
     exp = experiment(name, count, rate)
-    assert list(assign_batch(ids, exp)) == [assign(i, exp) for i in ids]
+    expected = [pure_assign(i, exp) for i in ids]
+    assert list(pure_assign_batch(ids, exp)) == expected
+    if ACCELERATED:
+        assert list(accelerated_assign_batch(ids, exp)) == expected
 
 
 @pytest.mark.parametrize("bad", [1.5, None, True, b"bytes", ["x"]])
 def test_identifiers_other_than_int_or_str_are_misuse(bad: object) -> None:
     exp = experiment("misuse-check", 2, 1)
-    with pytest.raises(TypeError):
-        assign(bad, exp)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        assign_batch([1, bad], exp)  # type: ignore[list-item]
+    for single in (pure_assign, accelerated_assign) if ACCELERATED else (pure_assign,):
+        with pytest.raises(TypeError, match="int or a str"):
+            single(bad, exp)  # type: ignore[arg-type]
+    for batch in (pure_assign_batch, accelerated_assign_batch) if ACCELERATED else (
+        pure_assign_batch,
+    ):
+        with pytest.raises(TypeError, match="int or a str"):
+            batch([1, bad], exp)  # type: ignore[list-item]
+
+
+def test_int_subclasses_hash_as_their_decimal_value() -> None:
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 7
+
+    exp = experiment("int-subclass-check", 2, 1)
+    assert pure_assign(Level.HIGH, exp) == pure_assign(7, exp)
+    if ACCELERATED:
+        assert accelerated_assign(Level.HIGH, exp) == pure_assign(7, exp)
+        assert list(accelerated_assign_batch([Level.HIGH, 7], exp)) == [
+            pure_assign(7, exp)
+        ] * 2
+
+
+def test_long_identifiers_span_several_hash_blocks() -> None:
+    exp = experiment("long-identifier-check", 3, 0.7)
+    for size in (0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 10_000):
+        identifier = "ü" * size
+        expected = pure_assign(identifier, exp)
+        assert expected.subject_id == hashlib.sha256(
+            (identifier + "long-identifier-check").encode()
+        ).hexdigest()
+        if ACCELERATED:
+            assert accelerated_assign(identifier, exp) == expected
 
 
 def test_subject_ids_hash_the_utf8_bytes_of_the_identifier() -> None:
-    import hashlib
-
     exp = experiment("utf8-check", 2, 1)
     expected = hashlib.sha256("Ünïcödé".encode() + b"utf8-check").hexdigest()
     assert assign("Ünïcödé", exp).subject_id == expected
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_the_accelerators_portable_sha256_matches_hashlib(data: bytes) -> None:
+    if not ACCELERATED:
+        unavailable("the C accelerator splitlab.core._tkv1 is not built")
+    from splitlab.core import _tkv1  # type: ignore[attr-defined]
+
+    assert _tkv1.sha256_builtin(data) == hashlib.sha256(data).digest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import pytest
 from conftest import ROOT, VECTORS, unavailable
 from splitlab import Experiment, assign
 from splitlab.bulk import assign_many
-from splitlab.core.assignment import assign_batch
+from splitlab.core import assignment
+from splitlab.core.assignment import Assignment, Assignments, Identifier
 
 CASES: list[dict[str, Any]] = json.loads((VECTORS / "tk-v1.json").read_text("utf-8"))["cases"]
 
@@ -29,13 +31,40 @@ def experiment_of(case_input: dict[str, Any]) -> Experiment:
     )
 
 
+Single = Callable[[Identifier, Experiment, str | None], Assignment]
+Batch = Callable[[list[Identifier], Experiment, str | None], Assignments]
+
+
+@pytest.fixture(params=["pure", "accelerated"])
+def implementation(request: pytest.FixtureRequest) -> tuple[Single, Batch]:
+    """Both implementations of tk-v1: the Python reference and the C accelerator."""
+    if request.param == "accelerated":
+        if not assignment.ACCELERATED:
+            unavailable("the C accelerator splitlab.core._tkv1 is not built")
+        return assignment.accelerated_assign, assignment.accelerated_assign_batch
+    return assignment.pure_assign, assignment.pure_assign_batch
+
+
+def test_the_public_functions_use_the_accelerator_when_it_is_built() -> None:
+    if not assignment.ACCELERATED:
+        unavailable("the C accelerator splitlab.core._tkv1 is not built (needs a C compiler)")
+    assert assign is assignment.accelerated_assign
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_assign_matches_the_vector(case: dict[str, Any]) -> None:
-    got = assign(case["input"]["identifier"], experiment_of(case["input"]), case["input"]["site"])
+def test_assign_matches_the_vector(
+    case: dict[str, Any], implementation: tuple[Single, Batch]
+) -> None:
+    single, _ = implementation
+    got = single(case["input"]["identifier"], experiment_of(case["input"]), case["input"]["site"])
     assert got._asdict() == case["expected"]
+    assert type(got) is Assignment
 
 
-def test_batch_and_bulk_give_the_same_answers_as_the_vectors() -> None:
+def test_batch_and_bulk_give_the_same_answers_as_the_vectors(
+    implementation: tuple[Single, Batch],
+) -> None:
+    _, batch = implementation
     by_experiment: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
     for case in CASES:
         key = (json.dumps(case["input"]["groups"] + [case["input"]["sample_rate"]],
@@ -46,7 +75,7 @@ def test_batch_and_bulk_give_the_same_answers_as_the_vectors() -> None:
         site = cases[0]["input"]["site"]
         ids = [c["input"]["identifier"] for c in cases]
         expected = [c["expected"] for c in cases]
-        assert [a._asdict() for a in assign_batch(ids, exp, site)] == expected
+        assert [a._asdict() for a in batch(ids, exp, site)] == expected
         assert [a._asdict() for a in assign_many(ids, exp, site, workers=1)] == expected
 
 
