@@ -7,6 +7,7 @@
 | ``SPLITLAB_NATS_URL`` | NATS JetStream for events at scale | unset |
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
+| ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Settings:
     nats_url: str | None = None
     admin_token: str | None = None
     demo: bool = False
+    table_prefix: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -37,4 +39,5 @@ class Settings:
             nats_url=source.get("SPLITLAB_NATS_URL") or None,
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
+            table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
         )
