@@ -15,6 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.sdk.client_payload import PayloadOptions
+from splitlab.service.client_delivery import (
+    ApiKeyGate,
+    ClientDeliveryComponent,
+    ExperimentSource,
+    StaticExperiments,
+)
+from splitlab.service.ofrep import OfrepComponent
+from splitlab.service.rate_limit import RateLimiter
 from splitlab.service.settings import Settings
 
 
@@ -36,7 +45,25 @@ class Component(Protocol):
 
 def build_components(settings: Settings) -> list[Component]:
     """The areas the service runs with ``settings``."""
-    return []
+    return client_components(settings, _experiment_source(settings))
+
+
+def _experiment_source(settings: Settings) -> ExperimentSource:
+    """Until the registry is wired in: the experiments file, if any."""
+    if settings.experiments_file is None:
+        return StaticExperiments()
+    return StaticExperiments.from_file(settings.experiments_file)
+
+
+def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:
+    """Client delivery (signed payloads, keys) and OFREP over ``source``."""
+    options = PayloadOptions(settings.client_experiments, salt=settings.client_name_salt)
+    gate = ApiKeyGate(settings.client_api_key)
+    limiter = RateLimiter(settings.ofrep_rate_limit) if settings.ofrep_rate_limit else None
+    return [
+        ClientDeliveryComponent(source, settings.data_dir, options, gate),
+        OfrepComponent(source, options, gate, limiter),
+    ]
 
 
 async def health(request: Request) -> Response:
