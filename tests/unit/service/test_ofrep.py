@@ -25,7 +25,8 @@ CASES = json.loads((VECTORS / "tk-v1.json").read_text())["cases"]
 
 def experiment(name: str, **extra: object) -> Experiment:
     row: dict[str, object] = {"name": name, "groups": ["control", "treatment"],
-                              "sample_rate": {"default": 0.5}, "user_identifier_type": "edge-unique"}
+                              "sample_rate": {"default": 0.5},
+                              "user_identifier_type": "edge-unique"}
     return Experiment.from_config({**row, **extra})
 
 
