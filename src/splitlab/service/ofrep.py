@@ -11,8 +11,9 @@ An experiment is a string flag whose key is its name. The request is
 the identifier of the experiment's sampling unit. Results:
 
 - enrolled: ``value`` = ``variant`` = the group, ``reason: "SPLIT"``;
-- not in sample: ``value`` = the first group (the control, by convention), no ``variant``,
-  ``reason: "DEFAULT"`` — the unit sees the default experience and must not be counted;
+- not in sample: ``value`` = ``variant`` = the first group (the control, by convention),
+  ``reason: "DEFAULT"`` — the unit sees the default experience and must not be counted
+  (``metadata.enrolled`` is false; the variant is set because some OFREP clients require it);
 - outside its start/end window: the same with ``reason: "DISABLED"``.
 
 ``metadata`` carries ``enrolled`` and, when enrolled, ``subject_id``, ``exposure_version``,
@@ -85,7 +86,8 @@ def parse_context(body: Mapping[str, Any]) -> Context:
 
 def evaluate(experiment: Experiment, context: Context, now: datetime) -> dict[str, Any]:
     """The OFREP evaluation success of ``experiment`` for ``context`` (see the module doc)."""
-    default = {"key": experiment.name, "value": experiment.groups[0]}
+    control = experiment.groups[0]
+    default = {"key": experiment.name, "value": control, "variant": control}
     if not experiment.is_active(now):
         return {**default, "reason": "DISABLED", "metadata": {"enrolled": False}}
     result = assign(context.targeting_key, experiment, context.site)

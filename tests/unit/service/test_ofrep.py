@@ -77,8 +77,9 @@ def test_single_flag_matches_the_vectors(tmp_path: Path) -> None:
             assert body["metadata"]["subject_id"] == expected["subject_id"]
             assert body["metadata"]["enrolled"] is True
         else:
-            assert body["reason"] == "DEFAULT" and "variant" not in body, case["id"]
-            assert body["value"] == given["groups"][0]
+            assert body["reason"] == "DEFAULT", case["id"]
+            assert body["value"] == body["variant"] == given["groups"][0]
+            assert body["metadata"] == {"enrolled": False}
 
 
 def test_errors_follow_the_spec(client: TestClient) -> None:
