@@ -15,8 +15,9 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
+from typing import Any
 
-from splitlab.core.decoration import json_for_script
+from splitlab.core.decoration import EnrollmentResult, body_classes, json_for_script
 
 BOOTSTRAP_ELEMENT_ID = "splitlab-config"
 _NONCE = re.compile(r"^[A-Za-z0-9+/_=-]{1,200}$")
@@ -39,3 +40,17 @@ def render_bootstrap(
     if nonce is not None:
         attributes += f' nonce="{nonce}"'
     return f'<script type="application/json"{attributes}>{json_for_script(envelope)}</script>'
+
+
+def payload_body_classes(payload: Mapping[str, Any], prefix: str = "xlab") -> list[str]:
+    """The body classes of a (plain-named) payload's enrollments, for the first HTML.
+
+    Put them on ``<body>`` so the treatment is styled before any script runs (no flash).
+    A payload with hashed names gives none: the classes would reveal the names.
+    """
+    if payload.get("salt"):
+        return []
+    result = EnrollmentResult()
+    for name, entry in payload.get("experiments", {}).items():
+        result.add_assignment(name, entry["group"], entry["subject_id"])
+    return body_classes(result, prefix)

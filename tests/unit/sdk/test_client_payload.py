@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from conftest import VECTORS
 from splitlab.core.model import Experiment
 from splitlab.errors import SignatureError
-from splitlab.sdk.bootstrap import render_bootstrap
+from splitlab.sdk.bootstrap import payload_body_classes, render_bootstrap
 from splitlab.sdk.client_payload import PayloadOptions, build_payload, name_key
 from splitlab.sdk.signing import b64url_decode, load_or_create_signer, verify_envelope
 
@@ -118,3 +118,12 @@ def test_bootstrap_is_an_inert_json_block_that_cannot_end_early() -> None:
     assert json.loads(inner) == envelope
     with pytest.raises(ValueError, match="nonce"):
         render_bootstrap(envelope, nonce='x" onload="y')
+
+
+def test_body_classes_come_from_plain_payloads_only() -> None:
+    experiments = [Experiment.from_config(row("Sticky Header exp", groups=["only"]))]
+    payload = build_payload(experiments, {"edge-unique": "abc"}, NOW)
+    assert payload_body_classes(payload) == ["xlab-experiment-sticky-header-exp",
+                                             "xlab-experiment-sticky-header-exp-only"]
+    hashed = build_payload(experiments, {"edge-unique": "abc"}, NOW, PayloadOptions(salt="s"))
+    assert payload_body_classes(hashed) == []
