@@ -127,3 +127,23 @@ def test_body_classes_come_from_plain_payloads_only() -> None:
                                              "xlab-experiment-sticky-header-exp-only"]
     hashed = build_payload(experiments, {"edge-unique": "abc"}, NOW, PayloadOptions(salt="s"))
     assert payload_body_classes(hashed) == []
+
+
+def test_key_id_is_the_rfc_7638_thumbprint_of_rfc_8037s_example_key() -> None:
+    from splitlab.sdk.signing import public_jwk
+
+    jwk = public_jwk(b64url_decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"))
+    assert jwk["kid"] == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"  # RFC 8037, A.3
+    assert (jwk["kty"], jwk["crv"]) == ("OKP", "Ed25519")
+
+
+def test_cli_client_keys_prints_the_public_set_only(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from splitlab.cli import app
+
+    result = CliRunner().invoke(app, ["client-keys", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    keys = json.loads(result.stdout)
+    assert keys == load_or_create_signer(tmp_path).jwks()
+    assert "PRIVATE" not in result.output and '"d"' not in result.stdout
