@@ -125,7 +125,10 @@ def test_treatment_without_flash_and_one_exposure_across_two_views(
 ) -> None:
     if not CHROMIUM.exists():
         unavailable("Debian's chromium is not installed (/usr/bin/chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("the playwright package is not installed (the dev extra)")
     url, page_app = site
     subject, group = expected_assignment()
 
