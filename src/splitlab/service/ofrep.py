@@ -20,8 +20,9 @@ the identifier of the experiment's sampling unit. Results:
 ``sampling_unit``, ``stream_name`` and ``schema_id`` (what an exposure event needs).
 The bulk endpoint lists the active experiments that run on the client (all of them when no
 client list is configured). Errors are ``{key, errorCode, errorDetails}``: ``FLAG_NOT_FOUND``
-(404), ``PARSE_ERROR`` / ``INVALID_CONTEXT`` / ``TARGETING_KEY_MISSING`` (400). With an API key
-configured, no credentials → 401 and wrong ones → 403; over the rate limit → 429 with
+(404), ``PARSE_ERROR`` / ``INVALID_CONTEXT`` / ``TARGETING_KEY_MISSING`` (400); an internal
+failure is ``500 {errorDetails}`` (one flag of a bulk answer: ``errorCode: GENERAL``). With an
+API key configured, no credentials → 401 and wrong ones → 403; over the rate limit → 429 with
 ``Retry-After``.
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +51,9 @@ from splitlab.service.client_delivery import (
     utc_now,
 )
 from splitlab.service.rate_limit import RateLimiter
+
+log = logging.getLogger(__name__)
+_INTERNAL = {"errorDetails": "internal error while evaluating"}
 
 
 class EvaluationError(ValueError):
@@ -98,6 +103,15 @@ def evaluate(experiment: Experiment, context: Context, now: datetime) -> dict[st
     del metadata["group"]
     return {"key": experiment.name, "value": result.group, "variant": result.group,
             "reason": "SPLIT", "metadata": metadata}
+
+
+def evaluate_or_general(experiment: Experiment, context: Context, now: datetime) -> dict[str, Any]:
+    """:func:`evaluate`, or a ``GENERAL`` failure for this flag alone if evaluation breaks."""
+    try:
+        return evaluate(experiment, context, now)
+    except Exception:
+        log.exception("OFREP evaluation of %r failed", experiment.name)
+        return {"key": experiment.name, "errorCode": "GENERAL", **_INTERNAL}
 
 
 def _etag(body: bytes) -> str:
@@ -158,7 +172,11 @@ class OfrepComponent:
             body = await read_json_object(request)
         except ValueError as error:
             return _json({"key": key, "errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
-        experiment = next((e for e in self.source.experiments() if e.name == key), None)
+        try:
+            experiment = next((e for e in self.source.experiments() if e.name == key), None)
+        except Exception:
+            log.exception("OFREP: the experiment source failed")
+            return _json(_INTERNAL, 500)
         if experiment is None:
             return _json({"key": key, "errorCode": "FLAG_NOT_FOUND",
                           "errorDetails": f"no experiment named {key!r}"}, 404)
@@ -166,7 +184,8 @@ class OfrepComponent:
             context = parse_context(body)
         except EvaluationError as error:
             return _json({"key": key, "errorCode": error.code, "errorDetails": error.details}, 400)
-        return _json(evaluate(experiment, context, self.clock()))
+        result = evaluate_or_general(experiment, context, self.clock())
+        return _json(result, 500 if "errorCode" in result else 200)
 
     async def bulk(self, request: Request) -> Response:
         """``POST /ofrep/v1/evaluate/flags``, with ``ETag`` / ``If-None-Match``."""
@@ -180,8 +199,12 @@ class OfrepComponent:
         except ValueError as error:
             return _json({"errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
         now = self.clock()
-        chosen = client_experiments(self.source.experiments(), now, self.options)
-        flags = [evaluate(e, context, now) for e in chosen]
+        try:
+            chosen = client_experiments(self.source.experiments(), now, self.options)
+        except Exception:
+            log.exception("OFREP: the experiment source failed")
+            return _json(_INTERNAL, 500)
+        flags = [evaluate_or_general(e, context, now) for e in chosen]
         body = json.dumps({"flags": flags}, separators=(",", ":"), ensure_ascii=False).encode()
         etag = _etag(body)
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}

@@ -163,3 +163,27 @@ def test_keys_and_signed_payload_endpoint(tmp_path: Path) -> None:
         bad = test.post("/client/v1/payload", json={"identifiers": {"edge-unique": [1]}},
                         headers={"x-api-key": "k"})
         assert bad.status_code == 400 and "identifiers['edge-unique']" in bad.json()["detail"]
+
+
+class BrokenSource:
+    def experiments(self) -> list[Experiment]:
+        raise OSError("registry unreachable at 10.0.0.7")
+
+
+def test_internal_failures_are_general_and_say_nothing_internal(tmp_path: Path) -> None:
+    config = Settings(data_dir=tmp_path)
+    with TestClient(create_app(config, client_components(config, BrokenSource()))) as test:
+        body = {"context": {"targetingKey": "a"}}
+        for path in ("/ofrep/v1/evaluate/flags/any-exp-name", "/ofrep/v1/evaluate/flags"):
+            response = test.post(path, json=body)
+            assert response.status_code == 500
+            assert "10.0.0.7" not in response.text and "errorDetails" in response.json()
+    from splitlab.core.model import SampleRate
+
+    broken = Experiment("broken-groups-exp", (), SampleRate(1.0), "edge-unique")
+    source = StaticExperiments((broken, experiment("client-button-exp")))
+    with TestClient(create_app(config, client_components(config, source))) as test:
+        flags = test.post("/ofrep/v1/evaluate/flags",
+                          json={"context": {"targetingKey": "a"}}).json()["flags"]
+        assert flags[0]["errorCode"] == "GENERAL" and flags[0]["key"] == "broken-groups-exp"
+        assert flags[1]["key"] == "client-button-exp" and "errorCode" not in flags[1]
