@@ -147,3 +147,17 @@ def test_cli_client_keys_prints_the_public_set_only(tmp_path: Path) -> None:
     keys = json.loads(result.stdout)
     assert keys == load_or_create_signer(tmp_path).jwks()
     assert "PRIVATE" not in result.output and '"d"' not in result.stdout
+
+
+def test_rendering_needs_only_the_standard_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['cryptography'] = None\n"
+            "from splitlab.sdk.bootstrap import render_bootstrap\n"
+            "from splitlab.sdk.client_payload import build_payload\n"
+            "import splitlab.sdk.signing\n"
+            "print(render_bootstrap({'payload': '{}', 'sig': 'x'}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith('<script type="application/json"')
