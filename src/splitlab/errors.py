@@ -68,3 +68,9 @@ class AuthError(SplitlabError):
     """Missing or wrong credentials."""
 
     code = "unauthorized"
+
+
+class SignatureError(SplitlabError, ValueError):
+    """A signed client payload does not verify (altered, expired, or signed by an unknown key)."""
+
+    code = "invalid_signature"
