@@ -355,6 +355,25 @@ def experiments_export(
         output.write_text(text, encoding="utf-8")
 
 
+# --- client delivery (signed payloads) ---------------------------------------------------------
+
+
+@app.command("client-keys")
+def client_keys_command(
+    data_dir: Annotated[Path, typer.Option(help="Data directory of the service.")] = Path("data"),
+) -> None:
+    """Print the JWK set of the client payload signing key (creating the key pair if absent).
+
+    The private key stays in DATA_DIR/client-signing-key.pem (mode 0600); an application server
+    that signs payloads itself loads that file with PayloadSigner.from_pem.
+    """
+    from splitlab.sdk.signing import KEY_FILE, load_or_create_signer
+
+    signer = load_or_create_signer(data_dir.resolve())
+    err.print(f"private key: {(data_dir / KEY_FILE).resolve()}")
+    typer.echo(json.dumps(signer.jwks(), indent=2))
+
+
 def main() -> None:
     """Entry point of the ``splitlab`` console script."""
     app()

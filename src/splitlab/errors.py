@@ -80,3 +80,9 @@ class PayloadTooLargeError(BadRequestError):
     """A request body is over the size limit."""
 
     code = "payload_too_large"
+
+
+class SignatureError(SplitlabError, ValueError):
+    """A signed client payload does not verify (altered, expired, or signed by an unknown key)."""
+
+    code = "invalid_signature"

@@ -16,8 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.sdk.client_payload import PayloadOptions
+from splitlab.service.client_delivery import (
+    ApiKeyGate,
+    ClientDeliveryComponent,
+    ExperimentSource,
+)
 from splitlab.service.metrics import Metrics, MetricsMiddleware
-from splitlab.service.registry_api import RegistryComponent
+from splitlab.service.ofrep import OfrepComponent
+from splitlab.service.rate_limit import RateLimiter
+from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.settings import Settings
 
 
@@ -39,7 +47,19 @@ class Component(Protocol):
 
 def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
-    return [RegistryComponent(settings, metrics)]
+    registry = RegistryComponent(settings, metrics)
+    return [registry, *client_components(settings, RegistryExperiments(registry))]
+
+
+def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:
+    """Client delivery (signed payloads, keys) and OFREP over ``source``."""
+    options = PayloadOptions(settings.client_experiments, salt=settings.client_name_salt)
+    gate = ApiKeyGate(settings.client_api_key)
+    limiter = RateLimiter(settings.ofrep_rate_limit) if settings.ofrep_rate_limit else None
+    return [
+        ClientDeliveryComponent(source, settings.data_dir, options, gate),
+        OfrepComponent(source, options, gate, limiter),
+    ]
 
 
 async def health(request: Request) -> Response:

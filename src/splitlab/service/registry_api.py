@@ -7,6 +7,7 @@ refused for any reason changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from splitlab.core.model import format_time
+from splitlab.core.model import Experiment, format_time
 from splitlab.errors import BadRequestError, SplitlabError
 from splitlab.registry import views
 from splitlab.registry.demo import seed_demo
@@ -221,3 +222,31 @@ class RegistryComponent:
                                   "history": [c.to_json() for c in changes]})
 
         return history
+
+
+class RegistryExperiments:
+    """The registry's experiments as core objects, for OFREP and client payloads.
+
+    Rebuilt when the registry's change counter moves (checked at most every ``poll_seconds``,
+    so a burst of evaluations costs one cheap query); empty until the registry has started.
+    """
+
+    def __init__(self, component: RegistryComponent, poll_seconds: float = 0.5) -> None:
+        self.component = component
+        self.poll_seconds = poll_seconds
+        self._items: tuple[Experiment, ...] = ()
+        self._counter = -1
+        self._checked = -poll_seconds
+
+    def experiments(self) -> Sequence[Experiment]:
+        """Every experiment in the registry, ended ones included (callers check activity)."""
+        registry = self.component._registry
+        if registry is None or time.monotonic() - self._checked < self.poll_seconds:
+            return self._items
+        self._checked = time.monotonic()
+        counter = registry.change_counter()
+        if counter != self._counter:
+            records = registry.records("experiment")
+            self._items = tuple(Experiment.from_config(r.row) for r in records)
+            self._counter = counter
+        return self._items
