@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from splitlab.registry.schema import Tables, drop_all, engine_for
 from splitlab.sdk import HttpConfigSource
 from splitlab.service.app import create_app
+from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.settings import Settings
 
 from .registry_scenario import run_scenario, running_row
@@ -148,3 +149,19 @@ def test_demo_seed_once_and_documented_paths_answer(tmp_path: Path) -> None:
                 response = client.request(method.upper(), concrete, json={})
                 assert str(response.status_code) in operation["responses"], (method, path,
                                                                              response.text)
+
+
+def test_registry_experiments_see_each_write_at_once(tmp_path: Path) -> None:
+    """OFREP and client payloads read the registry through RegistryExperiments: a write is
+    visible to the next evaluation, without waiting for the poll interval."""
+    settings = Settings(data_dir=tmp_path, admin_token="t0ken-for-source")
+    with TestClient(create_app(settings)) as client:
+        [component] = [c for c in client.app.state.components  # type: ignore[attr-defined]
+                       if isinstance(c, RegistryComponent)]
+        source = RegistryExperiments(component, poll_seconds=3600)
+        assert list(source.experiments()) == []
+        for i in range(3):
+            response = client.post("/api/v1/experiments", json=running_row(f"source-exp-{i}"),
+                                   headers={"Authorization": "Bearer t0ken-for-source"})
+            assert response.status_code == 201
+            assert [e.name for e in source.experiments()][-1] == f"source-exp-{i}"

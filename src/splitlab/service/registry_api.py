@@ -7,7 +7,6 @@ refused for any reason changes nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from splitlab.service.api_support import (
     read_json,
     require_admin,
 )
-from splitlab.service.config_documents import DocumentCache
+from splitlab.service.config_documents import ChangeSignal, ChangeWatch, DocumentCache
 from splitlab.service.metrics import Metrics
 from splitlab.service.openapi import docs_page, openapi_document
 from splitlab.service.settings import Settings
@@ -73,6 +72,7 @@ class RegistryComponent:
         self.metrics = metrics
         self._registry: Registry | None = None
         self._cache: DocumentCache | None = None
+        self.signal = ChangeSignal(settings.data_dir / SIGNAL_FILE)
         self.token = ""
 
     @property
@@ -80,6 +80,11 @@ class RegistryComponent:
         """The open store (only between :meth:`start` and :meth:`stop`)."""
         if self._registry is None:
             raise RuntimeError("the registry component has not started")
+        return self._registry
+
+    @property
+    def started_registry(self) -> Registry | None:
+        """The open store, or ``None`` before :meth:`start` and after :meth:`stop`."""
         return self._registry
 
     @property
@@ -96,7 +101,7 @@ class RegistryComponent:
         self._registry = await run_in_threadpool(
             Registry.open, self.settings.database_url, self.settings.data_dir,
             prefix=self.settings.table_prefix)
-        self._cache = DocumentCache(self._registry, self.settings.data_dir / SIGNAL_FILE)
+        self._cache = DocumentCache(self._registry, self.signal)
         if self.settings.demo:
             await run_in_threadpool(seed_demo, self._registry)
 
@@ -227,23 +232,22 @@ class RegistryComponent:
 class RegistryExperiments:
     """The registry's experiments as core objects, for OFREP and client payloads.
 
-    Rebuilt when the registry's change counter moves (checked at most every ``poll_seconds``,
-    so a burst of evaluations costs one cheap query); empty until the registry has started.
+    Rebuilt when the registry's change counter moves, which is read only when a write was
+    signalled on this host or ``poll_seconds`` passed (see :class:`ChangeWatch`), so a burst of
+    evaluations costs a ``stat`` each; empty until the registry has started.
     """
 
     def __init__(self, component: RegistryComponent, poll_seconds: float = 0.5) -> None:
         self.component = component
-        self.poll_seconds = poll_seconds
+        self.watch = ChangeWatch(component.signal, poll_seconds)
         self._items: tuple[Experiment, ...] = ()
         self._counter = -1
-        self._checked = -poll_seconds
 
     def experiments(self) -> Sequence[Experiment]:
         """Every experiment in the registry, ended ones included (callers check activity)."""
-        registry = self.component._registry
-        if registry is None or time.monotonic() - self._checked < self.poll_seconds:
+        registry = self.component.started_registry
+        if registry is None or not self.watch.due():
             return self._items
-        self._checked = time.monotonic()
         counter = registry.change_counter()
         if counter != self._counter:
             records = registry.records("experiment")
