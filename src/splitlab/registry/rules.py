@@ -22,8 +22,9 @@ MANAGED_FIELDS = frozenset({"version", "exposure_version"})
 INSTRUMENT_FIELDS = frozenset(
     {"name", "sample_rate", "start", "end", "stream_name", "schema_id", "contextual_attributes"}
 )
-LOCKED_AFTER_START = ("user_identifier_type", "groups")
-"""Changing these on a started experiment would move units between groups."""
+LOCKED_AFTER_START = ("user_identifier_type", "groups", "start")
+"""Changing the first two on a started experiment would move units between groups; moving its
+start (to the future, or clearing it) would make it "not started" and unlock them."""
 
 NAME_RULE = "8 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
 GROUP_RULE = "1 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
@@ -118,8 +119,8 @@ def merge_patch(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[st
 def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now: datetime) -> None:
     """Refuse (:class:`ConflictError`) edits that would reshuffle units of a started experiment.
 
-    Once started, the name never changes; ``groups`` and ``user_identifier_type`` change only
-    together with ``phase_index`` moving to the next phase.
+    Once started, the name never changes; ``groups``, ``user_identifier_type`` and ``start``
+    change only together with ``phase_index`` moving to the next phase.
     """
     if not has_started(old, now):
         return

@@ -110,7 +110,8 @@ def test_groups_may_change_before_start_but_not_after(
                              record.etag, "alice")
     clock.advance(days=2)  # now past the start
     before = snapshot(registry)
-    for change in ({"groups": ["control", "b"]}, {"user_identifier_type": "mw-user"}):
+    for change in ({"groups": ["control", "b"]}, {"user_identifier_type": "mw-user"},
+                   {"start": "2027-01-01T00:00:00Z"}, {"start": None}):
         with pytest.raises(ConflictError, match="phase_index 1"):
             registry.update("experiment", ROW["name"], change, record.etag, "bob")
     with pytest.raises(ConflictError, match="name cannot change"):
