@@ -133,6 +133,10 @@ def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now:
         return
     changed = [f for f in LOCKED_AFTER_START if old.get(f) != new.get(f)]
     next_phase = int(old.get("phase_index", 0)) + 1
+    if new.get("phase_index") not in (old.get("phase_index"), next_phase):
+        raise ConflictError(
+            f"experiment {name!r} has started; phase_index can only move to the next phase "
+            f"({next_phase})")
     if changed and new.get("phase_index") != next_phase:
         raise ConflictError(
             f"experiment {name!r} has started; {' and '.join(changed)} cannot change within a "

@@ -114,6 +114,8 @@ def test_groups_may_change_before_start_but_not_after(
                    {"start": "2027-01-01T00:00:00Z"}, {"start": None}):
         with pytest.raises(ConflictError, match="phase_index 1"):
             registry.update("experiment", ROW["name"], change, record.etag, "bob")
+    with pytest.raises(ConflictError, match="only move to the next phase"):
+        registry.update("experiment", ROW["name"], {"phase_index": 2}, record.etag, "bob")
     with pytest.raises(ConflictError, match="name cannot change"):
         registry.update("experiment", ROW["name"], {"name": "sticky-header-2027"},
                         record.etag, "bob")
