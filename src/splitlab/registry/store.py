@@ -152,7 +152,7 @@ class Registry:
                 return self._record(self._select(conn, kind, stored["name"]))
         except IntegrityError:
             raise ConflictError(
-                f"a {kind} named {stored['name']!r} already exists (names are never reused)"
+                f"a {kind} named {stored['name']!r} already exists (ended ones keep their names)"
             ) from None
 
     def get(self, kind: str, name: str) -> Record:
