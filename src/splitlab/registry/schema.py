@@ -16,7 +16,6 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -118,18 +117,12 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _alembic_config(tables: Tables, connection: Connection | None) -> Config:
+def _alembic_config(tables: Tables, connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     config.attributes["prefix"] = tables.prefix
     return config
-
-
-def head_revision() -> str:
-    """The newest migration's revision id."""
-    head = ScriptDirectory.from_config(_alembic_config(Tables.build(), None)).get_current_head()
-    return str(head)
 
 
 def migrate(engine: Engine, tables: Tables) -> str:
