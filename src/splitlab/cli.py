@@ -260,7 +260,8 @@ def experiments_show(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption
 
 @experiments_app.command("create")
 def experiments_create(file: Annotated[Path, typer.Argument(help="A YAML or JSON row.")],
-                       url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+                       url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+                       as_json: JsonOption = False) -> None:
     """Create an experiment from a file holding one row."""
     import yaml
 
@@ -270,6 +271,8 @@ def experiments_create(file: Annotated[Path, typer.Argument(help="A YAML or JSON
         fail(f"cannot read a row from {file}: {error}")
     client = registry_client(url, token)
     created = remote(lambda: client.create("experiment", row))
+    if as_json:
+        print_json(created)
     err.print(f"created {created['name']} (revision {created['revision']})", highlight=False)
 
 
@@ -278,20 +281,25 @@ def experiments_update(
     name: str,
     assignments: Annotated[list[str], typer.Option(
         "--set", help="field=value (value as JSON, e.g. groups='[\"a\",\"b\"]').")],
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False,
 ) -> None:
     """Change fields of an experiment (guarded by its current ETag)."""
     patch = parse_assignments(assignments)
     client = registry_client(url, token)
     updated = remote(lambda: client.update("experiment", name, patch))
+    if as_json:
+        print_json(updated)
     err.print(f"updated {name} (revision {updated['revision']})", highlight=False)
 
 
 @experiments_app.command("end")
-def experiments_end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+def experiments_end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+                    as_json: JsonOption = False) -> None:
     """End a running experiment now (it and its history are kept)."""
     client = registry_client(url, token)
     ended = remote(lambda: client.end("experiment", name))
+    if as_json:
+        print_json(ended)
     err.print(f"ended {name} at {ended['row']['end']}", highlight=False)
 
 

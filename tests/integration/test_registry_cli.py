@@ -104,7 +104,8 @@ def test_list_show_update_end_and_refusals(server: str, tmp_path: Path) -> None:
     code, out, _ = run(server, "experiments", "show", "cli-edit-exp", "--json")
     shown = json.loads(out)
     assert shown["row"]["stream_name"] == "other.stream" and shown["revision"] == 2
-    assert run(server, "experiments", "end", "cli-edit-exp")[0] == 0
+    code, out, _ = run(server, "experiments", "end", "cli-edit-exp", "--json")
+    assert code == 0 and json.loads(out)["revision"] == 3
     code, out, _ = run(server, "experiments", "show", "cli-edit-exp", "--json")
     assert json.loads(out)["status"] == "ended"
     code, _, err = run(server, "experiments", "show", "no-such-experiment")
