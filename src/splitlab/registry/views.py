@@ -23,12 +23,15 @@ AUTHORITIES = ("mediawiki", "varnish")
 
 
 def status(row: Mapping[str, Any], now: datetime) -> str:
-    """``scheduled`` (not started or no start), ``running`` or ``ended``."""
+    """``draft`` (no start yet: never served), ``scheduled`` (starts later), ``running`` or
+    ``ended``."""
     start = parse_time(row.get("start"), "start")
     end = parse_time(row.get("end"), "end")
     if end is not None and end <= now:
         return "ended"
-    if start is None or start > now:
+    if start is None:
+        return "draft"
+    if start > now:
         return "scheduled"
     return "running"
 

@@ -51,7 +51,7 @@ def test_status_and_next_boundary() -> None:
             {"start": "2026-11-25T00:00:00Z", "end": None},
             {"start": None, "end": None},
             {"start": "2026-10-01T00:00:00Z", "end": "2026-11-22T00:00:00Z"}]
-    assert [views.status(r, NOW) for r in rows] == ["running", "scheduled", "scheduled", "ended"]
+    assert [views.status(r, NOW) for r in rows] == ["running", "scheduled", "draft", "ended"]
     assert views.next_boundary(rows, NOW) == datetime(2026, 11, 25, tzinfo=UTC)
     assert views.active(rows, NOW) == [rows[0]]
 
