@@ -165,9 +165,14 @@ def test_registry_experiments_see_each_write_at_once(tmp_path: Path) -> None:
                                    headers={"Authorization": "Bearer t0ken-for-source"})
             assert response.status_code == 201
             assert [e.name for e in source.experiments()][-1] == f"source-exp-{i}"
-        draft = {**running_row("draft-without-start"), "start": None}
+        # no start: live at once, in the config API and for OFREP alike (no bound is no bound)
+        open_start = {**running_row("open-start-exp"), "start": None}
         headers = {"Authorization": "Bearer t0ken-for-source"}
-        assert client.post("/api/v1/experiments", json=draft, headers=headers).status_code == 201
-        assert "draft-without-start" not in [e.name for e in source.experiments()]
+        assert client.post("/api/v1/experiments", json=open_start,
+                           headers=headers).status_code == 201
+        assert "open-start-exp" in [e.name for e in source.experiments()]
         served = [r["name"] for r in client.get("/api/v1/experiments").json()]
-        assert served == ["source-exp-0", "source-exp-1", "source-exp-2"]
+        assert served == ["open-start-exp", "source-exp-0", "source-exp-1", "source-exp-2"]
+        refused = client.patch("/api/v1/experiments/open-start-exp", json={"groups": ["x", "y"]},
+                               headers={**headers, "If-Match": "*"})
+        assert refused.status_code == 409  # live, hence locked

@@ -57,16 +57,15 @@ def run(server: str, *args: str, token: str | None = TOKEN) -> tuple[int, str, s
 
 def test_import_is_idempotent_and_export_round_trips(server: str, tmp_path: Path) -> None:
     source = tmp_path / "experiments.yaml"
-    source.write_text(yaml.safe_dump({"experiments": [running_row("cli-running-exp"),
-                                                      scheduled_row()]}))
+    original = running_row("cli-running-exp")
+    source.write_text(yaml.safe_dump({"experiments": [original, scheduled_row()]}))
     code, out, _ = run(server, "experiments", "import", str(source))
     assert code == 0 and out.count("created") == 2, out
     code, out, _ = run(server, "experiments", "import", str(source), "--json")
     assert code == 0
     assert {r["action"] for r in json.loads(out)} == {"unchanged"}
 
-    changed = running_row("cli-running-exp")
-    changed["sample_rate"] = {"default": 0.5}
+    changed = {**original, "sample_rate": {"default": 0.5}}  # same dates: only the rate moves
     source.write_text(json.dumps([changed]))
     source = source.rename(tmp_path / "changed.json")
     code, out, _ = run(server, "experiments", "import", str(source))

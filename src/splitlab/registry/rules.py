@@ -100,9 +100,10 @@ def normalize(kind: str, row: Mapping[str, Any], version: int) -> dict[str, Any]
 
 
 def has_started(row: Mapping[str, Any], now: datetime) -> bool:
-    """Whether the row's ``start`` is set and not in the future."""
+    """Whether the row's ``start`` is not in the future (no ``start``: live from creation, as
+    the SDK's ``Experiment.is_active`` sees it)."""
     start = parse_time(row.get("start"), "start")
-    return start is not None and start <= now
+    return start is None or start <= now
 
 
 def merge_patch(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

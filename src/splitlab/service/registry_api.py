@@ -244,15 +244,13 @@ class RegistryExperiments:
         self._counter = -1
 
     def experiments(self) -> Sequence[Experiment]:
-        """Every experiment in the registry except drafts (no ``start``: the config API does not
-        serve them either); ended ones included (callers check activity)."""
+        """Every experiment in the registry, ended ones included (callers check activity)."""
         registry = self.component.started_registry
         if registry is None or not self.watch.due():
             return self._items
         counter = registry.change_counter()
         if counter != self._counter:
             records = registry.records("experiment")
-            self._items = tuple(Experiment.from_config(r.row) for r in records
-                                if r.row.get("start") is not None)
+            self._items = tuple(Experiment.from_config(r.row) for r in records)
             self._counter = counter
         return self._items
