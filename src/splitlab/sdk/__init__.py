@@ -2,5 +2,27 @@
 side-effect-free coordinator, event sender and web middleware.
 
 Never imports the server side, so an application that embeds only the SDK installs no server
-dependencies.
+dependencies (the standard library is enough).
 """
+
+from splitlab.sdk.client import Client, ConfigSource
+from splitlab.sdk.events import EventSender, HttpEventSender, MemoryEventSender, SenderOptions
+from splitlab.sdk.handle import ExperimentHandle
+from splitlab.sdk.manager import ExperimentManager
+from splitlab.sdk.metrics import Metrics
+from splitlab.sdk.shape import Performer
+from splitlab.sdk.sources_memory import MemoryConfigSource
+
+__all__ = [
+    "Client",
+    "ConfigSource",
+    "EventSender",
+    "ExperimentHandle",
+    "ExperimentManager",
+    "HttpEventSender",
+    "MemoryConfigSource",
+    "MemoryEventSender",
+    "Metrics",
+    "Performer",
+    "SenderOptions",
+]

@@ -1,0 +1,209 @@
+"""The SDK client: one per process, shared by every request, job and script.
+
+:class:`Client` holds a config source, an event sender, the site and a clock. It answers
+"which group is this unit in?" without side effects (:meth:`Client.get_assignment_for_user`,
+for jobs, REST handlers and scripts) and makes the per-request
+:class:`~splitlab.sdk.manager.ExperimentManager` (:meth:`Client.manager`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol
+
+from splitlab.bulk import assign_many
+from splitlab.core.assignment import Identifier, assign, identifier_bytes
+from splitlab.core.model import IDENTIFIER_TYPES, Experiment
+from splitlab.sdk.events import EventSender
+from splitlab.sdk.manager import ExperimentManager, Runtime
+from splitlab.sdk.metrics import Metrics
+from splitlab.sdk.shape import Performer
+
+log = logging.getLogger("splitlab.sdk")
+
+
+class ConfigSource(Protocol):
+    """Where experiments come from. ``experiments()`` returns the current snapshot and never
+    raises; returning the same sequence object until the config changes lets the client cache
+    what it derives from it."""
+
+    def experiments(self) -> Sequence[Experiment]:
+        """The current experiments."""
+        ...
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One config snapshot indexed for lookups, with the active experiments per sampling unit
+    cached for the time window in which they stay the same."""
+
+    by_name: Mapping[str, Experiment]
+    _window: tuple[datetime, datetime, Mapping[str, tuple[Experiment, ...]]] | None = field(
+        default=None
+    )
+
+    @classmethod
+    def of(cls, experiments: Sequence[Experiment]) -> Snapshot:
+        """Index ``experiments`` by name."""
+        return cls({experiment.name: experiment for experiment in experiments})
+
+    def active_by_unit(self, now: datetime) -> Mapping[str, tuple[Experiment, ...]]:
+        """Active experiments at ``now``, grouped by sampling unit, in config order."""
+        window = self._window
+        if window is not None and window[0] <= now < window[1]:
+            return window[2]
+        grouped: dict[str, list[Experiment]] = {unit: [] for unit in IDENTIFIER_TYPES}
+        low, high = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+        for experiment in self.by_name.values():
+            if experiment.is_active(now):
+                grouped[experiment.user_identifier_type].append(experiment)
+            for bound in (experiment.start, experiment.end):
+                if bound is not None and bound <= now:
+                    low = max(low, bound)
+                elif bound is not None:
+                    high = min(high, bound)
+        active = {unit: tuple(items) for unit, items in grouped.items()}
+        self._window = (low, high, active)
+        return active
+
+
+class Client:
+    """Thread-safe entry point of the SDK.
+
+    ``config`` is a :class:`ConfigSource`; ``events`` an
+    :class:`~splitlab.sdk.events.EventSender`; ``site`` selects per-site sample rates (``None``:
+    the default rate); ``clock`` returns an aware UTC datetime (injectable for tests and for
+    replaying jobs). Evaluation never raises into the host: failures answer "not enrolled",
+    are logged and counted in :attr:`metrics`. Wrong argument types raise ``TypeError``.
+    """
+
+    def __init__(
+        self,
+        config: ConfigSource,
+        events: EventSender,
+        site: str | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if not callable(getattr(config, "experiments", None)):
+            raise TypeError("config must have an experiments() method (a ConfigSource)")
+        if not callable(getattr(events, "send", None)):
+            raise TypeError("events must have a send() method (an EventSender)")
+        if site is not None and not isinstance(site, str):
+            raise TypeError(f"site must be a str or None, not {type(site).__name__}")
+        self.config = config
+        self.events = events
+        self.metrics = metrics or Metrics()
+        self._runtime = Runtime(events, self.metrics, site, clock)
+        self._lock = threading.Lock()
+        self._cache: tuple[Sequence[Experiment], Snapshot] | None = None
+
+    @property
+    def site(self) -> str | None:
+        """The site whose sample rates apply."""
+        return self._runtime.site
+
+    def snapshot(self) -> Snapshot:
+        """The current config, indexed (rebuilt only when the source's snapshot changes)."""
+        try:
+            experiments = self.config.experiments()
+        except Exception:  # a broken source must not break the host
+            log.exception("config source failed; using the last good config")
+            self.metrics.inc("splitlab_sdk_evaluation_errors_total", {"reason": "config_source"})
+            experiments = self._cache[0] if self._cache else ()
+        cache = self._cache
+        if cache is not None and cache[0] is experiments:
+            return cache[1]
+        with self._lock:
+            if self._cache is None or self._cache[0] is not experiments:
+                self._cache = (experiments, Snapshot.of(experiments))
+            return self._cache[1]
+
+    def get_assignment_for_user(self, identifier: Identifier, experiment_name: str) -> str | None:
+        """The group of the unit ``identifier`` in ``experiment_name`` now, or ``None`` when the
+        experiment is unknown, not active, or the unit is not in its sample. No events, no state:
+        safe in jobs, REST handlers and scripts. ``identifier`` is the value of the experiment's
+        sampling unit (the user id for ``mw-user``)."""
+        identifier_bytes(identifier)  # TypeError for misuse, before anything can be swallowed
+        experiment = self._active(experiment_name)
+        if experiment is None:
+            return None
+        return assign(identifier, experiment, self.site).group
+
+    def get_assignments_for_users(
+        self, identifiers: Iterable[Identifier], experiment_name: str
+    ) -> list[str | None]:
+        """:meth:`get_assignment_for_user` for many units (multi-core for large inputs)."""
+        units = list(identifiers)
+        experiment = self._active(experiment_name)
+        if experiment is None:
+            for unit in units:
+                identifier_bytes(unit)
+            return [None] * len(units)
+        return assign_many(units, experiment, self.site).groups
+
+    def manager(
+        self,
+        user_id: Identifier | None = None,
+        anonymous_id: str | None = None,
+        session_id: str | None = None,
+        query_string: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        performer: Performer | None = None,
+    ) -> ExperimentManager:
+        """The experiment manager of one request (or one job run): enrolls the given units on
+        every active experiment of their sampling unit, applies ``mpo`` overrides from
+        ``query_string`` and edge enrollments from the ``X-Experiment-Enrollments`` header."""
+        snapshot = self.snapshot()
+        now = self._runtime.clock()
+        manager = ExperimentManager(self._runtime, snapshot.by_name, now,
+                                    snapshot.active_by_unit(now))
+        manager.read_request(query_string, headers)
+        if user_id is not None or performer is not None:
+            manager.update_user(user_id, performer=performer)
+        if anonymous_id is not None:
+            manager.update_identifier("edge-unique", anonymous_id)
+        if session_id is not None:
+            manager.update_identifier("session", session_id)
+        return manager
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver pending events; ``True`` when all left within ``timeout`` seconds."""
+        return self.events.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush pending events (up to ``timeout`` seconds) and stop the sender."""
+        self.events.close(timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _active(self, experiment_name: str) -> Experiment | None:
+        if not isinstance(experiment_name, str):
+            raise TypeError(f"experiment_name must be a str, not {type(experiment_name).__name__}")
+        experiment = self.snapshot().by_name.get(experiment_name)
+        if experiment is None:
+            self.metrics.inc("splitlab_sdk_unknown_experiments_total",
+                             {"experiment": experiment_name})
+            return None
+        return experiment if experiment.is_active(self._runtime.clock()) else None

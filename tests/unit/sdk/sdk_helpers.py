@@ -1,0 +1,75 @@
+"""Helpers for the SDK tests: config rows and a stand-in event intake on a local port.
+
+The stand-in speaks the part of the EventGate contract the sender relies on (a JSON array in,
+201 out); the real intake is exercised by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class IntakeStub:
+    """Records every POSTed batch; answers ``statuses`` in turn, then 201."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.statuses: list[int] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/events"
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [event for batch in self.batches for event in batch]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with stub.lock:
+                    status = stub.statuses.pop(0) if stub.statuses else 201
+                    if status == 201:
+                        stub.batches.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def row(name: str, unit: str = "mw-user", rate: float = 1.0, **extra: Any) -> dict[str, Any]:
+    """A config row with two groups, active from 2026-01-01 to 2027-01-01 unless overridden."""
+    base: dict[str, Any] = {
+        "name": name,
+        "groups": ["control", "treatment"],
+        "sample_rate": {"default": rate},
+        "user_identifier_type": unit,
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2027-01-01T00:00:00Z",
+        "stream_name": None,
+        "schema_id": None,
+        "contextual_attributes": [],
+        "phase_index": 0,
+        "version": 1,
+    }
+    base.update(extra)
+    return base
