@@ -6,10 +6,18 @@ The stand-in speaks the part of the EventGate contract the sender relies on (a J
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from splitlab.sdk import Client, MemoryConfigSource, MemoryEventSender
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 class IntakeStub:
@@ -73,3 +81,23 @@ def row(name: str, unit: str = "mw-user", rate: float = 1.0, **extra: Any) -> di
     }
     base.update(extra)
     return base
+
+
+def oracle(identifier: object, name: str, groups: Sequence[str], rate: float) -> str | None:
+    digest = hashlib.sha256((str(identifier) + name).encode("utf-8")).hexdigest()
+    scaled = int(digest[:6], 16) / 2**24 * len(groups)
+    return groups[math.floor(scaled)] if scaled - math.floor(scaled) < rate else None
+
+
+class Clock:
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make(rows: list[dict[str, object]], clock: Clock | None = None,
+         site: str | None = None) -> tuple[Client, MemoryConfigSource, MemoryEventSender]:
+    source, sender = MemoryConfigSource(rows), MemoryEventSender()
+    return Client(source, sender, site, clock=clock or Clock()), source, sender

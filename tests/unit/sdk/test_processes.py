@@ -1,0 +1,87 @@
+"""The SDK across process boundaries: a forked worker and a script that exits right away."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from sdk_helpers import IntakeStub, row
+
+from splitlab.core.model import Experiment, experiments_from_document
+from splitlab.sdk import Client, HttpEventSender, SenderOptions
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class JsonFileSource:
+    """A config source that re-reads a JSON file whenever it changes (a test stand-in for the
+    file and HTTP sources, which refresh in the same way)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp: tuple[int, int] | None = None
+        self.snapshot: Sequence[Experiment] = ()
+
+    def experiments(self) -> Sequence[Experiment]:
+        status = self.path.stat()
+        stamp = (status.st_mtime_ns, status.st_size)
+        if stamp != self.stamp:
+            self.snapshot = tuple(experiments_from_document(json.loads(self.path.read_text())))
+            self.stamp = stamp
+        return self.snapshot
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_worker_keeps_config_updates_and_its_own_sender(
+    intake: IntakeStub, tmp_path: Path
+) -> None:
+    config = tmp_path / "experiments.json"
+    config.write_text(json.dumps([row("before-fork-test")]))
+    sender = HttpEventSender(intake.url, SenderOptions(backoff=0.01))
+    client = Client(JsonFileSource(config), sender)
+    client.manager(user_id=1).get_experiment("before-fork-test").send("parent_event")
+    assert client.flush(5.0)  # the parent's sender thread is running when we fork
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            os.read(ready_read, 1)
+            handle = client.manager(user_id=1).get_experiment("added-after-fork")
+            handle.send("child_event")
+            code = 0 if handle.is_enrolled and client.flush(5.0) else 2
+        finally:
+            os._exit(code)
+    config.write_text(json.dumps([row("before-fork-test"), row("added-after-fork")]))
+    os.write(ready_write, b"x")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    actions = [(e["action"], e["experiment"]["enrolled"]) for e in intake.events]
+    assert actions == [("parent_event", "before-fork-test"), ("child_event", "added-after-fork")]
+    client.close()
+
+
+def test_a_script_exiting_right_after_send_delivers(intake: IntakeStub) -> None:
+    script = textwrap.dedent(f"""
+        from splitlab.sdk import Client, HttpEventSender, MemoryConfigSource
+        rows = [{json.dumps(row("maintenance-script-test"))!r}]
+        import json
+        client = Client(MemoryConfigSource([json.loads(r) for r in rows]),
+                        HttpEventSender({intake.url!r}))
+        for uid in range(3):
+            client.manager(user_id=uid).get_experiment("maintenance-script-test").send(
+                "script_ran", {{"action_source": "maintenance"}})
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    events = intake.events
+    assert [e["action"] for e in events] == ["script_ran"] * 3
+    assert [e["performer"]["id"] for e in events] == [0, 1, 2]
