@@ -5,12 +5,13 @@ Never imports the server side, so an application that embeds only the SDK instal
 dependencies (the standard library is enough).
 """
 
-from splitlab.sdk.client import Client, ConfigSource
+from splitlab.sdk.client import Client
 from splitlab.sdk.events import EventSender, HttpEventSender, MemoryEventSender, SenderOptions
 from splitlab.sdk.handle import ExperimentHandle
 from splitlab.sdk.manager import ExperimentManager
 from splitlab.sdk.metrics import Metrics
 from splitlab.sdk.shape import Performer
+from splitlab.sdk.snapshot import ConfigSource, Snapshot
 from splitlab.sdk.sources_memory import MemoryConfigSource
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Metrics",
     "Performer",
     "SenderOptions",
+    "Snapshot",
 ]

@@ -11,70 +11,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol
 
 from splitlab.bulk import assign_many
 from splitlab.core.assignment import Identifier, assign, identifier_bytes
-from splitlab.core.model import IDENTIFIER_TYPES, Experiment
+from splitlab.core.model import Experiment
 from splitlab.sdk.events import EventSender
 from splitlab.sdk.manager import ExperimentManager, Runtime
 from splitlab.sdk.metrics import Metrics
 from splitlab.sdk.shape import Performer
+from splitlab.sdk.snapshot import ConfigSource, Snapshot
 
 log = logging.getLogger("splitlab.sdk")
-
-
-class ConfigSource(Protocol):
-    """Where experiments come from. ``experiments()`` returns the current snapshot and never
-    raises; returning the same sequence object until the config changes lets the client cache
-    what it derives from it."""
-
-    def experiments(self) -> Sequence[Experiment]:
-        """The current experiments."""
-        ...
 
 
 def utc_now() -> datetime:
     """The default clock."""
     return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """One config snapshot indexed for lookups, with the active experiments per sampling unit
-    cached for the time window in which they stay the same."""
-
-    by_name: Mapping[str, Experiment]
-    _window: tuple[datetime, datetime, Mapping[str, tuple[Experiment, ...]]] | None = field(
-        default=None
-    )
-
-    @classmethod
-    def of(cls, experiments: Sequence[Experiment]) -> Snapshot:
-        """Index ``experiments`` by name."""
-        return cls({experiment.name: experiment for experiment in experiments})
-
-    def active_by_unit(self, now: datetime) -> Mapping[str, tuple[Experiment, ...]]:
-        """Active experiments at ``now``, grouped by sampling unit, in config order."""
-        window = self._window
-        if window is not None and window[0] <= now < window[1]:
-            return window[2]
-        grouped: dict[str, list[Experiment]] = {unit: [] for unit in IDENTIFIER_TYPES}
-        low, high = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-        for experiment in self.by_name.values():
-            if experiment.is_active(now):
-                grouped[experiment.user_identifier_type].append(experiment)
-            for bound in (experiment.start, experiment.end):
-                if bound is not None and bound <= now:
-                    low = max(low, bound)
-                elif bound is not None:
-                    high = min(high, bound)
-        active = {unit: tuple(items) for unit, items in grouped.items()}
-        self._window = (low, high, active)
-        return active
 
 
 class Client:
@@ -168,8 +122,7 @@ class Client:
         ``query_string`` and edge enrollments from the ``X-Experiment-Enrollments`` header."""
         snapshot = self.snapshot()
         now = self._runtime.clock()
-        manager = ExperimentManager(self._runtime, snapshot.by_name, now,
-                                    snapshot.active_by_unit(now))
+        manager = ExperimentManager(self._runtime, snapshot, now)
         manager.read_request(query_string, headers)
         if user_id is not None or performer is not None:
             manager.update_user(user_id, performer=performer)

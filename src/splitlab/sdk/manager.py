@@ -18,7 +18,6 @@ from urllib.parse import parse_qs
 from splitlab.core.assignment import Assignment, Identifier, assign, identifier_bytes, subject_id
 from splitlab.core.decoration import EnrollmentResult
 from splitlab.core.headers import (
-    format_enrollments_header,
     parse_enrollments_header,
     parse_overrides,
 )
@@ -34,6 +33,7 @@ from splitlab.sdk.shape import (
     Performer,
     build_event,
 )
+from splitlab.sdk.snapshot import Snapshot
 
 log = logging.getLogger("splitlab.sdk")
 ENROLLMENTS_HEADER = "x-experiment-enrollments"
@@ -56,14 +56,14 @@ class ExperimentManager:
     def __init__(
         self,
         runtime: Runtime,
-        by_name: Mapping[str, Experiment],
+        snapshot: Snapshot,
         now: datetime,
-        active: Mapping[str, tuple[Experiment, ...]],
     ) -> None:
         self._runtime = runtime
-        self._by_name = by_name
+        self._snapshot = snapshot
+        self._by_name = snapshot.by_name
         self._now = now
-        self._active = active
+        self._active = snapshot.active_by_unit(now)
         self._units: dict[str, Identifier] = {}
         self._assigned: dict[str, Assignment] = {}
         self._edge: dict[str, str] = {}
@@ -242,16 +242,20 @@ class ExperimentManager:
                 result.add_assignment(name, assigned.group, assigned.subject_id)
         return result
 
+    def body_classes(self, result: EnrollmentResult, prefix: str) -> str:
+        """The body classes of ``result`` (see :func:`splitlab.core.decoration.body_classes`),
+        space-separated."""
+        return self._snapshot.body_classes(result, prefix)
+
     def enrollments_header(self) -> str:
         """``X-Experiment-Enrollments`` for a response: every assigned experiment whose names
         fit the header's grammar (others are left out)."""
-        parts: list[str] = []
-        for name, group in self.enrollment_result().assigned.items():
-            try:
-                parts.append(format_enrollments_header({name: group}))
-            except HeaderError:
-                continue
-        return "".join(parts)
+        entry = self._snapshot.header_entry
+        groups = {name: result.group for name, result in self._assigned.items()
+                  if result.group is not None}
+        groups.update(self._edge)
+        groups.update(self._overrides)
+        return "".join([entry(name, group) for name, group in groups.items()])
 
     # -- events -------------------------------------------------------------------------------
 

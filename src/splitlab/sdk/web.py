@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from splitlab.core.decoration import body_classes, json_for_script
+from splitlab.core.decoration import json_for_script
 from splitlab.sdk.manager import ExperimentManager
 
 STATE_KEY = "splitlab"
@@ -83,7 +83,7 @@ def decorate_html(
         return None
     result = manager.enrollment_result()
     try:
-        classes = " ".join(body_classes(result, prefix)).encode(charset)
+        classes = manager.body_classes(result, prefix).encode(charset)
         data = json_for_script(result.to_js_config()).encode(charset)
         body.decode(charset)
     except (LookupError, UnicodeError):

@@ -53,3 +53,15 @@ def test_cookie_helpers() -> None:
     assert header == f"splitlab_anon={value}; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"
     assert is_html("text/html; charset=utf-8") and not is_html("application/json")
     assert not is_html(None)
+
+
+def test_cached_body_classes_equal_the_cores() -> None:
+    from splitlab.core.decoration import body_classes
+
+    client, _, _ = make([row("Sticky Header Test", "edge-unique"),
+                         row("other.exp_name-1", "session")])
+    manager = client.manager(anonymous_id="F" * 20, session_id="s" * 20)
+    result = manager.enrollment_result()
+    for prefix in ("xlab", "My Site"):
+        for _ in range(2):  # cold and cached
+            assert manager.body_classes(result, prefix) == " ".join(body_classes(result, prefix))
