@@ -37,22 +37,29 @@ def rows() -> list[dict[str, Any]]:
     ]
 
 
-def best_of(repeats: int, count: int, work: Callable[[int], object]) -> float:
-    """Seconds per iteration, the best of ``repeats`` runs of ``count`` iterations."""
-    best = float("inf")
+Cases = dict[str, Callable[[int], object]]
+
+
+def best_of(repeats: int, count: int, cases: Cases) -> dict[str, float]:
+    """Seconds per iteration of each case: the best of ``repeats`` rounds of ``count``
+    iterations, the cases interleaved round by round so that load from other processes on a
+    shared machine hits them alike. CPU time of this process, not wall time, so that time
+    spent waiting for a core does not count."""
+    best = dict.fromkeys(cases, float("inf"))
     for _ in range(repeats):
-        started = time.perf_counter()
-        for i in range(count):
-            work(i)
-        best = min(best, (time.perf_counter() - started) / count)
+        for name, work in cases.items():
+            started = time.process_time()
+            for i in range(count):
+                work(i)
+            best[name] = min(best[name], (time.process_time() - started) / count)
     return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--calls", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
 
     source = MemoryConfigSource(rows())
@@ -78,10 +85,10 @@ def main() -> None:
         m = client.manager(user_id=i, anonymous_id=f"anon-{i}", session_id=f"sess-{i}")
         decorate_html(PAGE, "text/html; charset=utf-8", m, "xlab")
 
-    per_bare = best_of(args.repeats, args.requests, bare)
-    per_manager = best_of(args.repeats, args.requests, manager)
-    per_plus = best_of(args.repeats, args.requests, manager_plus)
-    per_page = best_of(args.repeats, args.requests, page)
+    request = best_of(args.repeats, args.requests,
+                      {"bare": bare, "manager": manager, "plus": manager_plus, "page": page})
+    per_bare, per_manager = request["bare"], request["manager"]
+    per_plus, per_page = request["plus"], request["page"]
     print(f"50 active experiments, {args.requests} requests, best of {args.repeats}")
     print(f"  bare core assign x50   {per_bare * 1e6:8.1f} us/request")
     print(f"  client.manager(...)    {per_manager * 1e6:8.1f} us/request"
@@ -92,9 +99,11 @@ def main() -> None:
           f"   adds {(per_page - per_bare) * 1e6:6.1f} us")
 
     target = experiments[0]
-    per_assign = best_of(args.repeats, args.calls, lambda i: assign(i, target))
-    per_call = best_of(args.repeats, args.calls,
-                       lambda i: client.get_assignment_for_user(i, target.name))
+    calls = best_of(args.repeats, args.calls, {
+        "assign": lambda i: assign(i, target),
+        "client": lambda i: client.get_assignment_for_user(i, target.name),
+    })
+    per_assign, per_call = calls["assign"], calls["client"]
     print(f"coordinator, {args.calls} calls, best of {args.repeats}")
     print(f"  bare core assign                 {1 / per_assign:12,.0f} calls/s")
     print(f"  client.get_assignment_for_user   {1 / per_call:12,.0f} calls/s"

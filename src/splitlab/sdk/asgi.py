@@ -16,12 +16,12 @@ from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
 from splitlab.sdk.web import (
     STATE_KEY,
+    RequestFacts,
     WebOptions,
-    anonymous_id_from,
-    cookie_header,
+    checked_client,
     decorate_html,
     is_html,
-    new_anonymous_id,
+    open_request,
 )
 
 Scope = MutableMapping[str, Any]
@@ -35,10 +35,8 @@ class SplitlabASGIMiddleware:
     """Wrap ``app`` so every HTTP request has an experiment manager from ``client``."""
 
     def __init__(self, app: ASGIApp, client: Client, options: WebOptions | None = None) -> None:
-        if not isinstance(client, Client):
-            raise TypeError(f"client must be a splitlab Client, not {type(client).__name__}")
         self.app = app
-        self.client = client
+        self.client = checked_client(client)
         self.options = options or WebOptions()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,18 +44,14 @@ class SplitlabASGIMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        anonymous = anonymous_id_from(headers.get("cookie"), self.options.cookie_name)
-        issued = None if anonymous else new_anonymous_id()
-        enrollments = headers.get("x-experiment-enrollments")
-        manager = self.client.manager(
-            anonymous_id=anonymous or issued,
+        facts = RequestFacts(
+            cookie=headers.get("cookie"),
             query_string=scope.get("query_string", b"").decode("latin-1"),
-            headers={"x-experiment-enrollments": enrollments} if enrollments else None,
+            enrollments=headers.get("x-experiment-enrollments"),
+            secure=scope.get("scheme") == "https",
         )
+        manager, set_cookie = open_request(self.client, self.options, facts)
         scope.setdefault("state", {})[STATE_KEY] = manager
-        set_cookie = None
-        if issued is not None:
-            set_cookie = cookie_header(self.options, issued, scope.get("scheme") == "https")
         responder = _Responder(send, manager, self.options, set_cookie)
         await self.app(scope, receive, responder.send)
 

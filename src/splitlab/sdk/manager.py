@@ -62,7 +62,6 @@ class ExperimentManager:
         self._runtime = runtime
         self._snapshot = snapshot
         self._by_name = snapshot.by_name
-        self._now = now
         self._active = snapshot.active_by_unit(now)
         self._units: dict[str, Identifier] = {}
         self._assigned: dict[str, Assignment] = {}

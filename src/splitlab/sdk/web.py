@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from splitlab.core.decoration import json_for_script
+from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
 
 STATE_KEY = "splitlab"
@@ -36,6 +37,40 @@ class WebOptions:
     cookie_name: str = "splitlab_anon"
     cookie_max_age: int = 365 * 24 * 3600
     class_prefix: str = "xlab"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What a middleware reads from a request: the ``Cookie`` header, the query string, the
+    ``X-Experiment-Enrollments`` header, and whether it came over HTTPS."""
+
+    cookie: str | None
+    query_string: str
+    enrollments: str | None
+    secure: bool
+
+
+def checked_client(client: object) -> Client:
+    """``client``, when it is a :class:`~splitlab.sdk.Client` (``TypeError`` otherwise)."""
+    if not isinstance(client, Client):
+        raise TypeError(f"client must be a splitlab Client, not {type(client).__name__}")
+    return client
+
+
+def open_request(
+    client: Client, options: WebOptions, facts: RequestFacts
+) -> tuple[ExperimentManager, str | None]:
+    """The request's manager, and the ``Set-Cookie`` value when a new anonymous id was issued
+    (absent or malformed cookie)."""
+    anonymous = anonymous_id_from(facts.cookie, options.cookie_name)
+    issued = None if anonymous else new_anonymous_id()
+    manager = client.manager(
+        anonymous_id=anonymous or issued,
+        query_string=facts.query_string,
+        headers={"x-experiment-enrollments": facts.enrollments} if facts.enrollments else None,
+    )
+    set_cookie = None if issued is None else cookie_header(options, issued, facts.secure)
+    return manager, set_cookie
 
 
 def anonymous_id_from(cookie_header: str | None, name: str) -> str | None:

@@ -14,12 +14,12 @@ from typing import Any
 from splitlab.sdk.client import Client
 from splitlab.sdk.web import (
     ENVIRON_KEY,
+    RequestFacts,
     WebOptions,
-    anonymous_id_from,
-    cookie_header,
+    checked_client,
     decorate_html,
     is_html,
-    new_anonymous_id,
+    open_request,
 )
 
 Headers = list[tuple[str, str]]
@@ -32,26 +32,20 @@ class SplitlabWSGIMiddleware:
     """Wrap ``app`` so every request has an experiment manager from ``client``."""
 
     def __init__(self, app: WSGIApp, client: Client, options: WebOptions | None = None) -> None:
-        if not isinstance(client, Client):
-            raise TypeError(f"client must be a splitlab Client, not {type(client).__name__}")
         self.app = app
-        self.client = client
+        self.client = checked_client(client)
         self.options = options or WebOptions()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        anonymous = anonymous_id_from(environ.get("HTTP_COOKIE"), self.options.cookie_name)
-        issued = None if anonymous else new_anonymous_id()
-        enrollments = environ.get("HTTP_X_EXPERIMENT_ENROLLMENTS")
-        manager = self.client.manager(
-            anonymous_id=anonymous or issued,
+        facts = RequestFacts(
+            cookie=environ.get("HTTP_COOKIE"),
             query_string=environ.get("QUERY_STRING", ""),
-            headers={"x-experiment-enrollments": enrollments} if enrollments else None,
+            enrollments=environ.get("HTTP_X_EXPERIMENT_ENROLLMENTS"),
+            secure=environ.get("wsgi.url_scheme") == "https",
         )
+        manager, set_cookie = open_request(self.client, self.options, facts)
         environ[ENVIRON_KEY] = manager
-        extra: Headers = []
-        if issued is not None:
-            secure = environ.get("wsgi.url_scheme") == "https"
-            extra.append(("Set-Cookie", cookie_header(self.options, issued, secure)))
+        extra: Headers = [] if set_cookie is None else [("Set-Cookie", set_cookie)]
         captured = _Captured()
         result = self.app(environ, captured.start_response)
         chunks = iter(result)
