@@ -21,9 +21,11 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 class IntakeStub:
-    """Records every POSTed batch; answers ``statuses`` in turn, then 201."""
+    """Records every POSTed batch; answers ``statuses`` in turn, then 201. Also serves
+    ``rows`` at ``GET /api/v1/experiments`` (the config API's list form)."""
 
     def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
         self.batches: list[list[dict[str, Any]]] = []
         self.statuses: list[int] = []
         self.lock = threading.Lock()
@@ -32,8 +34,12 @@ class IntakeStub:
         self.thread.start()
 
     @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/events"
+        return f"{self.base_url}/v1/events"
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -53,6 +59,14 @@ class IntakeStub:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def do_GET(self) -> None:
+                body = json.dumps(stub.rows).encode()
+                self.send_response(200 if self.path == "/api/v1/experiments" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
