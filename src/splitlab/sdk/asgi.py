@@ -86,6 +86,9 @@ class _Responder:
             if not message.get("more_body", False):
                 await self._flush_html()
         else:
+            if self._start is not None:  # e.g. http.response.pathsend: send the page as it is
+                start, self._start = self._start, None
+                await self._send(start)
             await self._send(message)
 
     async def _on_start(self, message: Message) -> None:

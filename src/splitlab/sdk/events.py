@@ -240,17 +240,19 @@ class HttpEventSender:
     def _deliver(
         self, batch: list[Mapping[str, Any]], worker: _Worker, deadline: float | None = None
     ) -> None:
-        body = _encode(batch)
+        body, bad = _encode(batch)
+        if bad:
+            self._dropped("unserializable", bad)
         if body is None:
-            self._dropped("unserializable", len(batch))
             return
+        count = len(batch) - bad
         for attempt in range(self.options.retries + 1):
             outcome = self._post(body)
             if outcome == "ok":
-                self.metrics.inc("splitlab_sdk_events_sent_total", None, len(batch))
+                self.metrics.inc("splitlab_sdk_events_sent_total", None, count)
                 return
             if outcome == "refused":
-                self._dropped("refused", len(batch))
+                self._dropped("refused", count)
                 return
             if attempt == self.options.retries:
                 break
@@ -260,7 +262,7 @@ class HttpEventSender:
                 break
             with worker.cond:  # woken early by close(): the retry still happens, sooner
                 worker.cond.wait(wait)
-        self._dropped("intake_unavailable", len(batch))
+        self._dropped("intake_unavailable", count)
 
     def _post(self, body: bytes) -> str:
         """POST one batch: ``ok``, ``refused`` (do not resend) or ``retry``."""
@@ -286,12 +288,21 @@ class HttpEventSender:
         log.warning("dropped %d event(s): %s", count, reason)
 
 
-def _encode(batch: list[Mapping[str, Any]]) -> bytes | None:
+def _encode(batch: list[Mapping[str, Any]]) -> tuple[bytes | None, int]:
+    """The batch as a JSON array, leaving out events that cannot be serialized (one bad event
+    must not cost the others): ``(body or None when nothing is left, number left out)``."""
     try:
-        return json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as error:
-        log.error("events are not JSON-serializable: %s", error)
-        return None
+        return json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 0
+    except (TypeError, ValueError):
+        pass
+    parts: list[str] = []
+    for event in batch:
+        try:
+            parts.append(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+        except (TypeError, ValueError) as error:
+            log.error("event is not JSON-serializable, dropped: %s", error)
+    bad = len(batch) - len(parts)
+    return ("[" + ",".join(parts) + "]").encode("utf-8") if parts else None, bad
 
 
 def _exit_hook(ref: weakref.ref[HttpEventSender]) -> Callable[[], None]:

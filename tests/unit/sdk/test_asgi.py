@@ -121,3 +121,34 @@ def test_override_shows_in_the_page_and_streamed_html_is_decorated() -> None:
 def test_misuse_is_refused() -> None:
     with pytest.raises(TypeError):
         SplitlabASGIMiddleware(Starlette(), MemoryEventSender())  # type: ignore[arg-type]
+
+
+def test_raw_asgi_pathsend_and_other_scopes_pass_through() -> None:
+    import asyncio
+
+    client, _, _ = make(ROWS)
+    seen_scopes: list[str] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen_scopes.append(scope["type"])
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/html")]})
+            await send({"type": "http.response.pathsend", "path": "/srv/page.html"})
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return {"type": "http.request", "body": b""}
+
+    middleware = SplitlabASGIMiddleware(app, client)
+    http_scope = {"type": "http", "method": "GET", "path": "/", "headers": [],
+                  "query_string": b"", "scheme": "http"}
+    asyncio.run(middleware(http_scope, receive, send))
+    asyncio.run(middleware({"type": "lifespan"}, receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert seen_scopes == ["http", "lifespan"]
+    assert "splitlab" in http_scope["state"]  # type: ignore[operator]

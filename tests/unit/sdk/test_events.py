@@ -79,10 +79,13 @@ def test_a_full_queue_drops_new_events_without_blocking() -> None:
 
 def test_unserializable_events_are_dropped_not_raised(intake: IntakeStub) -> None:
     sender = HttpEventSender(intake.url, FAST, metrics=None)
+    sender.send({"action": "before"})
     sender.send({"action": object()})
+    sender.send({"action": "after"})
     assert sender.flush(5.0) is True
     assert sender.metrics.value("splitlab_sdk_events_dropped_total",
                                 {"reason": "unserializable"}) == 1
+    assert sorted(e["action"] for e in intake.events) == ["after", "before"]
     sender.close()
 
 
