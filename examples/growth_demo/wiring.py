@@ -3,7 +3,7 @@
 Settings come from the environment:
 
 * ``SPLITLAB_URL`` — the splitlab server (config API and event intake), default
-  ``http://127.0.0.1:8000``.
+  ``http://127.0.0.1:8080``.
 * ``SPLITLAB_SITE`` — the site whose sample rates apply (default: none).
 * ``SPLITLAB_EXAMPLE_NOW`` — an ISO 8601 time to use as "now" (to replay the job that runs 48
   hours after sign-up without waiting two days).
@@ -29,7 +29,7 @@ LEVELING_UP = "growth-leveling-up-notice"
 
 
 def server_url() -> str:
-    return os.environ.get("SPLITLAB_URL", "http://127.0.0.1:8000").rstrip("/")
+    return os.environ.get("SPLITLAB_URL", "http://127.0.0.1:8080").rstrip("/")
 
 
 def redis_url() -> str:

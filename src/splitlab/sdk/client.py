@@ -68,6 +68,10 @@ class Client:
         """The site whose sample rates apply."""
         return self._runtime.site
 
+    def now(self) -> datetime:
+        """The client's clock."""
+        return self._runtime.clock()
+
     def snapshot(self) -> Snapshot:
         """The current config, indexed (rebuilt only when the source's snapshot changes)."""
         try:
