@@ -17,10 +17,7 @@ from urllib.parse import parse_qs
 
 from splitlab.core.assignment import Assignment, Identifier, assign, identifier_bytes, subject_id
 from splitlab.core.decoration import EnrollmentResult
-from splitlab.core.headers import (
-    parse_enrollments_header,
-    parse_overrides,
-)
+from splitlab.core.headers import parse_enrollments_header, parse_overrides
 from splitlab.core.model import IDENTIFIER_TYPES, Experiment
 from splitlab.errors import HeaderError, OverrideError
 from splitlab.sdk.events import EventSender
@@ -207,15 +204,17 @@ class ExperimentManager:
 
     def _enrollment(self, experiment: Experiment) -> Enrollment | None:
         name = experiment.name
+        version = self._snapshot.exposure_version(experiment)
         if name in self._edge:
             anonymous = self._units.get("edge-unique")
             if anonymous is None:
                 return None
-            return Enrollment(experiment, self._edge[name], subject_id(anonymous, name), "edge")
+            return Enrollment(experiment, self._edge[name], subject_id(anonymous, name), version,
+                              "edge")
         result = self._assigned.get(name)
         if result is None or result.group is None:
             return None
-        return Enrollment(experiment, result.group, result.subject_id)
+        return Enrollment(experiment, result.group, result.subject_id, version)
 
     def _why_not(self, experiment: Experiment) -> str:
         if experiment not in self._active.get(experiment.user_identifier_type, ()):
@@ -229,13 +228,14 @@ class ExperimentManager:
         result = EnrollmentResult()
         for name, group in self._overrides.items():
             result.add_override(name, group)
+        anonymous = self._units.get("edge-unique")
         for name, group in self._edge.items():
-            result.add_assignment(name, group, "")
-            anonymous = self._units.get("edge-unique")
-            if anonymous is None:
-                result.subject_ids.pop(name, None)
-            elif name not in self._overrides:
-                result.subject_ids[name] = subject_id(anonymous, name)
+            if name in self._overrides:
+                continue
+            result.add_assignment(name, group, "" if anonymous is None else
+                                  subject_id(anonymous, name))
+            if anonymous is None:  # no subject id can be given without the anonymous id
+                del result.subject_ids[name]
         for name, assigned in self._assigned.items():
             if assigned.group is not None and name not in self._edge:
                 result.add_assignment(name, assigned.group, assigned.subject_id)
@@ -290,7 +290,7 @@ class ExperimentManager:
              dedupe: tuple[str, ...] | None) -> bool:
         """Build and send one event (used by handles); ``False`` when deduplicated or failed."""
         if dedupe is not None:
-            key = (*dedupe, enrollment.experiment.name, enrollment.experiment.exposure_version)
+            key = (*dedupe, enrollment.experiment.name, enrollment.exposure_version)
             if key in self._sent:
                 return False
             self._sent.add(key)

@@ -51,6 +51,7 @@ class Enrollment:
     experiment: Experiment
     group: str
     subject_id: str
+    exposure_version: str
     origin: str = "sdk"
     """``sdk`` when assigned here, ``edge`` when taken from the enrollment header."""
 
@@ -63,7 +64,7 @@ class Enrollment:
             "subject_id": self.subject_id,
             "sampling_unit": experiment.user_identifier_type,
             "coordinator": COORDINATOR,
-            "exposure_version": experiment.exposure_version,
+            "exposure_version": self.exposure_version,
             "phase_index": experiment.phase_index,
             "version": experiment.version,
         }
