@@ -81,6 +81,8 @@ class SenderOptions:
 
 _RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_BACKOFF = 30.0
+_WARN_EVERY = 10.0
+"""Seconds between two warnings about dropped events (a down intake must not flood the log)."""
 
 
 class _Worker:
@@ -121,6 +123,7 @@ class HttpEventSender:
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._worker = _Worker()
         self._closed = False
+        self._warned_at = -_WARN_EVERY
         self._at_exit = _exit_hook(weakref.ref(self))
         atexit.register(self._at_exit)
         os.register_at_fork(after_in_child=_fork_hook(weakref.ref(self)))
@@ -273,19 +276,26 @@ class HttpEventSender:
         except urllib.error.HTTPError as error:
             status = error.code
         except (OSError, ValueError) as error:
-            log.warning("event intake %s unreachable: %s", self.url, error)
+            self._warn("event intake %s unreachable: %s", self.url, error)
             return "retry"
         if status in _RETRYABLE:
-            log.warning("event intake %s answered %d; will retry", self.url, status)
+            self._warn("event intake %s answered %d; will retry", self.url, status)
             return "retry"
         if 200 <= status < 300:
             return "ok"
-        log.warning("event intake %s refused a batch with %d; dropped", self.url, status)
+        self._warn("event intake %s refused a batch with %d; dropped", self.url, status)
         return "refused"
 
     def _dropped(self, reason: str, count: int = 1) -> None:
         self.metrics.inc("splitlab_sdk_events_dropped_total", {"reason": reason}, count)
-        log.warning("dropped %d event(s): %s", count, reason)
+        self._warn("dropped %d event(s): %s", count, reason)
+
+    def _warn(self, message: str, *args: object) -> None:
+        """Log a warning, at most one per ``_WARN_EVERY`` seconds (the metrics count them all)."""
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            log.warning(message, *args)
 
 
 def _encode(batch: list[Mapping[str, Any]]) -> tuple[bytes | None, int]:
