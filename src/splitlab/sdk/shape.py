@@ -19,7 +19,9 @@ ENROLLMENT_STREAM = "product_metrics.experiment_enrollment"
 ENROLLMENT_ACTION = "experiment_enrollment"
 EXPOSURE_ACTION = "experiment_exposure"
 COORDINATOR = "default"
-AGENT = {"client_platform": "splitlab_python", "client_platform_family": "app_server"}
+AGENT = {"client_platform": "mediawiki_php"}
+"""The server-side platform value of the web base schema's closed ``client_platform`` enum (the
+one Test Kitchen's server SDK sends), so that events validate against the upstream schemas."""
 
 RESERVED_FIELDS = frozenset({"$schema", "meta", "dt", "action", "experiment", "experiments"})
 """Fields that interaction data and contextual attributes may not replace."""
@@ -27,7 +29,9 @@ RESERVED_FIELDS = frozenset({"$schema", "meta", "dt", "action", "experiment", "e
 
 @dataclass(frozen=True, slots=True)
 class Performer:
-    """Who acts: a logged-in user (``user_id``) or not, and what kind of account it is."""
+    """Who acts: a logged-in user (``user_id``) or not, and what kind of account it is.
+
+    Events carry ``performer.id`` only for ``mw-user`` experiments and integer user ids."""
 
     user_id: int | str | None = None
     is_temp: bool = False
@@ -39,8 +43,8 @@ class Performer:
         fragment: dict[str, Any] = {"is_logged_in": self.user_id is not None}
         if self.user_id is not None:
             fragment["is_temp"] = self.is_temp
-            if unit == "mw-user":
-                fragment["id"] = self.user_id
+            if unit == "mw-user" and isinstance(self.user_id, int):
+                fragment["id"] = self.user_id  # the schema's performer.id is an integer
         return fragment
 
 
@@ -96,6 +100,8 @@ def build_event(
         "agent": dict(AGENT),
         "performer": context.performer.fragment(experiment.user_identifier_type),
         "experiment": enrollment.fragment(),
+        "experiments": {"enrolled": [experiment.name],
+                        "assigned": {experiment.name: enrollment.group}},
     }
     if context.site is not None:
         event["mediawiki"] = {"database": context.site}
