@@ -6,9 +6,11 @@ formula (not from the core), so both would have to be wrong the same way to pass
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sdk_helpers import Clock, make, oracle, row
@@ -136,3 +138,18 @@ def test_context_manager_closes_the_sender() -> None:
     sender = MemoryEventSender()
     with Client(MemoryConfigSource([]), sender) as client:
         assert client.flush() is True
+
+
+def test_test_kitchen_published_cases_through_the_sdk(refdata: Path) -> None:
+    cases = json.loads((refdata / "testkitchen-upstream-fixtures.json").read_text())["cases"]
+    assert cases
+    for case in cases:
+        experiment_row = row(case["experiment"], "mw-user", rate=float(case["sample_rate"]),
+                             groups=case["groups"])
+        client, _, _ = make([experiment_row])
+        assert client.get_assignment_for_user(case["identifier"], case["experiment"]) == \
+            case["group"], case["id"]
+        handle = client.manager(user_id=case["identifier"]).get_experiment(case["experiment"])
+        assert handle.get_assigned_group() == case["group"], case["id"]
+        if case["in_sample"]:
+            assert handle.subject_id == case["subject_id"], case["id"]
