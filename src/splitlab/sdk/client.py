@@ -18,6 +18,7 @@ from splitlab.bulk import assign_many
 from splitlab.core.assignment import Identifier, assign, identifier_bytes
 from splitlab.core.model import Experiment
 from splitlab.sdk.events import EventSender
+from splitlab.sdk.forking import renew_lock_after_fork
 from splitlab.sdk.manager import ExperimentManager, Runtime
 from splitlab.sdk.metrics import Metrics
 from splitlab.sdk.shape import Performer
@@ -61,6 +62,7 @@ class Client:
         self.metrics = metrics or Metrics()
         self._runtime = Runtime(events, self.metrics, site, clock)
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")
         self._cache: tuple[Sequence[Experiment], Snapshot] | None = None
 
     @property

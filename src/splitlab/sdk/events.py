@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from splitlab.sdk.forking import renew_lock_after_fork
 from splitlab.sdk.metrics import Metrics
 
 Event = dict[str, Any]
@@ -47,6 +48,7 @@ class MemoryEventSender:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")
 
     def send(self, event: Mapping[str, Any]) -> None:
         """Append a copy of ``event``."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from splitlab.sdk.forking import renew_lock_after_fork
+
 LabelSet = tuple[tuple[str, str], ...]
 
 DESCRIPTIONS: Mapping[str, str] = {
@@ -36,6 +38,7 @@ class Metrics:
 
     def __init__(self, max_series: int = 1000) -> None:
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")
         self._values: dict[str, dict[LabelSet, float]] = {}
         self._max_series = max_series
 

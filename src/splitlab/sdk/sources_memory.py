@@ -9,6 +9,7 @@ from typing import Any
 
 from splitlab.core.model import Experiment, experiments_from_document
 from splitlab.errors import ConfigError
+from splitlab.sdk.forking import renew_lock_after_fork
 
 log = logging.getLogger("splitlab.sdk.sources")
 
@@ -24,6 +25,7 @@ class MemoryConfigSource:
 
     def __init__(self, rows: Iterable[Mapping[str, Any]] = ()) -> None:
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")
         self._snapshot: tuple[Experiment, ...] = tuple(experiments_from_document(list(rows)))
 
     def experiments(self) -> Sequence[Experiment]:

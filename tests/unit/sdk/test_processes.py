@@ -85,3 +85,49 @@ def test_a_script_exiting_right_after_send_delivers(intake: IntakeStub) -> None:
     events = intake.events
     assert [e["action"] for e in events] == ["script_ran"] * 3
     assert [e["performer"]["id"] for e in events] == [0, 1, 2]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forks_while_other_threads_use_the_client_do_not_deadlock() -> None:
+    import signal
+    import threading
+    import time
+
+    from sdk_helpers import make
+
+    client, _, sender = make([row("fork-lock-test")])
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            client.manager(user_id=1).get_experiment("fork-lock-test").send("tick")
+            client.metrics.inc("splitlab_sdk_send_retries_total")
+
+    threads = [threading.Thread(target=busy) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    stuck = 0
+    try:
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    client.manager(user_id=2).get_experiment("fork-lock-test").send("child")
+                    client.metrics.inc("splitlab_sdk_send_retries_total")
+                    client.snapshot()
+                finally:
+                    os._exit(0)
+            deadline = time.monotonic() + 10
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    stuck += 1
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.005)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert stuck == 0
+    assert len(sender.events) > 0
