@@ -8,8 +8,9 @@ import pytest
 from sdk_helpers import make, oracle, row
 from web_helpers import read_page
 
+from splitlab.core.assignment import subject_id
 from splitlab.core.headers import parse_enrollments_header
-from splitlab.sdk import Client
+from splitlab.sdk import Client, ExperimentManager
 from splitlab.sdk.web import ENVIRON_KEY
 from splitlab.sdk.wsgi import SplitlabWSGIMiddleware
 
@@ -94,3 +95,45 @@ def test_streamed_html_and_edge_header() -> None:
     assert page.config is not None
     assert page.config["assigned"] == {"anon-banner-test": "treatment"}
     assert "<p>streamed</p>" in response.get_data(as_text=True)
+
+
+def test_raw_wsgi_lazy_generator_is_streamed_and_closed() -> None:
+    client, _, _ = make(ROWS)
+    closed: list[bool] = []
+
+    class Body:
+        def __init__(self, start_response):  # type: ignore[no-untyped-def]
+            self.start_response = start_response
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            self.start_response("200 OK", [("Content-Type", "application/json")])
+            yield b'{"a":'
+            yield b"1}"
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        return Body(start_response)
+
+    seen: dict[str, object] = {}
+
+    def start_response(status, headers, exc_info=None):  # type: ignore[no-untyped-def]
+        seen["status"], seen["headers"] = status, dict(headers)
+        return lambda data: None
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "",
+               "HTTP_COOKIE": "splitlab_anon=" + "H" * 20, "wsgi.url_scheme": "http"}
+    result = SplitlabWSGIMiddleware(app, client)(environ, start_response)
+    assert b"".join(result) == b'{"a":1}'
+    result.close()  # type: ignore[attr-defined]
+    assert closed == [True]
+    assert seen["status"] == "200 OK"
+    headers = seen["headers"]
+    assert isinstance(headers, dict) and "Set-Cookie" not in headers
+    assert parse_enrollments_header(headers["X-Experiment-Enrollments"]) == {
+        "anon-banner-test": oracle("H" * 20, "anon-banner-test", GROUPS, 1.0)}
+    manager = environ[ENVIRON_KEY]
+    assert isinstance(manager, ExperimentManager)
+    assert manager.get_experiment("anon-banner-test").subject_id == subject_id(
+        "H" * 20, "anon-banner-test")
