@@ -64,7 +64,7 @@ def main() -> None:
 
     source = MemoryConfigSource(rows())
     client = Client(source, MemoryEventSender())
-    experiments: list[Experiment] = list(source.experiments())
+    experiments: list[Experiment] = list(source.load().experiments)
     by_unit = {"mw-user": 0, "edge-unique": 1, "session": 2}
 
     def bare(i: int) -> None:

@@ -1,6 +1,6 @@
 """A maintenance script over many users: ``python -m growth_demo.maintenance --users 100000``.
 
-Counts the users of each group in the leveling-up experiment (multi-core for large inputs) and
+Counts the users of each group in the leveling-up experiment (one batch call) and
 sends one event for the first few treatment users, to show that a script that exits right away
 still delivers its events.
 """

@@ -12,15 +12,12 @@ Settings come from the environment:
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from splitlab.core.model import parse_time
-from splitlab.sdk import Client, HttpEventSender, MemoryConfigSource
+from splitlab.sdk import Client, HttpConfigSource, HttpEventSender
 
 WELCOME_BANNER = "growth-welcome-banner"
 """An ``edge-unique`` experiment: which banner anonymous visitors see on the home page."""
@@ -36,16 +33,6 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def fetch_rows(base_url: str) -> list[dict[str, Any]]:
-    """The experiment rows from the config API (``GET /api/v1/experiments``)."""
-    with urllib.request.urlopen(f"{base_url}/api/v1/experiments", timeout=5) as response:
-        document = json.load(response)
-    rows = document.get("experiments", document) if isinstance(document, dict) else document
-    if not isinstance(rows, list):
-        raise ValueError(f"{base_url}/api/v1/experiments did not return a list of experiments")
-    return rows
-
-
 def clock() -> Callable[[], datetime]:
     """The real clock, or the fixed time in ``SPLITLAB_EXAMPLE_NOW``."""
     fixed = parse_time(os.environ.get("SPLITLAB_EXAMPLE_NOW"), "SPLITLAB_EXAMPLE_NOW")
@@ -55,10 +42,10 @@ def clock() -> Callable[[], datetime]:
 
 
 def make_client() -> Client:
-    """A client reading the server's current experiments and sending to its intake."""
+    """A client reading the server's config API (polled, with ETag) and sending to its intake."""
     base = server_url()
     return Client(
-        MemoryConfigSource(fetch_rows(base)),
+        HttpConfigSource(f"{base}/api/v1/experiments"),
         HttpEventSender(f"{base}/v1/events"),
         os.environ.get("SPLITLAB_SITE"),
         clock=clock(),

@@ -58,7 +58,19 @@ class PreconditionFailedError(SplitlabError):
     code = "precondition_failed"
 
 
+class PreconditionRequiredError(PreconditionFailedError):
+    """A write that must be conditional (``If-Match``) came without a precondition."""
+
+    code = "precondition_required"
+
+
 class AuthError(SplitlabError):
     """Missing or wrong credentials."""
 
     code = "unauthorized"
+
+
+class SignatureError(SplitlabError, ValueError):
+    """A signed client payload does not verify (altered, expired, or signed by an unknown key)."""
+
+    code = "invalid_signature"

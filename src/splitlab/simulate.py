@@ -67,7 +67,7 @@ def simulate(
     """Run ``scenario`` through ``client`` (whose sender receives the events); ``progress`` is
     called with 1000 after every 1000 units. Raises ``ValueError`` when the experiment is
     unknown or not active now."""
-    experiment = client.snapshot().by_name.get(scenario.experiment)
+    experiment = client.experiment(scenario.experiment)
     if experiment is None:
         raise ValueError(f"no experiment named {scenario.experiment!r} in the config")
     if not experiment.is_active(client.now()):

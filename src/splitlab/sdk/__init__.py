@@ -6,25 +6,36 @@ dependencies (the standard library is enough).
 """
 
 from splitlab.sdk.client import Client
+from splitlab.sdk.config_index import ConfigIndex
+from splitlab.sdk.config_sources import (
+    ConfigSnapshot,
+    ConfigSource,
+    FileConfigSource,
+    HttpConfigSource,
+    StaticConfigSource,
+)
 from splitlab.sdk.events import EventSender, HttpEventSender, MemoryEventSender, SenderOptions
 from splitlab.sdk.handle import ExperimentHandle
 from splitlab.sdk.manager import ExperimentManager
 from splitlab.sdk.metrics import Metrics
 from splitlab.sdk.shape import Performer
-from splitlab.sdk.snapshot import ConfigSource, Snapshot
 from splitlab.sdk.sources_memory import MemoryConfigSource
 
 __all__ = [
     "Client",
+    "ConfigIndex",
+    "ConfigSnapshot",
     "ConfigSource",
     "EventSender",
     "ExperimentHandle",
     "ExperimentManager",
+    "FileConfigSource",
+    "HttpConfigSource",
     "HttpEventSender",
     "MemoryConfigSource",
     "MemoryEventSender",
     "Metrics",
     "Performer",
     "SenderOptions",
-    "Snapshot",
+    "StaticConfigSource",
 ]

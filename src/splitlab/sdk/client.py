@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 
-from splitlab.bulk import assign_many
-from splitlab.core.assignment import Identifier, assign, identifier_bytes
+from splitlab.core.assignment import Identifier, assign, assign_batch, identifier_bytes
 from splitlab.core.model import Experiment
+from splitlab.sdk.config_index import ConfigIndex
+from splitlab.sdk.config_sources import ConfigSource
 from splitlab.sdk.events import EventSender
 from splitlab.sdk.forking import renew_lock_after_fork
 from splitlab.sdk.manager import ExperimentManager, Runtime
 from splitlab.sdk.metrics import Metrics
 from splitlab.sdk.shape import Performer
-from splitlab.sdk.snapshot import ConfigSource, Snapshot
 
 log = logging.getLogger("splitlab.sdk")
 
@@ -51,8 +51,8 @@ class Client:
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
     ) -> None:
-        if not callable(getattr(config, "experiments", None)):
-            raise TypeError("config must have an experiments() method (a ConfigSource)")
+        if not callable(getattr(config, "load", None)):
+            raise TypeError("config must have a load() method (a ConfigSource)")
         if not callable(getattr(events, "send", None)):
             raise TypeError("events must have a send() method (an EventSender)")
         if site is not None and not isinstance(site, str):
@@ -63,7 +63,7 @@ class Client:
         self._runtime = Runtime(events, self.metrics, site, clock)
         self._lock = threading.Lock()
         renew_lock_after_fork(self, "_lock")
-        self._cache: tuple[Sequence[Experiment], Snapshot] | None = None
+        self._cache: tuple[tuple[Experiment, ...], ConfigIndex] | None = None
 
     @property
     def site(self) -> str | None:
@@ -74,11 +74,18 @@ class Client:
         """The client's clock."""
         return self._runtime.clock()
 
-    def snapshot(self) -> Snapshot:
-        """The current config, indexed (rebuilt only when the source's snapshot changes)."""
+    def experiment(self, name: str) -> Experiment | None:
+        """The experiment called ``name`` in the current config (active or not), or ``None``."""
+        if not isinstance(name, str):
+            raise TypeError(f"experiment name must be a str, not {type(name).__name__}")
+        return self.index().by_name.get(name)
+
+    def index(self) -> ConfigIndex:
+        """The source's current snapshot, indexed; re-indexed only when its experiments change
+        (sources keep the same experiments tuple while the config is unchanged)."""
         try:
-            experiments = self.config.experiments()
-        except Exception:  # a broken source must not break the host
+            experiments = self.config.load().experiments
+        except Exception:  # a source must not raise; if one does, the host must not break
             log.exception("config source failed; using the last good config")
             self.metrics.inc("splitlab_sdk_evaluation_errors_total", {"reason": "config_source"})
             experiments = self._cache[0] if self._cache else ()
@@ -87,7 +94,7 @@ class Client:
             return cache[1]
         with self._lock:
             if self._cache is None or self._cache[0] is not experiments:
-                self._cache = (experiments, Snapshot.of(experiments))
+                self._cache = (experiments, ConfigIndex.of(experiments))
             return self._cache[1]
 
     def get_assignment_for_user(self, identifier: Identifier, experiment_name: str) -> str | None:
@@ -104,14 +111,15 @@ class Client:
     def get_assignments_for_users(
         self, identifiers: Iterable[Identifier], experiment_name: str
     ) -> list[str | None]:
-        """:meth:`get_assignment_for_user` for many units (multi-core for large inputs)."""
+        """:meth:`get_assignment_for_user` for many units, in order (the core's batch form;
+        for millions of units on every core, see :func:`splitlab.bulk.assign_many`)."""
         units = list(identifiers)
         experiment = self._active(experiment_name)
         if experiment is None:
             for unit in units:
                 identifier_bytes(unit)
             return [None] * len(units)
-        return assign_many(units, experiment, self.site).groups
+        return assign_batch(units, experiment, self.site).groups
 
     def manager(
         self,
@@ -126,9 +134,7 @@ class Client:
         """The experiment manager of one request (or one job run): enrolls the given units on
         every active experiment of their sampling unit, applies ``mpo`` overrides from
         ``query_string`` and edge enrollments from the ``X-Experiment-Enrollments`` header."""
-        snapshot = self.snapshot()
-        now = self._runtime.clock()
-        manager = ExperimentManager(self._runtime, snapshot, now)
+        manager = ExperimentManager(self._runtime, self.index(), self._runtime.clock())
         manager.read_request(query_string, headers)
         if user_id is not None or performer is not None:
             manager.update_user(user_id, performer=performer)
@@ -160,7 +166,7 @@ class Client:
     def _active(self, experiment_name: str) -> Experiment | None:
         if not isinstance(experiment_name, str):
             raise TypeError(f"experiment_name must be a str, not {type(experiment_name).__name__}")
-        experiment = self.snapshot().by_name.get(experiment_name)
+        experiment = self.index().by_name.get(experiment_name)
         if experiment is None:
             self.metrics.inc("splitlab_sdk_unknown_experiments_total",
                              {"experiment": experiment_name})

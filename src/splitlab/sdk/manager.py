@@ -20,6 +20,7 @@ from splitlab.core.decoration import EnrollmentResult
 from splitlab.core.headers import parse_enrollments_header, parse_overrides
 from splitlab.core.model import IDENTIFIER_TYPES, Experiment
 from splitlab.errors import HeaderError, OverrideError
+from splitlab.sdk.config_index import ConfigIndex
 from splitlab.sdk.events import EventSender
 from splitlab.sdk.handle import ExperimentHandle
 from splitlab.sdk.metrics import Metrics
@@ -30,7 +31,6 @@ from splitlab.sdk.shape import (
     Performer,
     build_event,
 )
-from splitlab.sdk.snapshot import Snapshot
 
 log = logging.getLogger("splitlab.sdk")
 ENROLLMENTS_HEADER = "x-experiment-enrollments"
@@ -53,13 +53,13 @@ class ExperimentManager:
     def __init__(
         self,
         runtime: Runtime,
-        snapshot: Snapshot,
+        index: ConfigIndex,
         now: datetime,
     ) -> None:
         self._runtime = runtime
-        self._snapshot = snapshot
-        self._by_name = snapshot.by_name
-        self._active = snapshot.active_by_unit(now)
+        self._index = index
+        self._by_name = index.by_name
+        self._active = index.active_by_unit(now)
         self._units: dict[str, Identifier] = {}
         self._assigned: dict[str, Assignment] = {}
         self._edge: dict[str, str] = {}
@@ -204,7 +204,7 @@ class ExperimentManager:
 
     def _enrollment(self, experiment: Experiment) -> Enrollment | None:
         name = experiment.name
-        version = self._snapshot.exposure_version(experiment)
+        version = self._index.exposure_version(experiment)
         if name in self._edge:
             anonymous = self._units.get("edge-unique")
             if anonymous is None:
@@ -244,12 +244,12 @@ class ExperimentManager:
     def body_classes(self, result: EnrollmentResult, prefix: str) -> str:
         """The body classes of ``result`` (see :func:`splitlab.core.decoration.body_classes`),
         space-separated."""
-        return self._snapshot.body_classes(result, prefix)
+        return self._index.body_classes(result, prefix)
 
     def enrollments_header(self) -> str:
         """``X-Experiment-Enrollments`` for a response: every assigned experiment whose names
         fit the header's grammar (others are left out)."""
-        entry = self._snapshot.header_entry
+        entry = self._index.header_entry
         groups = {name: result.group for name, result in self._assigned.items()
                   if result.group is not None}
         groups.update(self._edge)

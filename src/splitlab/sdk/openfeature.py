@@ -56,7 +56,7 @@ class SplitlabProvider(AbstractProvider):
             return _error(default_value, ErrorCode.TARGETING_KEY_MISSING,
                           "the evaluation context needs a targeting_key (the unit's identifier)")
         try:
-            experiment = self.client.snapshot().by_name.get(flag_key)
+            experiment = self.client.experiment(flag_key)
             if experiment is None:
                 self.client.metrics.inc("splitlab_sdk_unknown_experiments_total",
                                         {"experiment": flag_key, "source": "openfeature"})

@@ -11,10 +11,21 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.sdk.client_payload import PayloadOptions
+from splitlab.service.client_delivery import (
+    ApiKeyGate,
+    ClientDeliveryComponent,
+    ExperimentSource,
+)
+from splitlab.service.metrics import Metrics, MetricsMiddleware
+from splitlab.service.ofrep import OfrepComponent
+from splitlab.service.rate_limit import RateLimiter
+from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.settings import Settings
 
 
@@ -34,18 +45,36 @@ class Component(Protocol):
         ...
 
 
-def build_components(settings: Settings) -> list[Component]:
-    """The areas the service runs with ``settings``."""
-    return []
+def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
+    """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
+    registry = RegistryComponent(settings, metrics)
+    return [registry, *client_components(settings, RegistryExperiments(registry))]
+
+
+def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:
+    """Client delivery (signed payloads, keys) and OFREP over ``source``."""
+    options = PayloadOptions(settings.client_experiments, salt=settings.client_name_salt)
+    gate = ApiKeyGate(settings.client_api_key)
+    limiter = RateLimiter(settings.ofrep_rate_limit) if settings.ofrep_rate_limit else None
+    return [
+        ClientDeliveryComponent(source, settings.data_dir, options, gate),
+        OfrepComponent(source, options, gate, limiter),
+    ]
 
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings, components: Sequence[Component] | None = None) -> Starlette:
-    """The application for ``settings`` (components default to :func:`build_components`)."""
-    parts = list(build_components(settings) if components is None else components)
+def create_app(settings: Settings, components: Sequence[Component] | None = None,
+               metrics: Metrics | None = None) -> Starlette:
+    """The application for ``settings`` (components default to :func:`build_components`).
+
+    ``metrics`` (one per application, created when not given) is served at ``/metrics``;
+    ``app.state.metrics`` and ``app.state.components`` expose the parts to tests.
+    """
+    metrics = metrics or Metrics()
+    parts = list(build_components(settings, metrics) if components is None else components)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,10 +88,14 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
             for part in reversed(started):
                 await part.stop()
 
-    routes: list[BaseRoute] = [Route("/healthz", health)]
+    routes: list[BaseRoute] = [Route("/healthz", health), Route("/metrics", metrics.endpoint)]
     for part in parts:
         routes.extend(part.routes())
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(MetricsMiddleware, metrics=metrics)])
+    app.state.metrics = metrics
+    app.state.components = parts
+    return app
 
 
 def app_from_env() -> Starlette:

@@ -7,6 +7,11 @@
 | ``SPLITLAB_NATS_URL`` | NATS JetStream for events at scale | unset |
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
+| ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
+| ``SPLITLAB_CLIENT_EXPERIMENTS`` | comma-separated names of the client experiments | all |
+| ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
+| ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
+| ``SPLITLAB_OFREP_RATE_LIMIT`` | OFREP requests per second per client (0: no limit) | ``0`` |
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ class Settings:
     nats_url: str | None = None
     admin_token: str | None = None
     demo: bool = False
+    table_prefix: str = ""
+    client_experiments: frozenset[str] | None = None
+    client_api_key: str | None = None
+    client_name_salt: str = ""
+    ofrep_rate_limit: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -37,4 +47,26 @@ class Settings:
             nats_url=source.get("SPLITLAB_NATS_URL") or None,
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
+            table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
+            client_experiments=_name_set(source.get("SPLITLAB_CLIENT_EXPERIMENTS")),
+            client_api_key=source.get("SPLITLAB_CLIENT_API_KEY") or None,
+            client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),
+            ofrep_rate_limit=_float(source, "SPLITLAB_OFREP_RATE_LIMIT"),
         )
+
+
+def _name_set(text: str | None) -> frozenset[str] | None:
+    if not text:
+        return None
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+
+def _float(source: Mapping[str, str], name: str) -> float:
+    text = source.get(name, "0") or "0"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {text!r}")
+    return value

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sdk_helpers import IntakeStub
+
+from .sdk_helpers import IntakeStub
 
 
 @pytest.fixture

@@ -5,12 +5,13 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 
 import pytest
-from sdk_helpers import make, oracle, row
-from web_helpers import read_page
 
 from splitlab.core.headers import parse_enrollments_header
 from splitlab.sdk import Client, MemoryEventSender
 from splitlab.sdk.asgi import SplitlabASGIMiddleware
+
+from .sdk_helpers import make, oracle, row
+from .web_helpers import read_page
 
 starlette = pytest.importorskip("starlette")
 from starlette.applications import Starlette  # noqa: E402

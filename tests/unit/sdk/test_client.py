@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sdk_helpers import Clock, make, oracle, row
 
 from splitlab.core.model import Experiment
-from splitlab.sdk import Client, MemoryConfigSource, MemoryEventSender
+from splitlab.sdk import Client, ConfigSnapshot, MemoryConfigSource, MemoryEventSender
+
+from .sdk_helpers import Clock, make, oracle, row
 
 
 def test_get_assignment_matches_the_published_formula() -> None:
@@ -70,14 +70,17 @@ def test_misuse_raises_type_error() -> None:
 
 
 class BrokenSource:
+    """A source that breaks its contract (it raises); the client must survive it."""
+
     def __init__(self) -> None:
-        self.rows: Sequence[Experiment] = (Experiment.from_config(row("broken-source-test")),)
+        experiments = (Experiment.from_config(row("broken-source-test")),)
+        self.snapshot = ConfigSnapshot(experiments, "v1")
         self.broken = False
 
-    def experiments(self) -> Sequence[Experiment]:
+    def load(self) -> ConfigSnapshot:
         if self.broken:
             raise RuntimeError("config backend down")
-        return self.rows
+        return self.snapshot
 
 
 def test_a_failing_source_keeps_the_last_good_config() -> None:

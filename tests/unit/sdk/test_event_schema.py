@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_helpers import make, row
 
 from splitlab.sdk import Performer
+
+from .sdk_helpers import make, row
 
 fastjsonschema = pytest.importorskip("fastjsonschema")
 yaml = pytest.importorskip("yaml")

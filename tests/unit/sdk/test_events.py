@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from sdk_helpers import IntakeStub
-
 from splitlab.sdk import HttpEventSender, MemoryEventSender, SenderOptions
+
+from .sdk_helpers import IntakeStub
 
 FAST = SenderOptions(backoff=0.01, timeout=2.0)
 

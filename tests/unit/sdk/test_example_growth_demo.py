@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_helpers import IntakeStub, row
 
 from splitlab.core.model import format_time
+
+from .sdk_helpers import IntakeStub, row
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]

@@ -9,9 +9,10 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from sdk_helpers import Clock, make, oracle, row
 
 from splitlab.sdk import Performer
+
+from .sdk_helpers import Clock, make, oracle, row
 
 GROUPS = ["control", "treatment"]
 ROWS = [

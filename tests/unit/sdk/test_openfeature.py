@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sdk_helpers import Clock, make, oracle, row
+
+from .sdk_helpers import Clock, make, oracle, row
 
 pytest.importorskip("openfeature")
 from openfeature import api

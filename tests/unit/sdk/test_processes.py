@@ -7,34 +7,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sdk_helpers import IntakeStub, row
 
-from splitlab.core.model import Experiment, experiments_from_document
-from splitlab.sdk import Client, HttpEventSender, SenderOptions
+from splitlab.sdk import Client, FileConfigSource, HttpEventSender, SenderOptions
+
+from .sdk_helpers import IntakeStub, row
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-class JsonFileSource:
-    """A config source that re-reads a JSON file whenever it changes (a test stand-in for the
-    file and HTTP sources, which refresh in the same way)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.stamp: tuple[int, int] | None = None
-        self.snapshot: Sequence[Experiment] = ()
-
-    def experiments(self) -> Sequence[Experiment]:
-        status = self.path.stat()
-        stamp = (status.st_mtime_ns, status.st_size)
-        if stamp != self.stamp:
-            self.snapshot = tuple(experiments_from_document(json.loads(self.path.read_text())))
-            self.stamp = stamp
-        return self.snapshot
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -44,7 +25,7 @@ def test_forked_worker_keeps_config_updates_and_its_own_sender(
     config = tmp_path / "experiments.json"
     config.write_text(json.dumps([row("before-fork-test")]))
     sender = HttpEventSender(intake.url, SenderOptions(backoff=0.01))
-    client = Client(JsonFileSource(config), sender)
+    client = Client(FileConfigSource(config), sender)
     client.manager(user_id=1).get_experiment("before-fork-test").send("parent_event")
     assert client.flush(5.0)  # the parent's sender thread is running when we fork
     ready_read, ready_write = os.pipe()
@@ -93,7 +74,7 @@ def test_forks_while_other_threads_use_the_client_do_not_deadlock() -> None:
     import threading
     import time
 
-    from sdk_helpers import make
+    from .sdk_helpers import make
 
     client, _, sender = make([row("fork-lock-test")])
     stop = threading.Event()

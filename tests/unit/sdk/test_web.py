@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sdk_helpers import make, row
-from web_helpers import read_page
-
 from splitlab.sdk.web import WebOptions, anonymous_id_from, cookie_header, decorate_html, is_html
+
+from .sdk_helpers import make, row
+from .web_helpers import read_page
 
 ROWS = [row("Sticky Header Test", "edge-unique")]
 

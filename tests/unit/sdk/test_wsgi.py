@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sdk_helpers import make, oracle, row
-from web_helpers import read_page
 
 from splitlab.core.assignment import subject_id
 from splitlab.core.headers import parse_enrollments_header
 from splitlab.sdk import Client, ExperimentManager
 from splitlab.sdk.web import ENVIRON_KEY
 from splitlab.sdk.wsgi import SplitlabWSGIMiddleware
+
+from .sdk_helpers import make, oracle, row
+from .web_helpers import read_page
 
 flask = pytest.importorskip("flask")
 

@@ -1,29 +1,19 @@
-"""Config sources and the indexed snapshot of their experiments that the client works from."""
+"""A config snapshot indexed for the client: by name, active per sampling unit, and the small
+strings pages and headers need, each computed once per snapshot."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from splitlab.core.decoration import EnrollmentResult, body_classes
 from splitlab.core.headers import EXPERIMENT_NAME, GROUP_NAME
 from splitlab.core.model import IDENTIFIER_TYPES, Experiment
 
 
-class ConfigSource(Protocol):
-    """Where experiments come from. ``experiments()`` returns the current snapshot and never
-    raises; returning the same sequence object until the config changes lets the client cache
-    what it derives from it."""
-
-    def experiments(self) -> Sequence[Experiment]:
-        """The current experiments."""
-        ...
-
-
 @dataclass(slots=True)
-class Snapshot:
+class ConfigIndex:
     """One config snapshot indexed for lookups, with the active experiments per sampling unit
     cached for the time window in which they stay the same."""
 
@@ -36,7 +26,7 @@ class Snapshot:
     _versions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, experiments: Sequence[Experiment]) -> Snapshot:
+    def of(cls, experiments: Sequence[Experiment]) -> ConfigIndex:
         """Index ``experiments`` by name."""
         return cls({experiment.name: experiment for experiment in experiments})
 
