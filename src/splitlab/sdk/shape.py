@@ -100,8 +100,6 @@ def build_event(
         "agent": dict(AGENT),
         "performer": context.performer.fragment(experiment.user_identifier_type),
         "experiment": enrollment.fragment(),
-        "experiments": {"enrolled": [experiment.name],
-                        "assigned": {experiment.name: enrollment.group}},
     }
     if context.site is not None:
         event["mediawiki"] = {"database": context.site}
