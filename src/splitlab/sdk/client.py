@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -20,7 +20,7 @@ from splitlab.sdk.config_index import ConfigIndex
 from splitlab.sdk.config_sources import ConfigSource
 from splitlab.sdk.events import EventSender
 from splitlab.sdk.forking import renew_lock_after_fork
-from splitlab.sdk.manager import ExperimentManager, Runtime
+from splitlab.sdk.manager import ExperimentManager, HeaderItems, Runtime
 from splitlab.sdk.metrics import Metrics
 from splitlab.sdk.shape import Performer
 
@@ -127,7 +127,7 @@ class Client:
         anonymous_id: str | None = None,
         session_id: str | None = None,
         query_string: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: HeaderItems | None = None,
         *,
         performer: Performer | None = None,
     ) -> ExperimentManager:

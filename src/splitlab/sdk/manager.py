@@ -9,10 +9,10 @@ identity mid-request (:meth:`ExperimentManager.update_user`, the account-creatio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from splitlab.core.assignment import Assignment, Identifier, assign, identifier_bytes, subject_id
@@ -35,6 +35,14 @@ from splitlab.sdk.shape import (
 log = logging.getLogger("splitlab.sdk")
 ENROLLMENTS_HEADER = "x-experiment-enrollments"
 _UNIT_OF_KIND = {"user": "mw-user", **{unit: unit for unit in IDENTIFIER_TYPES}}
+
+
+class HeaderItems(Protocol):
+    """Request headers: a mapping, or anything with ``items()`` such as Werkzeug's ``Headers``."""
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        """Every (name, value) pair."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +130,12 @@ class ExperimentManager:
 
     # -- request input ------------------------------------------------------------------------
 
-    def read_request(
-        self, query_string: str | None, headers: Mapping[str, str] | None
-    ) -> None:
+    def read_request(self, query_string: str | None, headers: HeaderItems | None) -> None:
         """Apply ``mpo`` overrides from ``query_string`` and edge enrollments from the
         ``X-Experiment-Enrollments`` header. Malformed input is logged, counted and ignored."""
         if query_string is not None and not isinstance(query_string, str):
             raise TypeError(f"query_string must be a str, not {type(query_string).__name__}")
-        if headers is not None and not isinstance(headers, Mapping):
+        if headers is not None and not callable(getattr(headers, "items", None)):
             raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
         if query_string and "mpo=" in query_string:
             values = parse_qs(query_string).get("mpo")

@@ -39,6 +39,12 @@ def build(client: Client) -> flask.Flask:
         manager.update_user(int(flask.request.args["uid"]))
         return {"sent": manager.log_enrollment("signup-flow-test", "account_creation")}
 
+    @app.get("/direct")
+    def direct() -> dict[str, object]:  # the manager built by hand from Flask's own objects
+        manager = client.manager(anonymous_id="J" * 20, headers=flask.request.headers,
+                                 query_string=flask.request.query_string.decode())
+        return {"group": manager.get_experiment("anon-banner-test").get_assigned_group()}
+
     @app.get("/stream")
     def stream() -> flask.Response:
         def parts() -> Iterator[str]:
@@ -138,3 +144,12 @@ def test_raw_wsgi_lazy_generator_is_streamed_and_closed() -> None:
     assert isinstance(manager, ExperimentManager)
     assert manager.get_experiment("anon-banner-test").subject_id == subject_id(
         "H" * 20, "anon-banner-test")
+
+
+def test_flask_headers_object_is_accepted_by_the_client() -> None:
+    client, _, _ = make(ROWS)
+    response = build(client).test_client().get(
+        "/direct", headers={"X-Experiment-Enrollments": "anon-banner-test=treatment;"})
+    assert response.get_json() == {"group": "treatment"}
+    forced = build(client).test_client().get("/direct?mpo=anon-banner-test:control")
+    assert forced.get_json() == {"group": "control"}
