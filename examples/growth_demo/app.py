@@ -7,6 +7,8 @@
   the leveling-up job in 48 hours.
 * ``GET /api/leveling-up/{user_id}`` — the user's group, side-effect free (the response also
   carries ``X-Experiment-Enrollments``).
+* ``GET /metrics`` — the SDK's counters (enrollments and exposures by experiment, group and
+  source; unknown experiments; sender drops), in Prometheus text.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from redis import Redis
 from rq import Queue
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from growth_demo.jobs import leveling_up_notice
@@ -70,8 +72,13 @@ def create_app(client: Client, queue: Queue) -> SplitlabASGIMiddleware:
         return JSONResponse({"user_id": user_id,
                              "group": client.get_assignment_for_user(user_id, LEVELING_UP)})
 
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(client.metrics.render(),
+                                 media_type="text/plain; version=0.0.4")
+
     app = Starlette(routes=[
         Route("/", home),
+        Route("/metrics", metrics),
         Route("/signup", signup, methods=["POST"]),
         Route("/api/leveling-up/{user_id:int}", leveling_up),
     ])

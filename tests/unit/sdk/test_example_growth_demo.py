@@ -75,6 +75,9 @@ def test_growth_demo(intake: IntakeStub, queue: Any, monkeypatch: pytest.MonkeyP
     assert enrollment["experiment"]["assigned"] == group
     assert enrollment["performer"]["id"] == user_id
     assert events(intake, "experiment_enrollment")[0]["action_source"] == "page_view"
+    scraped = web.get("/metrics").text
+    assert (f'splitlab_sdk_enrollments_total{{experiment="{LEVELING_UP}",group="{group}",'
+            'source="account_creation"} 1') in scraped
 
     registry = ScheduledJobRegistry(queue=queue)
     job_id = Job.fetch(signed_up["job_id"], connection=queue.connection).id
