@@ -14,9 +14,16 @@ from pathlib import Path
 import pytest
 
 from splitlab.core.model import Experiment
-from splitlab.sdk import Client, ConfigSnapshot, MemoryConfigSource, MemoryEventSender
+from splitlab.sdk import (
+    Client,
+    ConfigSnapshot,
+    HttpEventSender,
+    MemoryConfigSource,
+    MemoryEventSender,
+    SenderOptions,
+)
 
-from .sdk_helpers import Clock, make, oracle, row
+from .sdk_helpers import Clock, IntakeStub, make, oracle, row
 
 
 def test_get_assignment_matches_the_published_formula() -> None:
@@ -137,10 +144,13 @@ def test_concurrent_use_during_config_updates() -> None:
     assert errors == []
 
 
-def test_context_manager_closes_the_sender() -> None:
-    sender = MemoryEventSender()
-    with Client(MemoryConfigSource([]), sender) as client:
-        assert client.flush() is True
+def test_context_manager_delivers_and_closes(intake: IntakeStub) -> None:
+    sender = HttpEventSender(intake.url, SenderOptions(backoff=0.01))
+    with Client(MemoryConfigSource([row("context-close-test")]), sender, clock=Clock()) as client:
+        client.manager(user_id=1).get_experiment("context-close-test").send("inside")
+    assert [e["action"] for e in intake.events] == ["inside"]  # delivered by close()
+    client.manager(user_id=1).get_experiment("context-close-test").send("after")
+    assert sender.metrics.value("splitlab_sdk_events_dropped_total", {"reason": "closed"}) == 1
 
 
 def test_test_kitchen_published_cases_through_the_sdk(refdata: Path) -> None:
