@@ -382,6 +382,55 @@ def client_keys_command(
     typer.echo(json.dumps(signer.jwks(), indent=2))
 
 
+# -- simulate (SDK issue) ---------------------------------------------------------------------
+
+
+@app.command("simulate")
+def simulate_command(
+    users: Annotated[int, typer.Option(help="Simulated units.")] = 10_000,
+    config: Annotated[Path, typer.Option(help="Config JSON: a list of rows or {experiments}.")] = (
+        Path("experiments.json")
+    ),
+    experiment: Annotated[str, typer.Option(help="Experiment name.")] = "",
+    intake: Annotated[str | None, typer.Option(help="Send to this intake (…/v1/events).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Or append events to this JSONL file.")] = None,
+    base_rate: Annotated[float, typer.Option(help="Conversion rate of control.")] = 0.10,
+    lift: Annotated[float, typer.Option(help="True absolute lift of the other groups.")] = 0.02,
+    seed: Annotated[int, typer.Option(help="Seed of the conversion draws.")] = 0,
+    site: Annotated[str | None, typer.Option(help="Site (e.g. enwiki) for per-site rates.")] = None,
+) -> None:
+    """Send realistic traffic with a known true effect through the SDK."""
+    from splitlab.sdk import Client, HttpEventSender, StaticConfigSource
+    from splitlab.sdk.events import EventSender
+    from splitlab.simulate import JsonLinesEventSender, Scenario, simulate
+
+    if not experiment:
+        fail("--experiment is required")
+    exp = load_experiment(config, experiment)
+    try:
+        scenario = Scenario(experiment, users, base_rate, lift, seed)
+        if intake is not None and out is None:
+            sender: EventSender = HttpEventSender(intake)
+        elif out is not None and intake is None:
+            sender = JsonLinesEventSender(out)
+        else:
+            fail("give exactly one of --intake URL or --out FILE")
+    except (ValueError, TypeError, OSError) as error:
+        fail(str(error))
+    with Client(StaticConfigSource([exp.to_config()]), sender, site) as client:
+        try:
+            summary = simulate(client, scenario)
+        except ValueError as error:
+            fail(str(error))
+        delivered = client.flush(30.0)
+    for group, tally in summary.groups.items():
+        typer.echo(f"{group}\tunits={tally.units}\tconversions={tally.conversions}"
+                   f"\ttrue_rate={tally.true_rate:g}")
+    typer.echo(f"not-enrolled\tunits={summary.not_enrolled}")
+    if not delivered:
+        fail("not every event was delivered within 30 s (see the log)", code=1)
+
+
 def main() -> None:
     """Entry point of the ``splitlab`` console script."""
     app()
