@@ -73,6 +73,8 @@ class RegistryComponent:
         self._registry: Registry | None = None
         self._cache: DocumentCache | None = None
         self.signal = ChangeSignal(settings.data_dir / SIGNAL_FILE)
+        self._openapi = openapi_document()
+        self._docs = docs_page(self._openapi)
         self.token = ""
 
     @property
@@ -120,7 +122,7 @@ class RegistryComponent:
         for kind, plural in PLURAL.items():
             base = f"/api/v1/{plural}"
             routes += [
-                Route(base, guarded(self._read(kind)), methods=["GET"], name=f"{plural}-read"),
+                Route(base, guarded(self._read(kind)), methods=["GET"]),
                 Route(base, guarded(self._create(kind)), methods=["POST"]),
                 Route(base + "/{name}", guarded(self._show(kind)), methods=["GET"]),
                 Route(base + "/{name}", guarded(self._patch(kind)), methods=["PATCH"]),
@@ -131,11 +133,11 @@ class RegistryComponent:
 
     async def openapi(self, request: Request) -> Response:
         """``GET /openapi.json``."""
-        return json_response(openapi_document())
+        return json_response(self._openapi)
 
     async def docs(self, request: Request) -> Response:
         """``GET /docs``: the API reference, rendered from the OpenAPI document (no CDN)."""
-        return Response(docs_page(openapi_document()), media_type="text/html")
+        return Response(self._docs, media_type="text/html")
 
     def _read(self, kind: str) -> Handler:
         async def read(request: Request) -> Response:
