@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 
@@ -125,13 +126,29 @@ def _alembic_config(tables: Tables, connection: Connection) -> Config:
     return config
 
 
+def _adopt_pre_alembic(conn: Connection, tables: Tables, config: Config) -> None:
+    """Databases made before the switch to Alembic recorded version 1 in ``schema_migrations``;
+    their schema is that of revision 0001, so they are stamped with it (the old table goes)."""
+    names = set(inspect(conn).get_table_names())
+    legacy = f"{tables.prefix}schema_migrations"
+    if legacy not in names or f"{tables.prefix}alembic_version" in names:
+        return
+    versions = set(conn.execute(text(f'SELECT version FROM "{legacy}"')).scalars())
+    if versions != {1}:
+        raise RuntimeError(f"{legacy} holds unknown versions {sorted(versions)}")
+    command.stamp(config, "0001")
+    conn.execute(text(f'DROP TABLE "{legacy}"'))
+
+
 def migrate(engine: Engine, tables: Tables) -> str:
     """Apply the migrations not yet applied; return the revision now in force."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                          {"key": f"{tables.prefix}alembic_version"})
-        command.upgrade(_alembic_config(tables, conn), "head")
+        config = _alembic_config(tables, conn)
+        _adopt_pre_alembic(conn, tables, config)
+        command.upgrade(config, "head")
         revision = conn.execute(text(f'SELECT version_num FROM "{tables.prefix}alembic_version"'))
         return str(revision.scalar_one())
 

@@ -227,3 +227,19 @@ def test_migrated_schema_matches_the_table_descriptions(registry: Registry) -> N
         assert migrated == described, table.name
     unique = inspector.get_unique_constraints(registry.tables.objects.name)
     assert [sorted(u["column_names"]) for u in unique] == [["kind", "name"]]
+
+
+def test_a_database_from_before_alembic_is_adopted(registry: Registry) -> None:
+    """The first registry release recorded its schema as version 1 in ``schema_migrations``;
+    such a database is stamped at revision 0001 and keeps its data."""
+    from sqlalchemy import text
+
+    registry.create("experiment", ROW, actor="alice")
+    prefix = registry.tables.prefix
+    with registry.engine.begin() as conn:
+        conn.execute(text(f'DROP TABLE "{prefix}alembic_version"'))
+        conn.execute(text(f'CREATE TABLE "{prefix}schema_migrations" (version INTEGER)'))
+        conn.execute(text(f'INSERT INTO "{prefix}schema_migrations" VALUES (1)'))
+    assert migrate(registry.engine, registry.tables) == "0001"
+    assert registry.get("experiment", ROW["name"]).revision == 1
+    registry.create("experiment", {**ROW, "name": "after-adoption"}, actor="alice")
