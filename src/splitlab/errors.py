@@ -62,3 +62,9 @@ class AuthError(SplitlabError):
     """Missing or wrong credentials."""
 
     code = "unauthorized"
+
+
+class AnalysisError(SplitlabError, ValueError):
+    """Analysis input is unusable: unreadable events, an unknown experiment, a bad metric."""
+
+    code = "invalid_analysis_input"
