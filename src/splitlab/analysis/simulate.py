@@ -172,7 +172,8 @@ def _chunk(spec: Simulation, rng: np.random.Generator, ids: np.ndarray, start_us
 def _after(rng: np.random.Generator, since: np.ndarray, end_us: int) -> np.ndarray:
     """A uniform time in ``(since, end]`` for each element."""
     offsets: np.ndarray = (rng.random(len(since)) * (end_us - since)).astype(np.int64)
-    return since + 1 + offsets
+    result: np.ndarray = since + 1 + offsets
+    return result
 
 
 @dataclass(frozen=True, slots=True)
