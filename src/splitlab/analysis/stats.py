@@ -31,7 +31,7 @@ class Moments:
 
 @dataclass(frozen=True, slots=True)
 class ChiSquare:
-    """A chi-square goodness-of-fit test: statistic, degrees of freedom, p-value, expected counts."""
+    """A chi-square goodness-of-fit test: statistic, degrees of freedom, p-value, expected."""
 
     statistic: float
     df: int
