@@ -37,11 +37,12 @@ class Options:
 
 @dataclass(frozen=True, slots=True)
 class Srm:
-    """The sample ratio mismatch test over unmixed units."""
+    """The sample ratio mismatch test over unmixed units (``statistic`` and ``p_value`` are
+    ``None`` when fewer than two groups are known: pass the configured groups)."""
 
-    statistic: float
+    statistic: float | None
     df: int
-    p_value: float
+    p_value: float | None
     alpha: float
     flagged: bool
     observed: dict[str, float]
@@ -136,19 +137,21 @@ def _srm(groups: list[str], counts: dict[str, int], options: Options) -> Srm:
     positive = [i for i, w in enumerate(weights) if w > 0]
     unexpected = sum(counts.get(groups[i], 0) for i, w in enumerate(weights) if w <= 0)
     observed = [counts.get(groups[i], 0) for i in positive]
-    test = stats.chi_square_gof(observed, [weights[i] for i in positive])
     total = sum(counts.values())
-    expected_units = {groups[i]: e for i, e in zip(positive, test.expected, strict=True)}
     weight_sum = sum(weights)
+    shares = {
+        "observed": {g: (counts.get(g, 0) / total if total else 0.0) for g in groups},
+        "expected": {g: w / weight_sum for g, w in zip(groups, weights, strict=True)},
+        "observed_units": {g: counts.get(g, 0) for g in groups},
+        "expected_units": {g: total * w / weight_sum for g, w in zip(groups, weights,
+                                                                     strict=True)},
+    }
+    if len(positive) < 2:
+        return Srm(None, 0, None, options.srm_alpha, False, **shares)
+    test = stats.chi_square_gof(observed, [weights[i] for i in positive])
     p_value = 0.0 if unexpected else test.p_value
-    return Srm(
-        statistic=math.inf if unexpected else test.statistic, df=test.df, p_value=p_value,
-        alpha=options.srm_alpha, flagged=p_value < options.srm_alpha,
-        observed={g: (counts.get(g, 0) / total if total else 0.0) for g in groups},
-        expected={g: w / weight_sum for g, w in zip(groups, weights, strict=True)},
-        observed_units={g: counts.get(g, 0) for g in groups},
-        expected_units={g: expected_units.get(g, 0.0) for g in groups},
-    )
+    return Srm(math.inf if unexpected else test.statistic, test.df, p_value, options.srm_alpha,
+               p_value < options.srm_alpha, **shares)
 
 
 def _breakdown(engine: Engine, column: str) -> dict[str, dict[str, int]]:

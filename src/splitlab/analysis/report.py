@@ -62,8 +62,11 @@ def to_text(report: Report) -> str:
         lines.append(f"{group:<20} {units:>12,} {srm.observed[group]:>9.2%} "
                      f"{srm.expected[group]:>9.2%}")
     verdict = "SAMPLE RATIO MISMATCH" if srm.flagged else "no sample ratio mismatch"
-    lines += ["", f"SRM: chi-square {_number(srm.statistic)} (df {srm.df}), p = "
-              f"{_number(srm.p_value)} -> {verdict} at alpha {srm.alpha:g}"]
+    if srm.p_value is None:
+        lines += ["", "SRM: not testable with one group (give --config to name every group)"]
+    else:
+        lines += ["", f"SRM: chi-square {_number(srm.statistic)} (df {srm.df}), p = "
+                  f"{_number(srm.p_value)} -> {verdict} at alpha {srm.alpha:g}"]
     for metric in report.metrics:
         lines += ["", f"metric {metric.name} ({metric.kind}{', CUPED' if metric.cuped else ''})"]
         lines.append(f"  {'group':<18} {'n':>10} {'mean':>11} {'effect':>11} {'relative':>9} "

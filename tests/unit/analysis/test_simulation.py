@@ -1,0 +1,124 @@
+"""The simulator end to end on DuckDB: real tk-v1 groups, SRM on faults, and a pandas oracle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from pandas_oracle import analyse as oracle_analyse
+from pandas_oracle import load as oracle_load
+from typer.testing import CliRunner
+
+from splitlab.analysis.analyze import Options, Report, analyze
+from splitlab.analysis.engines import DuckDBEngine
+from splitlab.analysis.materialize import materialize
+from splitlab.analysis.metrics import parse_catalog
+from splitlab.analysis.simulate import Fault, Simulation, simulate, write_events
+from splitlab.cli import app
+from splitlab.core.assignment import assign
+from splitlab.core.model import Experiment
+
+EXPERIMENT = Experiment.from_config({
+    "name": "simulated-checkout", "groups": ["control", "treatment"],
+    "sample_rate": {"default": 0.5, "1": ["dewiki"]}, "user_identifier_type": "mw-user",
+})
+METRICS = parse_catalog({"metrics": [
+    {"name": "clicks", "kind": "count", "filter": {"action": "click"}},
+    {"name": "edited", "kind": "proportion", "filter": {"action": "edit_saved"}},
+]})
+
+
+def run(tmp_path: Path, spec: Simulation) -> tuple[Report, Path]:
+    events = tmp_path / "events.parquet"
+    write_events(simulate(spec), events)
+    materialize(events, tmp_path / "data")
+    engine = DuckDBEngine(threads=1)
+    engine.load_events(tmp_path / "data")
+    try:
+        return analyze(engine, Options(EXPERIMENT.name, EXPERIMENT.groups), METRICS), events
+    finally:
+        engine.close()
+
+
+def test_simulated_groups_are_the_core_assignment(tmp_path: Path) -> None:
+    events = tmp_path / "e.parquet"
+    write_events(simulate(Simulation(EXPERIMENT, 3000, seed=1)), events)
+    table = pq.read_table(events).to_pylist()
+    checked = 0
+    for row in table[:: max(1, len(table) // 300)]:
+        truth = assign(row["performer"]["id"], EXPERIMENT, row["mediawiki"]["database"])
+        assert truth.in_sample
+        assert row["experiment"]["subject_id"] == truth.subject_id
+        if row["action"] != "experiment_enrollment" or row["experiment"]["assigned"] == truth.group:
+            checked += 1
+            assert row["experiment"]["assigned"] == truth.group
+    assert checked > 250
+
+
+def test_the_simulator_is_seeded() -> None:
+    first = next(simulate(Simulation(EXPERIMENT, 500, seed=4)))
+    again = next(simulate(Simulation(EXPERIMENT, 500, seed=4)))
+    other = next(simulate(Simulation(EXPERIMENT, 500, seed=5)))
+    assert first.equals(again)
+    assert not first.equals(other)
+
+
+def test_healthy_run_is_not_flagged_and_agrees_with_pandas(tmp_path: Path) -> None:
+    spec = Simulation(EXPERIMENT, 20_000, seed=3, lifts={"treatment": 1.1}, mixed_share=0.01)
+    report, _ = run(tmp_path, spec)
+    assert not report.srm.flagged
+    oracle = oracle_analyse(oracle_load(tmp_path / "data"), EXPERIMENT.name)
+    assert report.groups == oracle["groups"]
+    assert report.units_in_multiple_groups == oracle["units_in_multiple_groups"] > 0
+    assert report.srm.p_value == pytest.approx(oracle["srm_p_value"], rel=1e-9)
+    for metric, name in zip(report.metrics, ("clicks", "edited"), strict=True):
+        for group in metric.groups:
+            expected = oracle["metrics"][name][group.group]
+            assert group.n == expected["n"]
+            assert group.mean == pytest.approx(expected["mean"], rel=1e-12)
+            if group.p_value is not None:
+                assert group.effect == pytest.approx(expected["effect"], rel=1e-9)
+                assert group.p_value == pytest.approx(expected["p_value"], rel=1e-6)
+
+
+def test_lost_enrollments_are_flagged(tmp_path: Path) -> None:
+    spec = Simulation(EXPERIMENT, 20_000, seed=3, fault=Fault("treatment", 0.1))
+    report, _ = run(tmp_path, spec)
+    assert report.srm.flagged
+    assert report.srm.p_value is not None and report.srm.p_value < report.srm.alpha
+    assert report.srm.observed["treatment"] < 0.48
+
+
+def test_cli_simulate_analyze_json_and_html(tmp_path: Path) -> None:
+    runner = CliRunner()
+    events = tmp_path / "events.jsonl"
+    made = runner.invoke(app, ["simulate", "--output", str(events), "--units", "2000",
+                               "--experiment", "cli-experiment", "--lift", "treatment=1.2"])
+    assert made.exit_code == 0, made.output
+    catalog = Path(__file__).parents[3] / "examples" / "metrics.yaml"
+    result = runner.invoke(app, ["analyze", "--experiment", "cli-experiment", "--events",
+                                 str(events), "--metrics", str(catalog), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["groups"]) == {"control", "treatment"}
+    assert {"p_value", "flagged", "observed", "expected"} <= set(report["srm"])
+    for metric in report["metrics"]:
+        treatment = metric["groups"][1]
+        assert {"n", "mean", "effect", "relative_effect", "ci", "p_value"} <= set(treatment)
+    page = tmp_path / "report.html"
+    html = runner.invoke(app, ["analyze", "--experiment", "cli-experiment", "--events",
+                               str(events), "--metrics", str(catalog), "--format", "html",
+                               "--output", str(page)])
+    assert html.exit_code == 0, html.output
+    text = page.read_text()
+    assert text.count("<svg") == 1 + len(report["metrics"])
+    assert "<script" not in text and "href=" not in text and "src=" not in text
+
+
+def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["analyze", "--experiment", "x", "--data-dir",
+                                      str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no Parquet files under" in result.output
