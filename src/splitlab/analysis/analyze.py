@@ -131,7 +131,7 @@ def _group_order(configured: tuple[str, ...], seen: dict[str, int]) -> list[str]
 
 
 def _srm(groups: list[str], counts: dict[str, int], options: Options) -> Srm:
-    weights = list(options.weights) or [1.0] * len(groups)
+    weights = list(options.weights) or [1.0] * len(options.groups or groups)
     if len(weights) < len(groups):  # groups seen but not configured are expected to be empty
         weights += [0.0] * (len(groups) - len(weights))
     positive = [i for i, w in enumerate(weights) if w > 0]
@@ -139,19 +139,18 @@ def _srm(groups: list[str], counts: dict[str, int], options: Options) -> Srm:
     observed = [counts.get(groups[i], 0) for i in positive]
     total = sum(counts.values())
     weight_sum = sum(weights)
-    shares = {
-        "observed": {g: (counts.get(g, 0) / total if total else 0.0) for g in groups},
-        "expected": {g: w / weight_sum for g, w in zip(groups, weights, strict=True)},
-        "observed_units": {g: counts.get(g, 0) for g in groups},
-        "expected_units": {g: total * w / weight_sum for g, w in zip(groups, weights,
-                                                                     strict=True)},
-    }
+    observed_shares = {g: (counts.get(g, 0) / total if total else 0.0) for g in groups}
+    expected_shares = {g: w / weight_sum for g, w in zip(groups, weights, strict=True)}
+    observed_units = {g: counts.get(g, 0) for g in groups}
+    expected_units = {g: total * share for g, share in expected_shares.items()}
     if len(positive) < 2:
-        return Srm(None, 0, None, options.srm_alpha, False, **shares)
+        return Srm(None, 0, None, options.srm_alpha, False, observed_shares, expected_shares,
+                   observed_units, expected_units)
     test = stats.chi_square_gof(observed, [weights[i] for i in positive])
     p_value = 0.0 if unexpected else test.p_value
     return Srm(math.inf if unexpected else test.statistic, test.df, p_value, options.srm_alpha,
-               p_value < options.srm_alpha, **shares)
+               p_value < options.srm_alpha, observed_shares, expected_shares, observed_units,
+               expected_units)
 
 
 def _breakdown(engine: Engine, column: str) -> dict[str, dict[str, int]]:

@@ -143,3 +143,14 @@ def test_values_come_from_numeric_action_context(tmp_path: Path) -> None:
     values = duck.query("SELECT value FROM events ORDER BY action_context")
     assert sorted((v for (v,) in values), key=str) == sorted([12.5, -3.0, None, 100.0], key=str)
     duck.close()
+
+
+def test_a_group_outside_the_config_is_a_mismatch(engine: DuckDBEngine, tmp_path: Path) -> None:
+    load(engine, tmp_path, [
+        event(f"u{i}", ("control", "treatment", "typo")[i % 3], "experiment_enrollment",
+              "2026-11-01T00:00:00Z") for i in range(30)
+    ])
+    report = analyze(engine, Options(EXPERIMENT, groups=("control", "treatment")))
+    assert report.groups == {"control": 10, "treatment": 10, "typo": 10}
+    assert report.srm.expected["typo"] == 0.0
+    assert report.srm.flagged and report.srm.p_value == 0.0
