@@ -99,6 +99,7 @@ class SparkEngine:
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "8")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.ansi.enabled", "false")
         )
         for key, value in (config or {}).items():
