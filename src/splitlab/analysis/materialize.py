@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -38,6 +39,7 @@ ANALYSIS_SCHEMA = pa.schema([
     ("experiment", pa.string()),  # experiment.enrolled
     ("variation", pa.string()),  # experiment.assigned
     ("subject_id", pa.string()),
+    ("subject_key", pa.int64()),  # 64 bits of the subject id, the key the engines group by
     ("sampling_unit", pa.string()),
     ("exposure_version", pa.string()),
 ])
@@ -45,6 +47,9 @@ ANALYSIS_SCHEMA = pa.schema([
 
 MANIFEST = "_materialized.json"
 _NUMBER = r"^\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_HEX_ID = "^[0-9a-f]{16}"
+_NIBBLES = np.full(256, 0, dtype=np.uint64)
+_NIBBLES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint64)
 _PARTITIONING = ds.partitioning(pa.schema([("stream", pa.string()), ("day", pa.string())]),
                                 flavor="hive")
 
@@ -125,6 +130,7 @@ def flatten(events: pa.Table) -> pa.Table:
     context = _column(events, count, "action_context")
     numeric = pc.match_substring_regex(context, _NUMBER)
     value = pc.cast(pc.if_else(numeric, context, pa.scalar(None, pa.string())), pa.float64())
+    subject_id = pc.cast(_column(events, count, "experiment", "subject_id"), pa.string())
     columns = {
         "event_id": _column(events, count, "meta", "id"),
         "ts": pc.cast(stamps, pa.int64()),
@@ -136,7 +142,8 @@ def flatten(events: pa.Table) -> pa.Table:
         "performer_id": _column(events, count, "performer", "id", kind=pa.int64()),
         "experiment": _column(events, count, "experiment", "enrolled"),
         "variation": _column(events, count, "experiment", "assigned"),
-        "subject_id": _column(events, count, "experiment", "subject_id"),
+        "subject_id": subject_id,
+        "subject_key": subject_keys(subject_id),
         "sampling_unit": _column(events, count, "experiment", "sampling_unit"),
         "exposure_version": _column(events, count, "experiment", "exposure_version"),
     }
@@ -144,6 +151,32 @@ def flatten(events: pa.Table) -> pa.Table:
     day = pc.cast(pc.cast(stamps, pa.date32()), pa.string())
     arrays = [*(pc.cast(columns[f.name], f.type) for f in ANALYSIS_SCHEMA), stream, day]
     return pa.Table.from_arrays(arrays, names=[*ANALYSIS_SCHEMA.names, "stream", "day"])
+
+
+def subject_keys(subject_ids: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A 64-bit key per subject id: its first 16 hex digits for a ``tk-v1`` id (a SHA-256 hex
+    digest), else the first 8 bytes of the SHA-256 of the id; null for a null id.
+
+    Engines group and join on this integer instead of the 64-character id (several times
+    faster). Two different subjects share a key with probability about ``n² / 2⁶⁵`` for ``n``
+    subjects (3e-8 for a million).
+    """
+    ids = pa.concat_arrays(subject_ids.chunks) if isinstance(subject_ids, pa.ChunkedArray) \
+        else subject_ids
+    keys = np.zeros(len(ids), dtype=np.uint64)
+    hexed = pc.fill_null(pc.match_substring_regex(ids, _HEX_ID), False).to_numpy(
+        zero_copy_only=False)
+    if hexed.any():
+        heads = pc.utf8_slice_codeunits(ids.filter(pa.array(hexed)), 0, 16)
+        digits = np.frombuffer(heads.buffers()[2], dtype=np.uint8, count=16 * len(heads))
+        nibbles = _NIBBLES[digits].reshape(-1, 16)
+        keys[hexed] = (nibbles << (4 * np.arange(15, -1, -1, dtype=np.uint64))).sum(
+            axis=1, dtype=np.uint64)
+    others = np.flatnonzero(~hexed)
+    for index, text in zip(others, ids.take(pa.array(others)).to_pylist(), strict=True):
+        if text is not None:
+            keys[index] = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+    return pa.array(keys.view(np.int64), mask=pc.is_null(ids).to_numpy(zero_copy_only=False))
 
 
 def _column(

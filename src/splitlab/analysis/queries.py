@@ -1,9 +1,9 @@
 """The analysis SQL, written once in DuckDB's dialect (engines transpile it with sqlglot).
 
-Tables: ``events`` (the materialised Parquet), ``units`` (one row per subject: its group, the
-``action_source``, site and time of its first trigger event, and ``mixed`` = 1 when the subject
-appears in more than one group) and ``outcomes`` (one row per unmixed unit: its group and one
-column per :class:`~splitlab.analysis.metrics.Aggregate`).
+Tables: ``events`` (the materialised Parquet), ``units`` (one row per ``subject_key``: its
+group, the ``action_source``, site and time of its first trigger event, and ``mixed`` = 1 when
+the subject appears in more than one group) and ``outcomes`` (one row per unmixed unit: its
+group and one column per :class:`~splitlab.analysis.metrics.Aggregate`).
 """
 
 from __future__ import annotations
@@ -22,25 +22,30 @@ def literal(text: str) -> str:
 
 
 def units(experiment: str, trigger: str) -> str:
-    """One row per subject of ``experiment``, from its first ``trigger`` event (ties broken by
-    event id), flagged ``mixed`` when any of its events name more than one group."""
+    """One row per subject of ``experiment``, from its first ``trigger`` event, flagged
+    ``mixed`` when any of its events name more than one group.
+
+    Subjects are keyed by ``subject_key``. Ties in time are broken by group, then action
+    source, then site, so every engine picks the same row.
+    """
     name, action = literal(experiment), literal(TRIGGERS[trigger])
     return f"""
 WITH triggered AS (
-  SELECT subject_id, variation, action_source, site, ts,
-         ROW_NUMBER() OVER (PARTITION BY subject_id ORDER BY ts, event_id) AS position
+  SELECT subject_key, subject_id, variation, action_source, site, ts,
+         ROW_NUMBER() OVER (PARTITION BY subject_key ORDER BY ts, variation,
+                            COALESCE(action_source, ''), COALESCE(site, '')) AS position
   FROM events
   WHERE experiment = {name} AND action = {action}
-    AND subject_id IS NOT NULL AND variation IS NOT NULL
+    AND subject_key IS NOT NULL AND variation IS NOT NULL
 ), mixed AS (
-  SELECT subject_id FROM events
-  WHERE experiment = {name} AND subject_id IS NOT NULL AND variation IS NOT NULL
-  GROUP BY subject_id
+  SELECT subject_key FROM events
+  WHERE experiment = {name} AND subject_key IS NOT NULL AND variation IS NOT NULL
+  GROUP BY subject_key
   HAVING MIN(variation) <> MAX(variation)
 )
-SELECT t.subject_id, t.variation, t.action_source, t.site, t.ts AS first_ts,
-       CASE WHEN m.subject_id IS NULL THEN 0 ELSE 1 END AS mixed
-FROM triggered t LEFT JOIN mixed m ON t.subject_id = m.subject_id
+SELECT t.subject_key, t.subject_id, t.variation, t.action_source, t.site, t.ts AS first_ts,
+       CASE WHEN m.subject_key IS NULL THEN 0 ELSE 1 END AS mixed
+FROM triggered t LEFT JOIN mixed m ON t.subject_key = m.subject_key
 WHERE t.position = 1"""
 
 
@@ -59,13 +64,13 @@ def outcomes(experiment: str, aggregates: Sequence[Aggregate]) -> str:
     columns = [_aggregate_sql(a) + f" AS a{i}" for i, a in enumerate(aggregates)]
     outer = [f"CAST(COALESCE(s.a{i}, 0) AS DOUBLE) AS a{i}" for i in range(len(aggregates))]
     return f"""
-SELECT u.variation, u.subject_id, {", ".join(outer)}
+SELECT u.variation, u.subject_key, {", ".join(outer)}
 FROM units u LEFT JOIN (
-  SELECT e.subject_id, {", ".join(columns)}
-  FROM events e JOIN units u ON e.subject_id = u.subject_id
+  SELECT e.subject_key, {", ".join(columns)}
+  FROM events e JOIN units u ON e.subject_key = u.subject_key
   WHERE e.experiment = {literal(experiment)} AND u.mixed = 0
-  GROUP BY e.subject_id
-) s ON s.subject_id = u.subject_id
+  GROUP BY e.subject_key
+) s ON s.subject_key = u.subject_key
 WHERE u.mixed = 0"""
 
 

@@ -1,10 +1,10 @@
 """A second, independent implementation of the core analysis in plain pandas + scipy.stats.
 
-It shares no code with ``splitlab.analysis``: it reads the materialised Parquet files itself and
-follows the documented rules (first enrollment per subject, ties by event id; subjects seen in
-more than one group excluded; SRM by ``scipy.stats.chisquare``; a count and a proportion metric
-compared by ``scipy.stats.ttest_ind(equal_var=False)``). Tests use it as an oracle for the
-engines; ``benchmarks/analysis.py`` uses it as the pandas baseline.
+It shares no code with ``splitlab.analysis``: it reads the materialised Parquet files itself
+and follows the documented rules (first enrollment per subject, ties by group, source, site;
+subjects seen in more than one group excluded; SRM by ``scipy.stats.chisquare``; a count and
+a proportion metric compared by ``scipy.stats.ttest_ind(equal_var=False)``). Tests use it as an
+oracle for the engines; ``benchmarks/analysis.py`` uses it as the pandas baseline.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-COLUMNS = ["event_id", "ts", "action", "experiment", "variation", "subject_id"]
+COLUMNS = ["ts", "action", "action_source", "site", "experiment", "variation", "subject_id"]
 
 
 def load(directory: Path) -> pd.DataFrame:
@@ -31,7 +31,8 @@ def analyse(events: pd.DataFrame, experiment: str) -> dict[str, Any]:
     spread = mine.groupby("subject_id")["variation"].nunique()
     mixed = set(spread.index[spread > 1])
     enrollments = mine[mine["action"] == "experiment_enrollment"]
-    first = (enrollments.sort_values(["subject_id", "ts", "event_id"])
+    order = ["subject_id", "ts", "variation", "action_source", "site"]
+    first = (enrollments.sort_values(order, na_position="first")
              .drop_duplicates("subject_id", keep="first"))
     units = first[~first["subject_id"].isin(mixed)][["subject_id", "variation", "ts"]]
     units = units.rename(columns={"ts": "first_ts"})
