@@ -154,3 +154,23 @@ def test_a_group_outside_the_config_is_a_mismatch(engine: DuckDBEngine, tmp_path
     assert report.groups == {"control": 10, "treatment": 10, "typo": 10}
     assert report.srm.expected["typo"] == 0.0
     assert report.srm.flagged and report.srm.p_value == 0.0
+
+
+def test_subject_keys_are_64_bits_of_the_id() -> None:
+    import hashlib
+
+    import pyarrow as pa
+
+    from splitlab.analysis.materialize import subject_keys
+
+    def signed(value: int) -> int:
+        return value - (1 << 64) if value >= 1 << 63 else value
+
+    digest = hashlib.sha256(b"42some-experiment").hexdigest()
+    ids = [digest, "f" * 64, "s1", None, "0123456789abcdeX" + "0" * 48]
+    expected = [signed(int(digest[:16], 16)), -1,
+                signed(int.from_bytes(hashlib.sha256(b"s1").digest()[:8], "big")), None,
+                signed(int.from_bytes(hashlib.sha256(ids[4].encode()).digest()[:8], "big"))]
+    assert subject_keys(pa.array(ids)).to_pylist() == expected
+    assert subject_keys(pa.array(ids[:2])).to_pylist() == expected[:2]  # the all-digest path
+    assert subject_keys(pa.array(ids).slice(2)).to_pylist() == expected[2:]
