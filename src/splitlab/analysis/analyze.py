@@ -101,7 +101,9 @@ def analyze(engine: Engine, options: Options, metrics: Sequence[Metric] = ()) ->
         raise AnalysisError(f"trigger must be enrollment or exposure, not {options.trigger!r}")
     if options.correction not in CORRECTIONS:
         raise AnalysisError(f"correction must be one of {', '.join(CORRECTIONS)}")
-    engine.create_table("units", queries.units(options.experiment, options.trigger))
+    aggregates, pairs = _aggregates(metrics)
+    engine.create_table("triggered", queries.triggered(options.experiment, options.trigger))
+    engine.create_table("units", queries.units(options.experiment, aggregates))
     clean: dict[str, int] = {}
     mixed = 0
     for variation, is_mixed, count in engine.query(queries.counts(None)):
@@ -118,7 +120,7 @@ def analyze(engine: Engine, options: Options, metrics: Sequence[Metric] = ()) ->
         groups={g: clean.get(g, 0) for g in groups}, units_total=sum(clean.values()) + mixed,
         units_in_multiple_groups=mixed, by_action_source=_breakdown(engine, "action_source"),
         by_site=_breakdown(engine, "site"), by_day=_days(engine), srm=srm,
-        metrics=_metrics(engine, options, groups, metrics), alpha=options.alpha,
+        metrics=_metrics(engine, options, groups, metrics, pairs), alpha=options.alpha,
         correction=options.correction,
     )
 
@@ -168,27 +170,10 @@ def _days(engine: Engine) -> dict[str, dict[str, int]]:
     return table
 
 
-def _metrics(
-    engine: Engine, options: Options, groups: list[str], metrics: Sequence[Metric]
-) -> list[MetricResult]:
-    if not metrics:
-        return []
-    moments = _declarative_moments(engine, options.experiment, metrics)
-    for metric in metrics:
-        if metric.sql is not None:
-            table = f"metric_{len(moments)}"
-            engine.create_table(table, queries.template(metric.sql, options.experiment))
-            rows = engine.query(queries.moments(table, [("outcome", None)]))
-            moments[metric.name] = {row[0]: _moments(row[1], row[2:7]) for row in rows}
-    results = [_compare(metric, groups, moments[metric.name], options) for metric in metrics]
-    return _adjust(results, options.correction)
-
-
-def _declarative_moments(
-    engine: Engine, experiment: str, metrics: Sequence[Metric]
-) -> dict[str, dict[str, stats.Moments]]:
+def _aggregates(metrics: Sequence[Metric]) -> tuple[list[Aggregate], list[tuple[str, str | None]]]:
+    """The distinct aggregates the declarative metrics need, and per such metric the columns
+    (``a<i>``) of its outcome and of its denominator or covariate."""
     aggregates: list[Aggregate] = []
-    pairs: list[tuple[str, str | None]] = []
 
     def column(aggregate: Aggregate | None) -> str | None:
         if aggregate is None:
@@ -197,20 +182,34 @@ def _declarative_moments(
             aggregates.append(aggregate)
         return f"a{aggregates.index(aggregate)}"
 
-    declarative = [m for m in metrics if m.sql is None]
-    for metric in declarative:
-        y = column(metric.outcome)
-        assert y is not None
-        pairs.append((y, column(metric.denominator if metric.kind == "ratio" else
-                                metric.covariate)))
-    if not declarative:
-        return {}
-    engine.create_table("outcomes", queries.outcomes(experiment, aggregates))
-    found: dict[str, dict[str, stats.Moments]] = {m.name: {} for m in declarative}
-    for row in engine.query(queries.moments("outcomes", pairs)):
-        for i, metric in enumerate(declarative):
-            found[metric.name][row[0]] = _moments(row[1], row[2 + 5 * i : 7 + 5 * i])
-    return found
+    pairs: list[tuple[str, str | None]] = []
+    for metric in metrics:
+        if metric.outcome is not None:
+            second = metric.denominator if metric.kind == "ratio" else metric.covariate
+            pairs.append((column(metric.outcome) or "", column(second)))
+    return aggregates, pairs
+
+
+def _metrics(
+    engine: Engine, options: Options, groups: list[str], metrics: Sequence[Metric],
+    pairs: list[tuple[str, str | None]],
+) -> list[MetricResult]:
+    if not metrics:
+        return []
+    declarative = [m for m in metrics if m.outcome is not None]
+    moments: dict[str, dict[str, stats.Moments]] = {m.name: {} for m in metrics}
+    if declarative:
+        for row in engine.query(queries.moments("units", pairs)):
+            for i, metric in enumerate(declarative):
+                moments[metric.name][row[0]] = _moments(row[1], row[2 + 5 * i : 7 + 5 * i])
+    for number, metric in enumerate(metrics):
+        if metric.sql is not None:
+            table = f"metric_{number}"
+            engine.create_table(table, queries.template(metric.sql, options.experiment))
+            rows = engine.query(queries.moments(table, [("outcome", None)]))
+            moments[metric.name] = {row[0]: _moments(row[1], row[2:7]) for row in rows}
+    results = [_compare(metric, groups, moments[metric.name], options) for metric in metrics]
+    return _adjust(results, options.correction)
 
 
 def _moments(n: Any, values: Sequence[Any]) -> stats.Moments:

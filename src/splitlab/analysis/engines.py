@@ -8,7 +8,6 @@ Parquet files (:mod:`splitlab.analysis.materialize`) as the view ``events``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,6 +62,7 @@ class DuckDBEngine:
         self._connection = duckdb.connect(":memory:")
         self._connection.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
         self._connection.execute("SET preserve_insertion_order = false")
+        self._connection.execute("SET enable_progress_bar = false")
 
     def load_events(self, directory: Path) -> None:
         parquet_files(directory)
@@ -133,7 +133,3 @@ def open_engine(name: str) -> Engine:
         return SparkEngine(os.environ.get("SPLITLAB_SPARK_MASTER", "local[2]"))
     raise AnalysisError(f"unknown engine {name!r} (use duckdb or spark)")
 
-
-def select_list(expressions: Sequence[str]) -> str:
-    """Comma-separated SELECT expressions."""
-    return ",\n  ".join(expressions)

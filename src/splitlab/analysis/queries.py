@@ -1,9 +1,9 @@
 """The analysis SQL, written once in DuckDB's dialect (engines transpile it with sqlglot).
 
-Tables: ``events`` (the materialised Parquet), ``units`` (one row per ``subject_key``: its
-group, the ``action_source``, site and time of its first trigger event, and ``mixed`` = 1 when
-the subject appears in more than one group) and ``outcomes`` (one row per unmixed unit: its
-group and one column per :class:`~splitlab.analysis.metrics.Aggregate`).
+Tables: ``events`` (the materialised Parquet); ``triggered`` (one row per ``subject_key``: the
+group, ``action_source``, site and time of its first trigger event); ``units`` (``triggered``
+plus ``mixed`` = 1 when the subject appears in more than one group, and one column per
+:class:`~splitlab.analysis.metrics.Aggregate` of the catalog's declarative metrics).
 """
 
 from __future__ import annotations
@@ -21,32 +21,37 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def units(experiment: str, trigger: str) -> str:
-    """One row per subject of ``experiment``, from its first ``trigger`` event, flagged
-    ``mixed`` when any of its events name more than one group.
-
-    Subjects are keyed by ``subject_key``. Ties in time are broken by group, then action
-    source, then site, so every engine picks the same row.
-    """
+def triggered(experiment: str, trigger: str) -> str:
+    """One row per subject of ``experiment``: its first ``trigger`` event (ties in time broken
+    by group, then action source, then site, nulls first, so every engine picks the same row)."""
     name, action = literal(experiment), literal(TRIGGERS[trigger])
     return f"""
-WITH triggered AS (
+SELECT subject_key, subject_id, variation, action_source, site, ts AS first_ts FROM (
   SELECT subject_key, subject_id, variation, action_source, site, ts,
          ROW_NUMBER() OVER (PARTITION BY subject_key ORDER BY ts, variation,
-                            COALESCE(action_source, ''), COALESCE(site, '')) AS position
+                            action_source NULLS FIRST, site NULLS FIRST) AS position
   FROM events
   WHERE experiment = {name} AND action = {action}
     AND subject_key IS NOT NULL AND variation IS NOT NULL
-), mixed AS (
-  SELECT subject_key FROM events
-  WHERE experiment = {name} AND subject_key IS NOT NULL AND variation IS NOT NULL
-  GROUP BY subject_key
-  HAVING MIN(variation) <> MAX(variation)
-)
-SELECT t.subject_key, t.subject_id, t.variation, t.action_source, t.site, t.ts AS first_ts,
-       CASE WHEN m.subject_key IS NULL THEN 0 ELSE 1 END AS mixed
-FROM triggered t LEFT JOIN mixed m ON t.subject_key = m.subject_key
-WHERE t.position = 1"""
+) WHERE position = 1"""
+
+
+def units(experiment: str, aggregates: Sequence[Aggregate]) -> str:
+    """``triggered`` plus ``mixed`` (1 when any of the subject's events of the experiment names
+    another group than its first trigger event) and one column ``a<i>`` per aggregate, all in
+    one pass over the events."""
+    columns = "".join(f",\n    {_aggregate_sql(a)} AS a{i}" for i, a in enumerate(aggregates))
+    outer = "".join(f", CAST(s.a{i} AS DOUBLE) AS a{i}" for i in range(len(aggregates)))
+    return f"""
+SELECT t.subject_key, t.subject_id, t.variation, t.action_source, t.site, t.first_ts,
+       s.mixed{outer}
+FROM triggered t JOIN (
+  SELECT e.subject_key,
+    MAX(CASE WHEN e.variation <> u.variation THEN 1 ELSE 0 END) AS mixed{columns}
+  FROM events e JOIN triggered u ON e.subject_key = u.subject_key
+  WHERE e.experiment = {literal(experiment)}
+  GROUP BY e.subject_key
+) s ON s.subject_key = t.subject_key"""
 
 
 def counts(by: str | None) -> str:
@@ -59,39 +64,23 @@ def counts(by: str | None) -> str:
             f"GROUP BY variation, {key}")
 
 
-def outcomes(experiment: str, aggregates: Sequence[Aggregate]) -> str:
-    """Per unmixed unit, one column ``a<i>`` per aggregate (0 when the unit has no event)."""
-    columns = [_aggregate_sql(a) + f" AS a{i}" for i, a in enumerate(aggregates)]
-    outer = [f"CAST(COALESCE(s.a{i}, 0) AS DOUBLE) AS a{i}" for i in range(len(aggregates))]
-    return f"""
-SELECT u.variation, u.subject_key, {", ".join(outer)}
-FROM units u LEFT JOIN (
-  SELECT e.subject_key, {", ".join(columns)}
-  FROM events e JOIN units u ON e.subject_key = u.subject_key
-  WHERE e.experiment = {literal(experiment)} AND u.mixed = 0
-  GROUP BY e.subject_key
-) s ON s.subject_key = u.subject_key
-WHERE u.mixed = 0"""
-
-
 def moments(table: str, pairs: Sequence[tuple[str, str | None]]) -> str:
-    """Per group: ``n``, then for each ``(y, x)`` column pair ``AVG(y), VAR_SAMP(y), AVG(x),
-    VAR_SAMP(x), COVAR_SAMP(y, x)`` (zeros when there is no ``x``)."""
+    """Per group, over unmixed units: ``n``, then for each ``(y, x)`` column pair ``AVG(y),
+    VAR_SAMP(y), AVG(x), VAR_SAMP(x), COVAR_SAMP(y, x)`` (zeros when there is no ``x``)."""
     parts = ["variation", "COUNT(*)"]
     for y, x in pairs:
         parts += [f"AVG({y})", f"VAR_SAMP({y})"]
         parts += ([f"AVG({x})", f"VAR_SAMP({x})", f"COVAR_SAMP({y}, {x})"] if x
                   else ["0.0", "0.0", "0.0"])
-    return f"SELECT {', '.join(parts)} FROM {table} GROUP BY variation"
+    return f"SELECT {', '.join(parts)} FROM {table} WHERE mixed = 0 GROUP BY variation"
 
 
 def template(sql: str, experiment: str) -> str:
     """A SQL metric's rows, restricted to unmixed units of the group they were counted in."""
     body = sql.format(events="events", units="units", experiment=literal(experiment))
     return f"""
-SELECT t.variation, t.subject_id, CAST(t.outcome AS DOUBLE) AS outcome
-FROM ({body}) t JOIN units u ON u.subject_id = t.subject_id AND u.variation = t.variation
-WHERE u.mixed = 0"""
+SELECT t.variation, t.subject_id, CAST(t.outcome AS DOUBLE) AS outcome, u.mixed
+FROM ({body}) t JOIN units u ON u.subject_id = t.subject_id AND u.variation = t.variation"""
 
 
 def _aggregate_sql(aggregate: Aggregate) -> str:
