@@ -39,17 +39,22 @@ SELECT subject_key, subject_id, variation, action_source, site, ts AS first_ts F
 def units(experiment: str, aggregates: Sequence[Aggregate]) -> str:
     """``triggered`` plus ``mixed`` (1 when any of the subject's events of the experiment names
     another group than its first trigger event) and one column ``a<i>`` per aggregate, all in
-    one pass over the events."""
-    columns = "".join(f",\n    {_aggregate_sql(a)} AS a{i}" for i, a in enumerate(aggregates))
-    outer = "".join(f", CAST(s.a{i} AS DOUBLE) AS a{i}" for i in range(len(aggregates)))
+    one pass over the events. Only events that are of another group or count towards some
+    aggregate reach the (costly) per-subject grouping."""
+    conditions = [_condition(a) for a in aggregates]
+    columns = "".join(f",\n    {_aggregate_sql(a, c)} AS a{i}"
+                      for i, (a, c) in enumerate(zip(aggregates, conditions, strict=True)))
+    outer = "".join(f", CAST(COALESCE(s.a{i}, 0) AS DOUBLE) AS a{i}"
+                    for i in range(len(aggregates)))
+    relevant = " OR ".join(["e.variation <> u.variation", *(f"({c})" for c in conditions)])
     return f"""
 SELECT t.subject_key, t.subject_id, t.variation, t.action_source, t.site, t.first_ts,
-       s.mixed{outer}
-FROM triggered t JOIN (
+       COALESCE(s.mixed, 0) AS mixed{outer}
+FROM triggered t LEFT JOIN (
   SELECT e.subject_key,
     MAX(CASE WHEN e.variation <> u.variation THEN 1 ELSE 0 END) AS mixed{columns}
   FROM events e JOIN triggered u ON e.subject_key = u.subject_key
-  WHERE e.experiment = {literal(experiment)}
+  WHERE e.experiment = {literal(experiment)} AND ({relevant})
   GROUP BY e.subject_key
 ) s ON s.subject_key = t.subject_key"""
 
@@ -83,17 +88,20 @@ SELECT t.variation, t.subject_id, CAST(t.outcome AS DOUBLE) AS outcome, u.mixed
 FROM ({body}) t JOIN units u ON u.subject_id = t.subject_id AND u.variation = t.variation"""
 
 
-def _aggregate_sql(aggregate: Aggregate) -> str:
+def _condition(aggregate: Aggregate) -> str:
+    """Whether event ``e`` counts towards ``aggregate`` for unit ``u``."""
     if aggregate.pre_days > 0:
         window = (f"e.ts >= u.first_ts - {aggregate.pre_days * DAY_US} "
                   "AND e.ts < u.first_ts")
     else:
         window = "e.ts >= u.first_ts"
-    conditions = [window] + [
+    return " AND ".join([window] + [
         f"e.{column} IN ({', '.join(literal(v) for v in values)})"
         for column, values in aggregate.filter
-    ]
-    matched = " AND ".join(conditions)
+    ])
+
+
+def _aggregate_sql(aggregate: Aggregate, matched: str) -> str:
     if aggregate.kind == "sum":
         return f"SUM(CASE WHEN {matched} THEN COALESCE(e.value, 0) ELSE 0 END)"
     if aggregate.kind == "proportion":
