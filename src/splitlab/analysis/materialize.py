@@ -29,7 +29,7 @@ from splitlab.errors import AnalysisError
 
 ANALYSIS_SCHEMA = pa.schema([
     ("event_id", pa.string()),  # meta.id
-    ("ts", pa.int64()),  # dt, microseconds since the Unix epoch (UTC)
+    ("ts", pa.int64()),  # dt (else meta.dt), microseconds since the Unix epoch (UTC)
     ("action", pa.string()),
     ("action_source", pa.string()),
     ("action_context", pa.string()),
@@ -127,7 +127,9 @@ def _read(source: Path, batch_rows: int) -> Iterator[pa.Table]:
 def flatten(events: pa.Table) -> pa.Table:
     """The analysis rows (plus ``stream`` and ``day``) of a table of web base events."""
     count = events.num_rows
-    stamps = pc.cast(_column(events, count, "dt"), pa.timestamp("us", tz="UTC"))
+    when = pc.coalesce(pc.cast(_column(events, count, "dt"), pa.string()),
+                       pc.cast(_column(events, count, "meta", "dt"), pa.string()))
+    stamps = pc.cast(when, pa.timestamp("us", tz="UTC"))
     context = _column(events, count, "action_context")
     numeric = pc.match_substring_regex(context, _NUMBER)
     value = pc.cast(pc.if_else(numeric, context, pa.scalar(None, pa.string())), pa.float64())

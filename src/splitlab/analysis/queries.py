@@ -32,7 +32,7 @@ SELECT subject_key, subject_id, variation, action_source, site, ts AS first_ts F
                             action_source NULLS FIRST, site NULLS FIRST) AS position
   FROM events
   WHERE experiment = {name} AND action = {action}
-    AND subject_key IS NOT NULL AND variation IS NOT NULL
+    AND subject_key IS NOT NULL AND variation IS NOT NULL AND ts IS NOT NULL
 ) WHERE position = 1"""
 
 
