@@ -14,6 +14,7 @@ t-tests); pandas runs only up to ``--pandas-max`` events. The results are checke
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import pandas_oracle  # noqa: E402
 
 from splitlab.analysis.analyze import Options, Report, analyze  # noqa: E402
 from splitlab.analysis.engines import DuckDBEngine  # noqa: E402
-from splitlab.analysis.materialize import materialize  # noqa: E402
+from splitlab.analysis.materialize import MANIFEST, materialize  # noqa: E402
 from splitlab.analysis.metrics import parse_catalog  # noqa: E402
 from splitlab.analysis.simulate import Simulation, simulate, write_events  # noqa: E402
 from splitlab.core.model import Experiment  # noqa: E402
@@ -44,7 +45,7 @@ METRICS = parse_catalog({"metrics": [
 def prepare(root: Path, size: int) -> Path:
     """Simulated, materialised events of about ``size`` events (made once, then reused)."""
     data = root / f"data-{size}"
-    if (data / "_materialized.json").exists():
+    if (data / MANIFEST).exists():
         return data
     events = root / f"events-{size}.parquet"
     started = time.perf_counter()
@@ -83,11 +84,12 @@ def main() -> None:
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        print(f"{size:,} events", flush=True)
+        print(f"about {size:,} events", flush=True)
         data = prepare(args.data, size)
         seconds, report = run_duckdb(data, args.threads)
-        events = size  # nominal; the exact count was printed when the data was prepared
-        print(f"  duckdb ({args.threads} threads): {seconds:.2f} s, "
+        manifest = json.loads((data / MANIFEST).read_text())
+        events = sum(entry["events"] for entry in manifest["inputs"].values())
+        print(f"  {events:,} events; duckdb ({args.threads} threads): {seconds:.2f} s, "
               f"{events / seconds / 1e6:.1f} M events/s; units {report.groups}, "
               f"SRM p {report.srm.p_value:.3g}", flush=True)
         if size > args.pandas_max:
