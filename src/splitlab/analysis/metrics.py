@@ -14,7 +14,7 @@ A catalog is ``{metrics: [...]}``; each metric has a ``name`` and a ``kind``:
 A filter maps event columns (:data:`FILTER_COLUMNS`) to a value or a list of values. Options:
 ``cuped: {pre_days: N}`` adjusts with the same outcome over the ``N`` days before each unit's
 first enrollment; ``sequential: {tau: r}`` adds always-valid intervals with mixing scale ``r``
-times the control mean.
+times the control mean (``r`` defaults to :data:`DEFAULT_TAU`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ FILTER_COLUMNS = frozenset({
 })
 UNIT_KINDS = ("proportion", "count", "sum")
 KINDS = (*UNIT_KINDS, "ratio", "sql")
+DEFAULT_TAU = 0.05
+"""The mixing scale of sequential intervals when a metric asks for them without a ``tau``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,8 @@ def _metric(entry: object, index: int) -> Metric:
     cuped = _options(entry, name, "cuped")
     sequential = _options(entry, name, "sequential")
     cuped_days = _number(cuped.get("pre_days", 0), f"metric {name!r}: cuped.pre_days", int)
-    tau = _number(sequential.get("tau", 0.0), f"metric {name!r}: sequential.tau", float)
+    default_tau = DEFAULT_TAU if "sequential" in entry else 0.0
+    tau = _number(sequential.get("tau", default_tau), f"metric {name!r}: sequential.tau", float)
     if kind == "sql":
         sql = entry.get("sql")
         if not isinstance(sql, str) or not sql.strip():

@@ -82,7 +82,8 @@ def moments(table: str, pairs: Sequence[tuple[str, str | None]]) -> str:
 
 def template(sql: str, experiment: str) -> str:
     """A SQL metric's rows, restricted to unmixed units of the group they were counted in."""
-    body = sql.format(events="events", units="units", experiment=literal(experiment))
+    body = (sql.replace("{events}", "events").replace("{units}", "units")
+            .replace("{experiment}", literal(experiment)))
     return f"""
 SELECT t.variation, t.subject_id, CAST(t.outcome AS DOUBLE) AS outcome, u.mixed
 FROM ({body}) t JOIN units u ON u.subject_id = t.subject_id AND u.variation = t.variation"""
