@@ -233,9 +233,12 @@ def _compare(
     results = [GroupResult(present[0], control.n, estimate)]
     for group in present[1:]:
         treatment = moments[group]
-        test = (stats.ratio if metric.kind == "ratio" else stats.welch)(
-            control, treatment, options.alpha
-        )
+        try:
+            test = (stats.ratio if metric.kind == "ratio" else stats.welch)(
+                control, treatment, options.alpha
+            )
+        except ValueError as error:
+            raise AnalysisError(f"metric {metric.name!r}, group {group!r}: {error}") from error
         result = GroupResult(
             group, treatment.n, test.treatment, test.effect, test.relative_effect, test.ci,
             test.relative_ci, test.p_value,

@@ -86,6 +86,8 @@ def to_html(report: Report) -> str:
     srm = report.srm
     verdict = ("<p class=bad>Sample ratio mismatch: do not trust the effects below.</p>"
                if srm.flagged else "<p class=good>No sample ratio mismatch.</p>")
+    if srm.p_value is None:
+        verdict = "<p>Not testable with one known group: give the configured groups.</p>"
     rows = "".join(
         f"<tr><td>{escape(g)}</td><td>{n:,}</td><td>{srm.observed[g]:.2%}</td>"
         f"<td>{srm.expected[g]:.2%}</td></tr>" for g, n in report.groups.items()

@@ -174,3 +174,17 @@ def test_subject_keys_are_64_bits_of_the_id() -> None:
     assert subject_keys(pa.array(ids)).to_pylist() == expected
     assert subject_keys(pa.array(ids[:2])).to_pylist() == expected[:2]  # the all-digest path
     assert subject_keys(pa.array(ids).slice(2)).to_pylist() == expected[2:]
+
+
+def test_a_metric_on_too_few_units_is_a_clear_error(engine: DuckDBEngine,
+                                                     tmp_path: Path) -> None:
+    from splitlab.analysis.metrics import parse_catalog
+
+    load(engine, tmp_path, [
+        event("a", "control", "experiment_enrollment", "2026-11-01T00:00:00Z"),
+        event("b", "control", "experiment_enrollment", "2026-11-01T00:00:00Z"),
+        event("c", "treatment", "experiment_enrollment", "2026-11-01T00:00:00Z"),
+    ])
+    catalog = parse_catalog([{"name": "clicks", "kind": "count", "filter": {"action": "click"}}])
+    with pytest.raises(AnalysisError, match=r"metric 'clicks', group 'treatment': .*two units"):
+        analyze(engine, Options(EXPERIMENT), catalog)
