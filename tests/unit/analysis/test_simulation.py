@@ -181,3 +181,36 @@ def test_every_metric_kind_matches_a_direct_computation(tmp_path: Path) -> None:
     assert treatment.sequential_ci is not None and treatment.ci is not None
     low, high = treatment.sequential_ci
     assert low < treatment.ci[0] < treatment.ci[1] < high  # always-valid is wider
+
+
+def test_event_times_are_iso_8601_utc() -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from splitlab.analysis.simulate import _iso
+
+    micros = np.random.default_rng(0).integers(0, 4_102_444_800_000_000, size=2000)
+    micros = np.concatenate([micros, [0, 951_782_400_000_000, 1_709_164_799_999_999]])
+    expected = [
+        datetime.fromtimestamp(int(m) // 1000 / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        + "Z" for m in micros
+    ]
+    assert _iso(micros).to_pylist() == expected
+
+
+def test_cli_materialize_and_simulate_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    events = tmp_path / "e.jsonl"
+    assert runner.invoke(app, ["simulate", "--output", str(events), "--units", "50"]).exit_code == 0
+    first = runner.invoke(app, ["materialize", "--events", str(events), "--output",
+                                str(tmp_path / "d")])
+    assert first.exit_code == 0 and "materialised 1 file(s)" in first.output
+    again = runner.invoke(app, ["materialize", "--events", str(events), "--output",
+                                str(tmp_path / "d")])
+    assert "skipped 1 already done" in again.output
+    bad = runner.invoke(app, ["simulate", "--output", str(events), "--fault", "control"])
+    assert bad.exit_code == 2 and "--fault must look like group=number" in bad.output
+    missing = runner.invoke(app, ["materialize", "--events", str(tmp_path / "none"),
+                                  "--output", str(tmp_path / "d")])
+    assert missing.exit_code == 2 and "no such events file or directory" in missing.output
