@@ -86,3 +86,9 @@ class SignatureError(SplitlabError, ValueError):
     """A signed client payload does not verify (altered, expired, or signed by an unknown key)."""
 
     code = "invalid_signature"
+
+
+class AnalysisError(SplitlabError, ValueError):
+    """Analysis input is unusable: unreadable events, an unknown experiment, a bad metric."""
+
+    code = "invalid_analysis_input"

@@ -10,13 +10,9 @@ can check that it recovers ``lift``.
 
 from __future__ import annotations
 
-import json
 import random
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
 
 from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
@@ -107,33 +103,3 @@ def _manager_for(client: Client, unit: str, number: int, seed: int) -> Experimen
     if unit == "session":
         return client.manager(session_id=f"sim-session-{seed}-{number}")
     return client.manager(anonymous_id=f"sim-anon-{seed}-{number}")
-
-
-class JsonLinesEventSender:
-    """An event sender that appends each event as one JSON line to a file (for offline runs)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._file: IO[str] | None = path.open("a", encoding="utf-8")
-
-    def send(self, event: Mapping[str, Any]) -> None:
-        """Write ``event`` as one line (dropped once closed)."""
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-        with self._lock:
-            if self._file is not None:
-                self._file.write(line + "\n")
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Flush the file buffer."""
-        with self._lock:
-            if self._file is not None:
-                self._file.flush()
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Close the file."""
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None

@@ -16,6 +16,8 @@ from splitlab.cli import app
 from splitlab.sdk import Client, MemoryConfigSource, MemoryEventSender
 from splitlab.simulate import Scenario, simulate
 
+from .sdk_helpers import IntakeStub
+
 ROW: dict[str, Any] = {"name": "simulated-checkout", "groups": ["control", "treatment"],
                        "sample_rate": {"default": 0.5}, "user_identifier_type": "edge-unique",
                        "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
@@ -66,18 +68,25 @@ def test_refuses_unknown_inactive_and_impossible_scenarios() -> None:
         Scenario("simulated-checkout", 10, base_rate=0.99, lift=0.05)
 
 
-def test_cli_writes_jsonl_and_reports(tmp_path: Path) -> None:
+def test_cli_sends_through_the_sdk_to_an_intake_and_reports(
+    tmp_path: Path, intake: IntakeStub
+) -> None:
     config = tmp_path / "experiments.json"
     config.write_text(json.dumps([{**ROW, "start": None, "end": None}]))
-    out = tmp_path / "events.jsonl"
     runner = CliRunner()
     result = runner.invoke(app, ["simulate", "--users", "500", "--config", str(config),
-                                 "--experiment", "simulated-checkout", "--out", str(out)])
+                                 "--experiment", "simulated-checkout", "--intake", intake.url,
+                                 "--lift", "treatment=1.2"])
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
     units = sum(int(line.split("units=")[1].split()[0]) for line in result.output.splitlines())
     assert units == 500
-    assert sum(1 for e in lines if e["action"] == "experiment_enrollment") > 100
+    assert "true_rate=0.12" in result.output
+    assert sum(1 for e in intake.events if e["action"] == "experiment_enrollment") > 100
     both = runner.invoke(app, ["simulate", "--config", str(config), "--experiment",
-                               "simulated-checkout", "--out", str(out), "--intake", "http://x"])
+                               "simulated-checkout", "--output", str(tmp_path / "x.jsonl"),
+                               "--intake", intake.url])
     assert both.exit_code == 2 and "exactly one" in both.output
+    faulty = runner.invoke(app, ["simulate", "--config", str(config), "--experiment",
+                                 "simulated-checkout", "--intake", intake.url,
+                                 "--fault", "control=0.1"])
+    assert faulty.exit_code == 2 and "--output" in faulty.output

@@ -1,0 +1,135 @@
+"""Engines that run the analysis SQL: DuckDB (embedded default) and Apache Spark (at scale).
+
+Every query is written once, in DuckDB's dialect (see :mod:`splitlab.analysis.queries`), and an
+engine runs it through ``sqlglot`` into its own dialect. Both engines read the same materialised
+Parquet files (:mod:`splitlab.analysis.materialize`) as the view ``events``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlglot
+
+from splitlab.errors import AnalysisError
+
+CANONICAL_DIALECT = "duckdb"
+
+
+class Engine(Protocol):
+    """Where the aggregation runs. Rows come back as tuples of plain Python values."""
+
+    name: str
+
+    def load_events(self, directory: Path) -> None:
+        """Make the Parquet files under ``directory`` the view ``events``."""
+
+    def create_table(self, name: str, select: str) -> None:
+        """Compute ``select`` (canonical SQL) once and keep it as table ``name``."""
+
+    def query(self, select: str) -> list[tuple[Any, ...]]:
+        """Run ``select`` (canonical SQL) and return its rows."""
+
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+
+def transpile(sql: str, dialect: str) -> str:
+    """``sql`` (canonical DuckDB SQL) in ``dialect``."""
+    if dialect == CANONICAL_DIALECT:
+        return sql
+    return ";\n".join(sqlglot.transpile(sql, read=CANONICAL_DIALECT, write=dialect))
+
+
+def parquet_files(directory: Path) -> list[Path]:
+    """The materialised Parquet files under ``directory`` (an error when there are none)."""
+    files = sorted(directory.rglob("*.parquet"))
+    if not files:
+        raise AnalysisError(f"no Parquet files under {directory} (run `splitlab materialize`)")
+    return files
+
+
+class DuckDBEngine:
+    """DuckDB in this process, in memory; ``threads`` defaults to every usable core."""
+
+    name = "duckdb"
+
+    def __init__(self, threads: int | None = None) -> None:
+        import duckdb
+
+        self._connection = duckdb.connect(":memory:")
+        self._connection.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
+        self._connection.execute("SET preserve_insertion_order = false")
+        self._connection.execute("SET enable_progress_bar = false")
+
+    def load_events(self, directory: Path) -> None:
+        parquet_files(directory)
+        pattern = str(directory / "**" / "*.parquet").replace("'", "''")
+        self._connection.execute(
+            f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{pattern}', "
+            "hive_partitioning = false, union_by_name = true)"
+        )
+
+    def create_table(self, name: str, select: str) -> None:
+        self._connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}")
+
+    def query(self, select: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._connection.execute(select).fetchall()
+        return rows
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class SparkEngine:
+    """Apache Spark through pyspark: ``master`` is ``local[N]`` here, a cluster URL in production.
+
+    Starting Spark takes seconds; share one engine (one session) across analyses where possible.
+    """
+
+    name = "spark"
+
+    def __init__(self, master: str = "local[2]", config: dict[str, str] | None = None) -> None:
+        from pyspark.sql import SparkSession
+
+        builder = (
+            SparkSession.builder.master(master).appName("splitlab-analysis")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "8")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.ansi.enabled", "false")
+        )
+        for key, value in (config or {}).items():
+            builder = builder.config(key, value)
+        self._spark = builder.getOrCreate()
+        self._spark.sparkContext.setLogLevel("ERROR")
+        self._cached: list[str] = []
+
+    def load_events(self, directory: Path) -> None:
+        parquet_files(directory)
+        frame = self._spark.read.option("recursiveFileLookup", "true").parquet(str(directory))
+        frame.createOrReplaceTempView("events")
+
+    def create_table(self, name: str, select: str) -> None:
+        frame = self._spark.sql(transpile(select, "spark")).cache()
+        frame.count()
+        frame.createOrReplaceTempView(name)
+
+    def query(self, select: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._spark.sql(transpile(select, "spark")).collect()]
+
+    def close(self) -> None:
+        self._spark.catalog.clearCache()
+
+
+def open_engine(name: str) -> Engine:
+    """``duckdb`` or ``spark`` (``SPLITLAB_SPARK_MASTER`` names the master; default local)."""
+    if name == "duckdb":
+        return DuckDBEngine()
+    if name == "spark":
+        return SparkEngine(os.environ.get("SPLITLAB_SPARK_MASTER", "local[2]"))
+    raise AnalysisError(f"unknown engine {name!r} (use duckdb or spark)")
+

@@ -1,0 +1,5 @@
+"""``python -m splitlab.cli``."""
+
+from splitlab.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""``splitlab materialize`` and ``splitlab analyze``: events to Parquet, and the analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from splitlab.cli.common import (
+    err,
+    fail,
+    load_experiment,
+)
+
+
+def materialize_command(
+    events: Annotated[Path, typer.Option(help="Events file (.jsonl/.parquet) or a directory.")],
+    output: Annotated[Path, typer.Option(help="Analysis directory (Parquet by stream and day).")],
+) -> None:
+    """Materialise events into Parquet analysis tables, skipping inputs already done."""
+    from splitlab.analysis.materialize import materialize
+    from splitlab.errors import AnalysisError
+
+    try:
+        result = materialize(events, output)
+    except AnalysisError as error:
+        fail(str(error))
+    total = sum(result.written.values())
+    err.print(f"materialised {len(result.written)} file(s), {total:,} events; skipped "
+              f"{len(result.skipped)} already done", highlight=False)
+
+
+
+def analyze_command(
+    experiment: Annotated[str, typer.Option(help="Experiment name.")],
+    events: Annotated[Path | None, typer.Option(help="Events file (.jsonl/.parquet) or dir.")] = (
+        None
+    ),
+    data_dir: Annotated[Path | None, typer.Option(help="Materialised Parquet directory.")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb or spark.")] = "duckdb",
+    metrics: Annotated[Path | None, typer.Option(help="Metrics catalog (YAML).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Config JSON: the groups, control first.")] = (
+        None
+    ),
+    weights: Annotated[str | None, typer.Option(help="Configured shares, e.g. 50,50.")] = None,
+    trigger: Annotated[str, typer.Option(help="Count units at first enrollment or exposure.")] = (
+        "enrollment"
+    ),
+    srm_alpha: Annotated[float, typer.Option(help="Flag SRM when p is below this.")] = 0.001,
+    alpha: Annotated[float, typer.Option(help="1 - confidence level of intervals.")] = 0.05,
+    correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
+    output_format: Annotated[str, typer.Option("--format", help="text, json or html.")] = "text",
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Units per group, sample ratio mismatch and metric effects of one experiment."""
+    import tempfile
+
+    from splitlab.analysis import report as render
+    from splitlab.analysis.analyze import Options, analyze
+    from splitlab.analysis.engines import open_engine
+    from splitlab.analysis.materialize import materialize
+    from splitlab.analysis.metrics import load_catalog
+    from splitlab.errors import AnalysisError
+
+    if (events is None) == (data_dir is None):
+        fail("give exactly one of --events PATH or --data-dir DIR")
+    if output_format not in ("text", "json", "html"):
+        fail(f"--format must be text, json or html, not {output_format!r}")
+    groups = load_experiment(config, experiment).groups if config else ()
+    try:
+        shares = tuple(float(w) for w in weights.split(",")) if weights else ()
+    except ValueError:
+        fail(f"--weights must be numbers separated by commas, got {weights!r}")
+    if shares and (len(shares) != len(groups) or min(shares) < 0):
+        fail("--weights needs --config and one non-negative share per configured group")
+    options = Options(experiment, groups, shares, trigger, alpha, srm_alpha, correction)
+    with tempfile.TemporaryDirectory(prefix="splitlab-analyze-") as scratch:
+        try:
+            catalog = load_catalog(metrics) if metrics else []
+            directory = data_dir or Path(scratch)
+            if events is not None:
+                materialize(events, directory)
+            runner = open_engine(engine)
+            try:
+                runner.load_events(directory)
+                result = analyze(runner, options, catalog)
+            finally:
+                runner.close()
+        except (AnalysisError, ValueError) as error:
+            fail(str(error))
+    text = {"text": render.to_text, "json": render.to_json, "html": render.to_html}[
+        output_format
+    ](result)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}", highlight=False)
+
+

@@ -1,0 +1,77 @@
+"""What every ``splitlab`` command shares: the Typer app, consoles, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from splitlab.core.assignment import Identifier
+from splitlab.core.model import Experiment, experiments_from_document
+from splitlab.errors import ConfigError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="splitlab",
+    help="Self-hostable experimentation: assignment, registry, event intake and analysis.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+@app.callback()
+def splitlab_main() -> None:
+    """Self-hostable experimentation: assignment, registry, event intake and analysis."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a one-line error and exit (2: bad input)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_experiment(config: Path, name: str) -> Experiment:
+    """The named experiment from a config file (what ``GET /api/v1/experiments`` returns)."""
+    try:
+        document = json.loads(config.read_text(encoding="utf-8"))
+    except OSError as error:
+        fail(f"cannot read {config}: {error.strerror or error}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        fail(f"{config} is not valid JSON: {error}")
+    try:
+        experiments = {e.name: e for e in experiments_from_document(document)}
+    except ConfigError as error:
+        fail(f"{config}: {error}")
+    if name not in experiments:
+        known = ", ".join(sorted(experiments)) or "none"
+        fail(f"no experiment {name!r} in {config} (it has: {known})")
+    return experiments[name]
+
+
+def parse_identifier(text: str) -> Identifier:
+    """Decimal digits are a numeric id (as Test Kitchen's user ids); anything else a string."""
+    return int(text) if text.isascii() and text.isdigit() and text == str(int(text)) else text
+
+
+def read_identifiers(path: Path) -> list[Identifier]:
+    """One identifier per line; blank lines are skipped."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            return [parse_identifier(s) for line in lines if (s := line.strip())]
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror or error}")
+    except UnicodeDecodeError as error:
+        fail(f"{path} is not UTF-8 text: {error}")
+
+
+out = Console()
+
+
+def print_json(value: object) -> None:
+    """Indented JSON on stdout."""
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
