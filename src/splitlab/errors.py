@@ -62,3 +62,15 @@ class AuthError(SplitlabError):
     """Missing or wrong credentials."""
 
     code = "unauthorized"
+
+
+class InvalidEventError(SplitlabError, ValueError):
+    """An event cannot be accepted: unknown stream or schema, or it fails its schema."""
+
+    code = "invalid_event"
+
+
+class SinkError(SplitlabError):
+    """An event sink could not durably store events (it is down, full or refused them)."""
+
+    code = "sink_unavailable"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -107,14 +107,14 @@ def test_activity_window_is_start_inclusive_end_exclusive() -> None:
     assert exp.is_active(exp.end - timedelta(microseconds=1))
     assert not exp.is_active(exp.end)
     open_ended = Experiment.from_config(row(start=None, end=None))
-    assert open_ended.is_active(datetime(1990, 1, 1, tzinfo=timezone.utc))
+    assert open_ended.is_active(datetime(1990, 1, 1, tzinfo=UTC))
     with pytest.raises(TypeError):
         exp.is_active(datetime(2026, 12, 1))
 
 
 def test_offsets_are_normalised_to_utc() -> None:
     exp = Experiment.from_config(row(start="2026-11-01T02:00:00+02:00"))
-    assert exp.start == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert exp.start == datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def test_exposure_version_is_the_documented_digest() -> None:
