@@ -10,11 +10,14 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.service.intake import IntakeComponent
+from splitlab.service.metrics import MetricsComponent
 from splitlab.service.settings import Settings
 
 
@@ -35,8 +38,9 @@ class Component(Protocol):
 
 
 def build_components(settings: Settings) -> list[Component]:
-    """The areas the service runs with ``settings``."""
-    return []
+    """The areas the service runs with ``settings``; they share one metrics registry."""
+    registry = CollectorRegistry()
+    return [IntakeComponent(settings, registry), MetricsComponent(registry)]
 
 
 async def health(request: Request) -> Response:

@@ -7,6 +7,10 @@
 | ``SPLITLAB_NATS_URL`` | NATS JetStream for events at scale | unset |
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
+| ``SPLITLAB_STREAMS_FILE`` | event stream config (JSON or YAML) | built-in streams |
+| ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
+| ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
+| ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue before 503 | 10000 |
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from splitlab.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,10 @@ class Settings:
     nats_url: str | None = None
     admin_token: str | None = None
     demo: bool = False
+    streams_file: Path | None = None
+    events_sink: str = "sqlite"
+    events_max_body: int = 4 * 1024 * 1024
+    events_hasty_queue: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -37,4 +47,18 @@ class Settings:
             nats_url=source.get("SPLITLAB_NATS_URL") or None,
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
+            streams_file=Path(f) if (f := source.get("SPLITLAB_STREAMS_FILE")) else None,
+            events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
+            events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),
+            events_hasty_queue=_positive(source, "SPLITLAB_EVENTS_HASTY_QUEUE", 10_000),
         )
+
+
+def _positive(source: Mapping[str, str], name: str, default: int) -> int:
+    """A positive integer setting; :class:`ConfigError` naming the variable when it is not."""
+    text = source.get(name)
+    if not text:
+        return default
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(name, f"must be a positive integer, not {text!r}")
+    return int(text)
