@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from tests.integration.tcp_proxy import TcpProxy
 
+from splitlab.intake.export import export
 from splitlab.intake.jetstream import JetStreamSink
 from splitlab.intake.postgres_log import PostgresEventReader, PostgresSink
 from splitlab.intake.sinks import StoredEvent
@@ -52,7 +53,8 @@ def js_stream(nats_url: str) -> tuple[str, str]:
     asyncio.run(drop())
 
 
-def test_postgres_sink_commits_dedupes_and_reads_back(postgres_url: str, table: str) -> None:
+def test_postgres_sink_commits_dedupes_and_reads_back(postgres_url: str, table: str,
+                                                      tmp_path: Path) -> None:
     async def main() -> None:
         sink = PostgresSink(postgres_url, table)
         await sink.start()
@@ -68,6 +70,10 @@ def test_postgres_sink_commits_dedupes_and_reads_back(postgres_url: str, table: 
     assert first[0][1].dt >= "2026-11-22T00:00:05.000Z"
     assert orjson.loads(first[0][1].body)["meta"]["id"] == first[0][1].id
     assert reader.read(stream="other") == []
+    assert [e.id for _, e in reader.last(count=2)] == [e.id for _, e in rows[-2:]]
+    out = tmp_path / "events.jsonl"
+    assert export(reader, out, since="2026-11-22T00:00:08Z") == 80
+    assert all(orjson.loads(line)["n"] % 10 >= 8 for line in out.read_bytes().splitlines())
     reader.close()
 
 

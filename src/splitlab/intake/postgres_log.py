@@ -116,6 +116,15 @@ class PostgresEventReader:
         rows = self._connection.execute(query, (after, stream, stream, since, since, limit))
         return [(int(r[0]), StoredEvent(r[1], r[2], r[3], r[4].encode())) for r in rows]
 
+    def last(self, stream: str | None = None, count: int = 10) -> list[tuple[int, StoredEvent]]:
+        """The newest ``count`` events (of ``stream``), oldest first."""
+        query = sql.SQL(
+            "SELECT seq, id, stream, " + DT_TEXT + ", body::text FROM {t}"
+            " WHERE (%s::text IS NULL OR stream = %s) ORDER BY seq DESC LIMIT %s"
+        ).format(t=self._table)
+        rows = list(self._connection.execute(query, (stream, stream, count)))
+        return [(int(r[0]), StoredEvent(r[1], r[2], r[3], r[4].encode())) for r in reversed(rows)]
+
     def close(self) -> None:
         """Disconnect."""
         self._connection.close()

@@ -95,6 +95,16 @@ class SQLiteEventLog:
         rows = self._db.execute(sql, args).fetchall()
         return [(row[0], StoredEvent(row[1], row[2], row[3], bytes(row[4]))) for row in rows]
 
+    def last(self, stream: str | None = None, count: int = 10) -> list[tuple[int, StoredEvent]]:
+        """The newest ``count`` events (of ``stream``), oldest first."""
+        sql = "SELECT seq, id, stream, dt, body FROM events"
+        args: list[object] = []
+        if stream is not None:
+            sql += " WHERE stream = ?"
+            args.append(stream)
+        rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, count]).fetchall()
+        return [(r[0], StoredEvent(r[1], r[2], r[3], bytes(r[4]))) for r in reversed(rows)]
+
     def iterate(self, stream: str | None = None, since: str | None = None) -> Iterator[StoredEvent]:
         """Every matching event, oldest first, read in pages."""
         after = 0
