@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,6 +35,15 @@ log = logging.getLogger(__name__)
 STORE_FAILED = "the event could not be stored; retry later"
 
 Status = Literal["success", "invalid", "error"]
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID string; cheaper than ``str(uuid.uuid4())`` on the hot path."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ class Pipeline:
         catalog: StreamCatalog,
         sinks: Mapping[str, Sink],
         emitter_id: str = "splitlab",
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_id: Callable[[], str] = random_uuid,
         on_sink_error: Callable[[str], None] = lambda sink: None,
     ) -> None:
         missing = sorted(catalog.sinks - set(sinks))

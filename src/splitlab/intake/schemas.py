@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 from urllib.parse import urlsplit
 
-import fastjsonschema
+import jsonschema_rs
 import orjson
 
 from splitlab.errors import InvalidEventError
 
+MAX_MESSAGE = 300
+MAX_ALIASES = 1000
 _ID = re.compile(r"^(?:/[A-Za-z0-9_][-A-Za-z0-9_]*)+/\d+\.\d+\.\d+$")
 
 
@@ -55,14 +57,18 @@ class Schema:
 
     id: str
     title: str
-    check: Callable[[Any], Any]
+    validator: jsonschema_rs.Draft7Validator
 
     def validate(self, event: Any) -> None:
         """Raise :class:`InvalidEventError` naming the first violation, if ``event`` has one."""
         try:
-            self.check(event)
-        except fastjsonschema.JsonSchemaValueException as error:
-            raise InvalidEventError(f"{error.message} (schema {self.id})") from None
+            self.validator.validate(event)
+        except jsonschema_rs.ValidationError as error:
+            where = ".".join(str(part) for part in error.instance_path) or "the event"
+            text = error.message
+            if len(text) > MAX_MESSAGE:
+                text = text[:MAX_MESSAGE] + "..."
+            raise InvalidEventError(f"{where}: {text} (schema {self.id})") from None
 
 
 class SchemaRepository:
@@ -71,10 +77,21 @@ class SchemaRepository:
     def __init__(self, roots: Sequence[Traversable] | None = None) -> None:
         self._roots = list(roots) if roots is not None else [builtin_schema_root()]
         self._cache: dict[str, Schema] = {}
+        self._aliases: dict[object, Schema] = {}
         self._lock = threading.Lock()
 
     def get(self, uri: object) -> Schema:
         """The schema ``uri`` names; :class:`InvalidEventError` when it is unknown or broken."""
+        if isinstance(uri, str):
+            known = self._aliases.get(uri)
+            if known is not None:
+                return known
+        schema = self._get(uri)
+        if len(self._aliases) < MAX_ALIASES:  # bounded: clients choose the spelling
+            self._aliases[uri] = schema
+        return schema
+
+    def _get(self, uri: object) -> Schema:
         schema_id = normalize_schema_id(uri)
         cached = self._cache.get(schema_id)
         if cached is not None:
@@ -101,5 +118,5 @@ def compile_schema(document: Any, schema_id: str) -> Schema:
     """Compile a draft-07 schema document whose ``$id`` must be ``schema_id``."""
     if not isinstance(document, dict) or document.get("$id") != schema_id:
         raise InvalidEventError(f"schema file for {schema_id} does not declare $id {schema_id}")
-    check = fastjsonschema.compile(document, use_default=False, use_formats=True)
-    return Schema(id=schema_id, title=str(document.get("title", "")), check=check)
+    validator = jsonschema_rs.Draft7Validator(document, validate_formats=True)
+    return Schema(id=schema_id, title=str(document.get("title", "")), validator=validator)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext
+from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext, random_uuid
 from splitlab.intake.schemas import SchemaRepository
 from splitlab.intake.sinks import MemorySink
 from splitlab.intake.streams import catalog_from_document, default_catalog
@@ -83,7 +84,7 @@ def test_mixed_batch_statuses_and_error_events() -> None:
         "success", "invalid", "invalid", "invalid", "invalid", "invalid", "success"]
     messages = [s.context["message"] for s in statuses if s.context]
     assert "not configured" in messages[0]
-    assert "action must be string" in messages[1]
+    assert messages[1].startswith("action: 5 is not of type")
     assert "not allowed on stream" in messages[2]
     assert "schema not found" in messages[3]
     assert "JSON object" in messages[4]
@@ -146,3 +147,11 @@ def test_events_test_kitchen_clients_emit_validate(refdata: Path) -> None:
         "message": f"schema not found: /{WEB}/1.5.0"}
     consistency["$schema"] = f"/{WEB}/2.1.0"
     assert run(pipeline, [consistency])[0].status == "success"
+
+
+def test_generated_ids_are_distinct_version_4_uuids() -> None:
+    ids = [random_uuid() for _ in range(2000)]
+    assert len(set(ids)) == 2000
+    for text in ids[:50]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
