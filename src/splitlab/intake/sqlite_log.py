@@ -3,14 +3,18 @@
 ``append`` returns after ``COMMIT``, i.e. after the write-ahead log was fsynced: an event whose
 append returned survives a crash of the process or the machine. ``meta.id`` is the table's unique
 key, so a retried event is skipped. Several processes (uvicorn workers) may share the file: each
-transaction is short and waits for the write lock (``busy_timeout``) instead of failing, and
-:class:`SQLiteSink` coalesces a process's concurrent writes into one transaction (group commit).
+transaction is short, writers queue on an advisory file lock (``<file>.lock``: the kernel wakes
+the next writer the moment the lock is free, where SQLite's own busy handler polls with sleeps of
+up to 100 ms), ``busy_timeout`` covers any other writer, and :class:`SQLiteSink` coalesces a
+process's concurrent writes into one transaction (group commit).
 The same class backs the local spool of remote sinks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -60,22 +64,33 @@ class SQLiteEventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = connect(path)
+        self._lock = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the cross-process writer lock."""
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
 
     def append(self, events: Sequence[StoredEvent]) -> int:
         """Store ``events`` in one committed transaction; returns how many were new."""
-        db = self._db
-        before = db.total_changes
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        before = self._db.total_changes
+        with self._write() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO events (id, stream, dt, body) VALUES (?, ?, ?, ?)",
                 [(e.id, e.stream, e.dt, e.body) for e in events])
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return db.total_changes - before
+        return self._db.total_changes - before
 
     def read(
         self, stream: str | None = None, since: str | None = None, after: int = 0,
@@ -114,9 +129,8 @@ class SQLiteEventLog:
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove the events with these ids (the spool, once they were delivered)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
-        self._db.execute("COMMIT")
+        with self._write() as db:
+            db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
 
     def count(self) -> int:
         """How many events the log holds."""
@@ -125,6 +139,7 @@ class SQLiteEventLog:
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
+        self._lock.close()
 
 
 class SQLiteSink:
