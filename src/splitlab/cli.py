@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +20,11 @@ from splitlab.errors import ConfigError, NotFoundError
 from splitlab.intake.export import EventReader, open_reader
 from splitlab.intake.export import export as export_events
 from splitlab.intake.export import tail as tail_events
+
+if TYPE_CHECKING:
+    from splitlab.registry.client import RegistryClient
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="splitlab",
@@ -133,16 +139,29 @@ def serve_command(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     demo: Annotated[bool, typer.Option(help="Seed a few realistic experiments.")] = False,
 ) -> None:
-    """Start the service on the embedded default (SQLite; no other server needed)."""
+    """Start the service on the embedded default (SQLite; no other server needed).
+
+    SIGTERM or Ctrl-C stop it gracefully (requests in flight get up to 10 s to finish).
+    """
     import os
 
     import uvicorn
 
+    from splitlab.service.api_support import ensure_admin_token
+
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["SPLITLAB_DATA_DIR"] = str(data_dir.resolve())
+    os.environ["SPLITLAB_DATA_DIR"] = str(data_dir)
     if demo:
         os.environ["SPLITLAB_DEMO"] = "1"
-    err.print(f"splitlab listening on http://{host}:{port} (data in {data_dir.resolve()})")
+    _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)
+    database = "PostgreSQL" if os.environ.get("SPLITLAB_DATABASE_URL") else f"SQLite in {data_dir}"
+    where = f"http://{host}:{port}"
+    token = "the value of SPLITLAB_ADMIN_TOKEN" if token_file is None else f"cat {token_file}"
+    err.print(f"splitlab listening on {where} (registry: {database})\n"
+              f"  config API  {where}/api/v1/experiments\n  events      {where}/v1/events\n"
+              f"  API docs    {where}/docs\n"
+              f"  admin token {token}", highlight=False, soft_wrap=True)
     uvicorn.run(
         "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level="warning", timeout_graceful_shutdown=10,
@@ -216,8 +235,198 @@ def events_tail(
         pass
     finally:
         reader.close()
+# ---- splitlab experiments ...: the registry's admin API from the command line ----------------
+
+experiments_app = typer.Typer(
+    help="List, show, create, update, end and import experiments on a running server.",
+    no_args_is_help=True,
+)
+app.add_typer(experiments_app, name="experiments")
+out = Console()
+
+UrlOption = Annotated[str, typer.Option(
+    "--url", envvar="SPLITLAB_URL", help="Server URL.")]
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", envvar="SPLITLAB_ADMIN_TOKEN", help="Admin token (for writes).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def registry_client(url: str, token: str | None) -> RegistryClient:
+    """A client of the server at ``url`` acting as the current OS user."""
+    import getpass
+
+    from splitlab.registry.client import RegistryClient
+
+    return RegistryClient(url, token, actor=getpass.getuser())
+
+
+def remote(action: Callable[[], T]) -> T:
+    """Run a client call; a refusal or an unreachable server becomes a one-line error."""
+    from splitlab.errors import SplitlabError
+
+    try:
+        return action()
+    except SplitlabError as error:
+        fail(str(error), 1)
+
+
+def print_json(value: object) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, object]:
+    """``field=value`` pairs; values are JSON when they parse as JSON, else plain strings."""
+    patch: dict[str, object] = {}
+    for pair in pairs:
+        field, sep, text = pair.partition("=")
+        if not sep or not field:
+            fail(f"--set expects field=value, got {pair!r}")
+        try:
+            patch[field] = json.loads(text)
+        except json.JSONDecodeError:
+            patch[field] = text
+    return patch
+
+
+@experiments_app.command("list")
+def experiments_list(url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+                     as_json: JsonOption = False) -> None:
+    """Every experiment with its status, groups, rate and dates."""
+    from rich.table import Table
+
+    client = registry_client(url, token)
+    rows = remote(lambda: client.rows("experiment"))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "status", "groups", "rate", "unit", "start", "end", "phase")
+    for row in rows:
+        table.add_row(row["name"], row["status"], " ".join(row["groups"]),
+                      str(row["sample_rate"]["default"]), row["user_identifier_type"],
+                      (row["start"] or "")[:10], (row["end"] or "")[:10], str(row["phase_index"]))
+    out.print(table)
+
+
+@experiments_app.command("show")
+def experiments_show(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+                     as_json: JsonOption = False) -> None:
+    """One experiment: its row, revision, status and ETag."""
+    client = registry_client(url, token)
+    record, etag = remote(lambda: client.show("experiment", name))
+    if as_json:
+        print_json({**record, "etag": etag})
+        return
+    from rich.table import Table
+
+    table = Table("field", "value", title=f"{name} (revision {record['revision']}, "
+                                          f"{record['status']}, ETag {etag})")
+    for field, value in record["row"].items():
+        table.add_row(field, json.dumps(value, ensure_ascii=False))
+    out.print(table)
+
+
+@experiments_app.command("create")
+def experiments_create(file: Annotated[Path, typer.Argument(help="A YAML or JSON row.")],
+                       url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Create an experiment from a file holding one row."""
+    import yaml
+
+    try:
+        row = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        fail(f"cannot read a row from {file}: {error}")
+    client = registry_client(url, token)
+    created = remote(lambda: client.create("experiment", row))
+    err.print(f"created {created['name']} (revision {created['revision']})", highlight=False)
+
+
+@experiments_app.command("update")
+def experiments_update(
+    name: str,
+    assignments: Annotated[list[str], typer.Option(
+        "--set", help="field=value (value as JSON, e.g. groups='[\"a\",\"b\"]').")],
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+) -> None:
+    """Change fields of an experiment (guarded by its current ETag)."""
+    patch = parse_assignments(assignments)
+    client = registry_client(url, token)
+    updated = remote(lambda: client.update("experiment", name, patch))
+    err.print(f"updated {name} (revision {updated['revision']})", highlight=False)
+
+
+@experiments_app.command("end")
+def experiments_end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """End a running experiment now (it and its history are kept)."""
+    client = registry_client(url, token)
+    ended = remote(lambda: client.end("experiment", name))
+    err.print(f"ended {name} at {ended['row']['end']}", highlight=False)
+
+
+@experiments_app.command("history")
+def experiments_history(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+                        as_json: JsonOption = False) -> None:
+    """Every change of an experiment: revision, when, who, what."""
+    from rich.table import Table
+
+    client = registry_client(url, token)
+    entries = remote(lambda: client.history("experiment", name))
+    if as_json:
+        print_json(entries)
+        return
+    table = Table("revision", "at", "actor", "action", "changes")
+    for entry in entries:
+        changes = "(the first revision)" if entry["action"] == "create" else "; ".join(
+            f"{field}: {json.dumps(old)} → {json.dumps(new)}"
+            for field, (old, new) in entry["changes"].items())
+        table.add_row(str(entry["revision"]), entry["at"][:19], entry["actor"], entry["action"],
+                      changes)
+    out.print(table)
+
+
+@experiments_app.command("import")
+def experiments_import(
+    file: Annotated[Path, typer.Argument(help="YAML/JSON: rows or {experiments, instruments}.")],
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False,
+) -> None:
+    """Create or update experiments and instruments from a file (idempotent)."""
+    from splitlab.registry.client import load_document
+
+    document = remote(lambda: load_document(file))
+    client = registry_client(url, token)
+    results = remote(lambda: client.import_document(document))
+    if as_json:
+        print_json([{"kind": r.kind, "name": r.name, "action": r.action} for r in results])
+        return
+    for result in results:
+        typer.echo(f"{result.action}\t{result.kind}\t{result.name}")
+
+
+@experiments_app.command("export")
+def experiments_export(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    yaml_format: Annotated[bool, typer.Option("--yaml", help="YAML instead of JSON.")] = False,
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+) -> None:
+    """Every experiment and instrument as a file that `import` takes back."""
+    client = registry_client(url, token)
+    document = remote(client.export_document)
+    if yaml_format:
+        import yaml
+
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    else:
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
     """Entry point of the ``splitlab`` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

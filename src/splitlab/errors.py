@@ -58,6 +58,12 @@ class PreconditionFailedError(SplitlabError):
     code = "precondition_failed"
 
 
+class PreconditionRequiredError(PreconditionFailedError):
+    """A write that must be conditional (``If-Match``) came without a precondition."""
+
+    code = "precondition_required"
+
+
 class AuthError(SplitlabError):
     """Missing or wrong credentials."""
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+
 from tests.unit.intake.conftest import web_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

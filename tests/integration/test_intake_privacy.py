@@ -18,7 +18,6 @@ import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
-from tests.unit.intake.conftest import web_event
 
 from splitlab.intake.jetstream import JetStreamSink
 from splitlab.intake.postgres_log import PostgresSink
@@ -26,6 +25,7 @@ from splitlab.intake.sinks import Sink
 from splitlab.service.app import create_app
 from splitlab.service.intake import IntakeComponent
 from splitlab.service.settings import Settings
+from tests.unit.intake.conftest import web_event
 
 SECRETS = {"x-forwarded-for": "203.0.113.77, 10.9.8.7", "x-client-ip": "198.51.100.23",
            "user-agent": "Mozilla/5.0 (PrivacyProbe 4.2; Zx)"}

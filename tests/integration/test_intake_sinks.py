@@ -12,7 +12,6 @@ import nats
 import orjson
 import psycopg
 import pytest
-from tests.integration.tcp_proxy import TcpProxy
 
 from splitlab.intake.export import export
 from splitlab.intake.jetstream import JetStreamSink
@@ -20,6 +19,7 @@ from splitlab.intake.postgres_log import PostgresEventReader, PostgresSink
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.spool import SpoolingSink
 from splitlab.intake.sqlite_log import SQLiteSink
+from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

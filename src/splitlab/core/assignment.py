@@ -11,10 +11,19 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from hashlib import sha256
 from typing import NamedTuple, overload
 
 from splitlab.core.model import Experiment
+
+try:  # the optional C accelerator; the Python functions below are the reference
+    from splitlab.core import _tkv1  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on whether the extension was built
+    _tkv1 = None
+
+ACCELERATED = _tkv1 is not None
+"""Whether :func:`assign` and :func:`assign_batch` run through the C accelerator."""
 
 Identifier = int | str
 _HASH_SPACE = float(1 << 24)
@@ -31,6 +40,10 @@ class Assignment(NamedTuple):
     group: str | None
 
 
+# Builds an Assignment from a 3-tuple without a Python-level __new__ (the single-call hot path).
+_new_assignment = partial(tuple.__new__, Assignment)
+
+
 def identifier_bytes(identifier: Identifier) -> bytes:
     """The UTF-8 bytes of ``str(identifier)``; anything but an int or a str is misuse."""
     if isinstance(identifier, str):
@@ -45,14 +58,35 @@ def subject_id(identifier: Identifier, experiment_name: str) -> str:
     return sha256(identifier_bytes(identifier) + experiment_name.encode("utf-8")).hexdigest()
 
 
-def assign(identifier: Identifier, experiment: Experiment, site: str | None = None) -> Assignment:
-    """Assign one unit to ``experiment`` on ``site`` (``None``: the default rate)."""
-    digest = sha256(identifier_bytes(identifier) + experiment.name_bytes).hexdigest()
-    groups = experiment.groups
-    value, count = int(digest[:6], 16), len(groups)
-    if _in_sample(value, count, experiment.sample_rate.for_site(site) * _HASH_SPACE):
-        return Assignment(digest, True, groups[(value * count) >> 24])
-    return Assignment(digest, False, None)
+def pure_assign(
+    identifier: Identifier, experiment: Experiment, site: str | None = None
+) -> Assignment:
+    """The reference implementation of :func:`assign`, in Python."""
+    raw = identifier.encode() if type(identifier) is str else identifier_bytes(identifier)
+    digest = sha256(raw + experiment.name_bytes).hexdigest()
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    group = layout.groups[bisect_right(layout.bounds, digest)]
+    return _new_assignment((digest, group is not None, group))
+
+
+def accelerated_assign(
+    identifier: Identifier, experiment: Experiment, site: str | None = None
+) -> Assignment:
+    """:func:`assign` through the C accelerator (one call per unit)."""
+    assert _tkv1 is not None, "the C accelerator is not built"
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    result: Assignment = _tkv1.assign_one(
+        identifier, experiment.name_bytes, experiment.groups, layout.threshold, Assignment
+    )
+    return result
+
+
+assign = pure_assign if _tkv1 is None else accelerated_assign
+"""Assign one unit to ``experiment`` on ``site`` (``None``: the default rate).
+
+Returns ``Assignment(subject_id, in_sample, group)``; ``group`` is ``None`` out of sample.
+``identifier`` is an int or a str (hashed as UTF-8); anything else raises ``TypeError``.
+"""
 
 
 OUT_OF_SAMPLE = 255
@@ -119,15 +153,27 @@ def _in_sample(value: int, count: int, threshold: float) -> bool:
     return (value * count) & _FRACTION < threshold
 
 
-def _region_bounds(count: int, threshold: float) -> list[str]:
-    """Where the in-sample stretch of each group starts and ends, as 6-digit hex prefixes.
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each group's in-sample stretch of the hash space starts and ends, for one site.
 
-    Group ``k`` owns hash values ``[ceil(k * 2**24 / count), ceil((k + 1) * 2**24 / count))``;
-    its in-sample values are a prefix of that range, found by bisecting the very predicate that
-    :func:`assign` uses, so both agree by construction. Lower-case hex of a fixed width sorts as
-    its number does, so a digest can be placed among the bounds without parsing it.
+    Group ``k`` owns hash values ``[ceil(k * 2**24 / n), ceil((k + 1) * 2**24 / n))``; its
+    in-sample values are a prefix of that range, found by bisecting the very predicate of the
+    algorithm, so the layout agrees with it by construction. ``bounds`` holds those edges as
+    6-digit lower-case hex, which sorts as its number does: ``bisect_right(bounds, digest)`` is
+    ``2k + 1`` inside group ``k``'s stretch and even outside any, with no parsing of the digest.
     """
-    bounds: list[int] = []
+
+    bounds: list[str]
+    groups: list[str | None]
+    codes: list[int]
+    threshold: float
+
+
+def _layout(experiment: Experiment, site: str | None) -> _Layout:
+    count = len(experiment.groups)
+    threshold = experiment.sample_rate.for_site(site) * _HASH_SPACE
+    edges: list[int] = []
     for k in range(count):
         low, high = -(-(k << 24) // count), -(-((k + 1) << 24) // count)
         end = low
@@ -137,14 +183,22 @@ def _region_bounds(count: int, threshold: float) -> list[str]:
                 end = middle + 1
             else:
                 high = middle
-        bounds += [low, end]
-    return [format(v, "06x") if v < 1 << 24 else "g" for v in bounds]
+        edges += [low, end]
+    groups: list[str | None] = [None]
+    codes = [OUT_OF_SAMPLE]
+    for code, group in enumerate(experiment.groups):
+        groups += [group, None]
+        codes += [code, OUT_OF_SAMPLE]
+    bounds = [format(v, "06x") if v < 1 << 24 else "g" for v in edges]
+    layout = _Layout(bounds, groups, codes, threshold)
+    experiment.layouts[site] = layout
+    return layout
 
 
-def assign_batch(
+def pure_assign_batch(
     identifiers: Iterable[Identifier], experiment: Experiment, site: str | None = None
 ) -> Assignments:
-    """:func:`assign` over many identifiers (same answers), as fast as the hash allows."""
+    """The reference implementation of :func:`assign_batch`, in Python."""
     units = identifiers if isinstance(identifiers, list) else list(identifiers)
     if set(map(type, units)) <= _PLAIN_TYPES:  # the common case: skip per-item type checks
         name = experiment.name
@@ -152,12 +206,25 @@ def assign_batch(
     else:
         salt = experiment.name_bytes
         subject_ids = [sha256(identifier_bytes(i) + salt).hexdigest() for i in units]
-    groups = experiment.groups
-    threshold = experiment.sample_rate.for_site(site) * _HASH_SPACE
-    bounds = _region_bounds(len(groups), threshold)
-    # bisect_right(bounds, digest) is odd inside group k's in-sample stretch (2k + 1), else even.
-    regions = [OUT_OF_SAMPLE]
-    for code in range(len(groups)):
-        regions += [code, OUT_OF_SAMPLE]
-    codes = bytes([regions[bisect_right(bounds, d)] for d in subject_ids])
-    return Assignments("".join(subject_ids), codes, groups)
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    bounds, codes = layout.bounds, layout.codes
+    joined = "".join(subject_ids)
+    return Assignments(joined, bytes([codes[bisect_right(bounds, d)] for d in subject_ids]),
+                       experiment.groups)
+
+
+def accelerated_assign_batch(
+    identifiers: Iterable[Identifier], experiment: Experiment, site: str | None = None
+) -> Assignments:
+    """:func:`assign_batch` through the C accelerator (one call for the whole batch)."""
+    assert _tkv1 is not None, "the C accelerator is not built"
+    units = identifiers if isinstance(identifiers, (list, tuple)) else list(identifiers)
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    joined, codes = _tkv1.assign_batch(
+        units, experiment.name_bytes, len(experiment.groups), layout.threshold
+    )
+    return Assignments(joined, codes, experiment.groups)
+
+
+assign_batch = pure_assign_batch if _tkv1 is None else accelerated_assign_batch
+""":func:`assign` over many identifiers (same answers, in order), as fast as the hash allows."""

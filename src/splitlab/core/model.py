@@ -179,6 +179,8 @@ class Experiment:
     algorithm: str = ALGORITHM
     name_bytes: bytes = field(default=b"", repr=False, compare=False)
     """The UTF-8 name, the salt of the hash (precomputed: assignment is the hot path)."""
+    layouts: dict[str | None, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Memo of the assignment module's per-site hash layout (a pure function of the fields)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_bytes", self.name.encode("utf-8"))

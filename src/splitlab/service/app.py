@@ -10,14 +10,15 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.service.intake import IntakeComponent
-from splitlab.service.metrics import MetricsComponent
+from splitlab.service.metrics import Metrics, MetricsMiddleware
+from splitlab.service.registry_api import RegistryComponent
 from splitlab.service.settings import Settings
 
 
@@ -37,19 +38,24 @@ class Component(Protocol):
         ...
 
 
-def build_components(settings: Settings) -> list[Component]:
-    """The areas the service runs with ``settings``; they share one metrics registry."""
-    registry = CollectorRegistry()
-    return [IntakeComponent(settings, registry), MetricsComponent(registry)]
+def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
+    """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
+    return [RegistryComponent(settings, metrics), IntakeComponent(settings, metrics.registry)]
 
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings, components: Sequence[Component] | None = None) -> Starlette:
-    """The application for ``settings`` (components default to :func:`build_components`)."""
-    parts = list(build_components(settings) if components is None else components)
+def create_app(settings: Settings, components: Sequence[Component] | None = None,
+               metrics: Metrics | None = None) -> Starlette:
+    """The application for ``settings`` (components default to :func:`build_components`).
+
+    ``metrics`` (one per application, created when not given) is served at ``/metrics``;
+    ``app.state.metrics`` and ``app.state.components`` expose the parts to tests.
+    """
+    metrics = metrics or Metrics()
+    parts = list(build_components(settings, metrics) if components is None else components)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,10 +69,14 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
             for part in reversed(started):
                 await part.stop()
 
-    routes: list[BaseRoute] = [Route("/healthz", health)]
+    routes: list[BaseRoute] = [Route("/healthz", health), Route("/metrics", metrics.endpoint)]
     for part in parts:
         routes.extend(part.routes())
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(MetricsMiddleware, metrics=metrics)])
+    app.state.metrics = metrics
+    app.state.components = parts
+    return app
 
 
 def app_from_env() -> Starlette:

@@ -7,6 +7,7 @@
 | ``SPLITLAB_NATS_URL`` | NATS JetStream for events at scale | unset |
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
+| ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
 | ``SPLITLAB_STREAMS_FILE`` | event stream config (JSON or YAML) | built-in streams |
 | ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
 | ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
@@ -32,6 +33,7 @@ class Settings:
     nats_url: str | None = None
     admin_token: str | None = None
     demo: bool = False
+    table_prefix: str = ""
     streams_file: Path | None = None
     events_sink: str = "sqlite"
     events_max_body: int = 4 * 1024 * 1024
@@ -47,6 +49,7 @@ class Settings:
             nats_url=source.get("SPLITLAB_NATS_URL") or None,
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
+            table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
             streams_file=Path(f) if (f := source.get("SPLITLAB_STREAMS_FILE")) else None,
             events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
             events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),

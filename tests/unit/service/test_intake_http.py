@@ -9,13 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
 from splitlab.intake.sinks import MemorySink
 from splitlab.service.app import create_app
 from splitlab.service.intake import IntakeComponent
-from splitlab.service.metrics import MetricsComponent
+from splitlab.service.metrics import Metrics
 from splitlab.service.settings import Settings
 from tests.unit.intake.conftest import web_event
 
@@ -40,10 +39,10 @@ class Service:
 
 def make_service(tmp_path: Path, **settings: Any) -> Iterator[Service]:
     sink = MemorySink()
-    registry = CollectorRegistry()
-    component = IntakeComponent(Settings(data_dir=tmp_path, **settings), registry,
+    metrics = Metrics()
+    component = IntakeComponent(Settings(data_dir=tmp_path, **settings), metrics.registry,
                                 sinks={"default": sink})
-    app = create_app(Settings(data_dir=tmp_path), [component, MetricsComponent(registry)])
+    app = create_app(Settings(data_dir=tmp_path), [component], metrics)
     with TestClient(app) as client:
         yield Service(client, sink, component)
 
@@ -176,8 +175,8 @@ def test_stored_and_failed_is_207(tmp_path: Path) -> None:
         "broken": {"schema_title": "analytics/product_metrics/web/base", "sink": "sqlite"}}}))
     working, broken = MemorySink(), MemorySink()
     broken.available = False
-    registry = CollectorRegistry()
-    component = IntakeComponent(Settings(data_dir=tmp_path, streams_file=streams), registry,
+    settings = Settings(data_dir=tmp_path, streams_file=streams)
+    component = IntakeComponent(settings, Metrics().registry,
                                 sinks={"default": working, "sqlite": broken})
     with TestClient(create_app(Settings(data_dir=tmp_path), [component])) as client:
         response = client.post(URL, content=orjson.dumps([web_event(), web_event("broken")]))

@@ -1,0 +1,182 @@
+"""Assignment throughput: splitlab's ``assign`` and ``assign_many`` beside baselines, one run.
+
+Baselines over the same identifiers:
+- the bare hash loop ``hashlib.sha256((str(id) + name).encode()).hexdigest()`` (the floor);
+- GrowthBook's Python SDK evaluating a 2-group 50/50 experiment, offline;
+- Eppo's server SDK (compiled Rust evaluator) with a local flag configuration and no poller.
+
+Every contender runs the same loop shape (``for key in keys: call(key)``, results dropped).
+
+Run: ``.venv/bin/python benchmarks/assign.py [--n 300000]``. Prints one line per contender and
+the ratios the foundation issue targets. Absolute figures move with the machine; ratios in the
+same run hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from splitlab import Experiment, assign
+from splitlab.bulk import assign_many
+from splitlab.core.assignment import ACCELERATED, pure_assign, pure_assign_batch
+
+try:
+    from splitlab.core import _tkv1  # type: ignore[attr-defined]
+except ImportError:
+    _tkv1 = None
+
+NAME = "benchmark-experiment-2026"
+
+
+def timed(label: str, count: int, run: Callable[[], object], repeat: int = 3) -> float:
+    """Best of ``repeat`` runs, as operations per second."""
+    best = min(_once(run) for _ in range(repeat))
+    rate = count / best
+    print(f"{label:<44} {rate:>14,.0f} /s   ({best * 1e6 / count:.3f} µs each)")
+    return rate
+
+
+def _once(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def growthbook_rate(keys: list[str]) -> float:
+    from growthbook import Experiment as GBExperiment
+    from growthbook import GrowthBook
+
+    gb = GrowthBook(attributes={"id": ""})
+    gb_exp = GBExperiment(key=NAME, variations=["control", "treatment"], weights=[0.5, 0.5])
+
+    def run() -> None:
+        for key in keys:
+            gb.set_attributes({"id": key})
+            gb.run(gb_exp)
+
+    inline = timed("GrowthBook gb.run, inline experiment", len(keys), run)
+    rule = {"key": NAME, "variations": ["control", "treatment"], "weights": [0.5, 0.5],
+            "hashAttribute": "id"}
+    feature_gb = GrowthBook(
+        attributes={"id": ""}, features={"f": {"defaultValue": "none", "rules": [rule]}}
+    )
+
+    def run_feature() -> None:
+        for key in keys:
+            feature_gb.set_attributes({"id": key})
+            feature_gb.get_feature_value("f", "none")
+
+    feature = timed("GrowthBook get_feature_value, experiment rule", len(keys), run_feature)
+    return max(inline, feature)
+
+
+def eppo_client(log: bool) -> object:
+    import eppo_client
+    from eppo_client.assignment_logger import AssignmentLogger
+
+    half = 5000
+    variations = {g: {"key": g, "value": g} for g in ("control", "treatment")}
+    split = [
+        {"variationKey": g, "shards": [{"salt": NAME, "ranges": [{"start": s, "end": s + half}]}]}
+        for g, s in (("control", 0), ("treatment", half))
+    ]
+    flags = {
+        "createdAt": "2026-11-22T00:00:00Z",
+        "format": "SERVER",
+        "environment": {"name": "benchmark"},
+        "flags": {
+            NAME: {
+                "key": NAME, "enabled": True, "variationType": "STRING", "totalShards": 10000,
+                "variations": variations,
+                "allocations": [{"key": "all", "rules": [], "splits": split, "doLog": log}],
+            }
+        },
+    }
+    configuration = eppo_client.Configuration(flags_configuration=json.dumps(flags).encode())
+    eppo_client.init(
+        eppo_client.ClientConfig(
+            api_key="offline", base_url="http://127.0.0.1:9", assignment_logger=AssignmentLogger(),
+            poll_interval_seconds=None, initial_configuration=configuration,
+        )
+    )
+    return eppo_client.get_instance()
+
+
+def eppo_rate(keys: list[str], log: bool) -> float:
+    """Eppo evaluating only (``doLog`` off), or as deployed (assignments go to a logger)."""
+    client = eppo_client(log)
+    get = client.get_string_assignment  # type: ignore[attr-defined]
+    assert {get(NAME, k, {}, "none") for k in keys[:1000]} == {"control", "treatment"}
+
+    def run() -> None:
+        for key in keys:
+            get(NAME, key, {}, "none")
+
+    label = "with assignment logging" if log else "evaluation only"
+    return timed(f"Eppo get_string_assignment, {label}", len(keys), run)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300_000, help="identifiers per run")
+    parser.add_argument("--bulk-n", type=int, default=2_000_000, help="identifiers for bulk")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    exp = Experiment.from_config(
+        {"name": NAME, "groups": ["control", "treatment"], "sample_rate": {"default": 1},
+         "user_identifier_type": "mw-user"}
+    )
+    keys = [str(10_000_000 + i) for i in range(args.n)]
+    backend = f"C accelerator, SHA-256 from {_tkv1.BACKEND}" if ACCELERATED else "pure Python"
+    print(f"cores usable: {len(os.sched_getaffinity(0))}; single-call runs over {args.n:,} ids")
+
+    def bare_loop(ids: list[str]) -> Callable[[], object]:
+        def run() -> None:
+            for i in ids:
+                hashlib.sha256((str(i) + NAME).encode()).hexdigest()
+
+        return run
+
+    def single_calls() -> None:
+        for key in keys:
+            assign(key, exp)
+
+    bare = timed("bare sha256 hexdigest loop (floor)", len(keys), bare_loop(keys))
+    single = timed(f"splitlab assign (single calls, {backend})", len(keys), single_calls)
+    def pure_single_calls() -> None:
+        for key in keys:
+            pure_assign(key, exp)
+
+    timed("splitlab assign, pure Python (no compiler)", len(keys), pure_single_calls)
+    eppo = eppo_rate(keys, log=False)
+    eppo_rate(keys, log=True)
+    growthbook = growthbook_rate(keys[: max(1, args.n // 10)])
+
+    big = [str(20_000_000 + i) for i in range(args.bulk_n)]
+    print(f"bulk runs over {args.bulk_n:,} ids")
+    bare_big = timed("bare sha256 hexdigest loop (floor)", len(big), bare_loop(big))
+    one = timed(
+        "splitlab assign_many, 1 process", len(big), lambda: assign_many(big, exp, workers=1)
+    )
+    every = timed("splitlab assign_many, every core", len(big), lambda: assign_many(big, exp))
+    timed(
+        "splitlab assign_many, pure Python, 1 process", len(big),
+        lambda: pure_assign_batch(big, exp),
+    )
+
+    print()
+    print(f"assign vs Eppo (evaluation):   {single / eppo:5.2f}x (target > 1)")
+    print(f"assign vs GrowthBook (faster): {single / growthbook:5.1f}x (target >= 15)")
+    print(f"assign vs bare hash:           {bare / single:5.2f}x slower than the floor")
+    print(f"assign_many 1 proc vs bare:    {bare_big / one:5.2f}x slower (target <= 1.5)")
+    print(f"assign_many all cores vs bare: {bare_big / every:5.2f}x slower (< 1: faster)")
+
+
+if __name__ == "__main__":
+    main()

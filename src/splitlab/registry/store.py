@@ -1,0 +1,275 @@
+"""The registry store: experiments and instruments with an immutable history of every change.
+
+Every write runs in one transaction that updates the current row, appends a history entry (who,
+when, what changed, the whole new row) and bumps a change counter that readers in other processes
+poll cheaply. Nothing is ever deleted: ending an experiment sets its ``end`` and keeps it.
+Concurrent edits use optimistic concurrency: each record has a strong ETag, and a write that
+names a stale one fails with :class:`PreconditionFailedError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from splitlab.core.model import canonical_json, format_time, parse_time
+from splitlab.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+)
+from splitlab.registry import rules
+from splitlab.registry.schema import KINDS, Tables, engine_for, migrate
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The current state of one experiment or instrument."""
+
+    kind: str
+    name: str
+    revision: int
+    row: dict[str, Any]
+    etag: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One history entry: ``action`` is ``create``, ``update`` or ``end``; ``changes`` maps each
+    changed field to ``[old, new]``; ``row`` is the whole row after the change."""
+
+    revision: int
+    at: datetime
+    actor: str
+    action: str
+    row: dict[str, Any]
+    changes: dict[str, list[Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form used by the history endpoint."""
+        return {"revision": self.revision, "at": format_time(self.at), "actor": self.actor,
+                "action": self.action, "changes": self.changes, "row": self.row}
+
+
+def etag_for(revision: int, row_text: str) -> str:
+    """A strong ETag (quoted) that changes with every revision and every byte of the row."""
+    digest = hashlib.sha256(row_text.encode("utf-8")).hexdigest()[:16]
+    return f'"{revision}-{digest}"'
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise TypeError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+class Registry:
+    """The store. Thread-safe (each call uses its own connection); close it with :meth:`close`."""
+
+    def __init__(self, engine: Engine, tables: Tables, clock: Clock = _utc_now) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.clock = clock
+
+    @classmethod
+    def open(cls, database_url: str | None, data_dir: Path, *, prefix: str = "",
+             clock: Clock = _utc_now) -> Registry:
+        """Connect (PostgreSQL URL, or SQLite in ``data_dir``) and apply pending migrations."""
+        tables = Tables.build(prefix)
+        engine = engine_for(database_url, data_dir)
+        migrate(engine, tables)
+        return cls(engine, tables, clock)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def _record(self, r: Row[Any]) -> Record:
+        return Record(kind=r.kind, name=r.name, revision=r.revision, row=json.loads(r.row),
+                      etag=etag_for(r.revision, r.row),
+                      created_at=_aware(r.created_at) or r.created_at,
+                      updated_at=_aware(r.updated_at) or r.updated_at, ended_at=_aware(r.ended_at))
+
+    def _select(self, conn: Connection, kind: str, name: str) -> Row[Any]:
+        objects = self.tables.objects
+        found = conn.execute(
+            select(objects).where(objects.c.kind == kind, objects.c.name == name)
+        ).first()
+        if found is None:
+            raise NotFoundError(f"no {kind} named {name!r}")
+        return found
+
+    def _write(self, conn: Connection, object_id: int, entry: dict[str, Any]) -> None:
+        """Append a history entry and bump the change counter, in the caller's transaction."""
+        conn.execute(insert(self.tables.history).values(object_id=object_id, **entry))
+        state = self.tables.state
+        conn.execute(update(state).where(state.c.id == 1)
+                     .values(change_counter=state.c.change_counter + 1))
+
+    def create(self, kind: str, row: Mapping[str, Any], actor: str) -> Record:
+        """Create a new experiment or instrument at revision 1.
+
+        Raises :class:`ConfigError` for an invalid row, :class:`ConflictError` when the name is
+        taken (ended ones included: names are never reused).
+        """
+        _check_kind(kind)
+        stored = rules.normalize(kind, row, version=1)
+        text = canonical_json(stored)
+        now = self.clock()
+        objects = self.tables.objects
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(insert(objects).values(
+                    kind=kind, name=stored["name"], revision=1, row=text, created_at=now,
+                    updated_at=now, ended_at=None))
+                object_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
+                self._write(conn, int(object_id), {
+                    "revision": 1, "at": now, "actor": actor, "action": "create", "row": text,
+                    "changes": canonical_json(rules.diff({}, stored))})
+                return self._record(self._select(conn, kind, stored["name"]))
+        except IntegrityError:
+            raise ConflictError(
+                f"a {kind} named {stored['name']!r} already exists (names are never reused)"
+            ) from None
+
+    def get(self, kind: str, name: str) -> Record:
+        """The current record (raises :class:`NotFoundError`)."""
+        _check_kind(kind)
+        with self.engine.connect() as conn:
+            return self._record(self._select(conn, kind, name))
+
+    def records(self, kind: str) -> list[Record]:
+        """Every record of ``kind``, ended ones included, by name."""
+        _check_kind(kind)
+        objects = self.tables.objects
+        with self.engine.connect() as conn:
+            found = conn.execute(select(objects).where(objects.c.kind == kind)
+                                 .order_by(objects.c.name))
+            return [self._record(r) for r in found]
+
+    def update(self, kind: str, name: str, patch: Mapping[str, Any], if_match: str | None,
+               actor: str) -> Record:
+        """Apply a partial update, guarded by ``if_match`` (the ETag the caller last saw).
+
+        Raises :class:`PreconditionRequiredError` without ``if_match``,
+        :class:`PreconditionFailedError` when it is stale, :class:`ConflictError` for an edit the
+        rules forbid, :class:`ConfigError` when the result is invalid.
+        """
+        _check_kind(kind)
+        return self._change(kind, name, if_match, actor, lambda old: rules.merge_patch(old, patch))
+
+    def end(self, kind: str, name: str, if_match: str | None, actor: str) -> Record:
+        """End a running experiment or instrument now (its ``end`` becomes now; kept forever).
+
+        ``if_match`` is optional here. Raises :class:`ConflictError` when it has not started or
+        has already ended.
+        """
+        _check_kind(kind)
+        now = self.clock()
+
+        def ended(old: dict[str, Any]) -> dict[str, Any]:
+            if not rules.has_started(old, now):
+                raise ConflictError(f"{kind} {name!r} has not started; edit its start and end "
+                                    "instead of ending it")
+            end = parse_time(old.get("end"), "end")
+            if end is not None and end <= now:
+                raise ConflictError(f"{kind} {name!r} already ended at {format_time(end)}")
+            merged = rules.merge_patch(old, {"end": format_time(now)})
+            return merged
+
+        return self._change(kind, name, if_match, actor, ended, action="end", require_match=False)
+
+    def _change(self, kind: str, name: str, if_match: str | None, actor: str,
+                make: Callable[[dict[str, Any]], dict[str, Any]], *, action: str = "update",
+                require_match: bool = True) -> Record:
+        if if_match is None and require_match:
+            raise PreconditionRequiredError(
+                f"updating {kind} {name!r} needs If-Match with its current ETag")
+        now = self.clock()
+        objects = self.tables.objects
+        try:
+            with self.engine.begin() as conn:
+                current = self._select(conn, kind, name)
+                etag = etag_for(current.revision, current.row)
+                if if_match is not None and if_match.strip() not in (etag, "*"):
+                    raise PreconditionFailedError(
+                        f"{kind} {name!r} changed since you read it (If-Match {if_match}, "
+                        f"current ETag {etag}); read it again and retry")
+                old = json.loads(current.row)
+                revision = current.revision + 1
+                new = rules.normalize(kind, make(old), version=revision)
+                rules.check_change(kind, old, new, now)
+                changes = rules.diff(old, new)
+                if not changes:
+                    raise ConfigError("", "the change sets every field to its current value")
+                text = canonical_json(new)
+                ended_at = now if action == "end" else current.ended_at
+                done = conn.execute(update(objects).where(
+                    objects.c.id == current.id, objects.c.revision == current.revision,
+                ).values(name=new["name"], revision=revision, row=text, updated_at=now,
+                         ended_at=ended_at))
+                if done.rowcount != 1:
+                    raise PreconditionFailedError(f"{kind} {name!r} changed concurrently; retry")
+                self._write(conn, current.id, {
+                    "revision": revision, "at": now, "actor": actor, "action": action,
+                    "row": text, "changes": canonical_json(changes)})
+                return self._record(self._select(conn, kind, new["name"]))
+        except IntegrityError:
+            raise ConflictError(f"a {kind} with that name already exists") from None
+
+    def history(self, kind: str, name: str) -> list[Change]:
+        """Every change of the named record, oldest first."""
+        _check_kind(kind)
+        history = self.tables.history
+        with self.engine.connect() as conn:
+            current = self._select(conn, kind, name)
+            found = conn.execute(select(history).where(history.c.object_id == current.id)
+                                 .order_by(history.c.revision))
+            return [Change(revision=h.revision, at=_aware(h.at) or h.at, actor=h.actor,
+                           action=h.action, row=json.loads(h.row), changes=json.loads(h.changes))
+                    for h in found]
+
+    def all_history(self, kind: str) -> dict[str, list[dict[str, Any]]]:
+        """Name → every stored row of that record, oldest first (for the analytics format)."""
+        _check_kind(kind)
+        objects, history = self.tables.objects, self.tables.history
+        query = (select(objects.c.name, history.c.row)
+                 .join(history, history.c.object_id == objects.c.id)
+                 .where(objects.c.kind == kind).order_by(objects.c.name, history.c.revision))
+        rows: dict[str, list[dict[str, Any]]] = {}
+        with self.engine.connect() as conn:
+            for name, text in conn.execute(query):
+                rows.setdefault(name, []).append(json.loads(text))
+        return rows
+
+    def change_counter(self) -> int:
+        """A number that grows with every write: cheap for other processes to poll."""
+        state = self.tables.state
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(state.c.change_counter))).scalar()
+            return int(value or 0)

@@ -1,0 +1,124 @@
+"""The read side's cache: each config document serialized once, kept as bytes and gzip bytes.
+
+A document is rebuilt when this process writes, when another process has written and when an
+experiment starts or ends by the clock. Other processes are noticed two ways: worker processes on
+the same host replace a small signal file in the data directory after each write (a reader pays one
+``stat`` per request, so it reads its own writes across workers), and the registry's change counter
+is polled at most every ``poll_seconds`` (for writers on other hosts sharing PostgreSQL).
+A request for a cached document costs a ``stat`` and a dict lookup, and no database access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+
+from splitlab.registry import views
+from splitlab.registry.store import Registry
+
+Key = tuple[str, str, str]
+"""(kind, format, authority)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One serialized response: identity and gzip bodies, each with its own strong ETag."""
+
+    body: bytes
+    gzip_body: bytes
+    etag: str
+    gzip_etag: str
+    counter: int
+    valid_until: datetime | None
+
+    def matches(self, if_none_match: str) -> bool:
+        """Whether an ``If-None-Match`` value names either representation (or is ``*``)."""
+        if if_none_match.strip() == "*":
+            return True
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return self.etag in tags or self.gzip_etag in tags
+
+
+def build_body(registry: Registry, key: Key, now: datetime) -> tuple[bytes, datetime | None]:
+    """Serialize the document for ``key`` from the store (blocking; run it in a thread)."""
+    kind, fmt, authority = key
+    rows = [record.row for record in registry.records(kind)]
+    until = views.next_boundary(rows, now)
+    if fmt == "analytics":
+        history = registry.all_history(kind)
+        content: object = [views.analytics_row(r, history.get(r["name"], []), now) for r in rows]
+    elif authority == "varnish":
+        content = [views.varnish_row(r) for r in views.active(rows, now)]
+    else:
+        content = views.active(rows, now)
+    return orjson.dumps(content), until
+
+
+class DocumentCache:
+    """Cached config documents for one registry, safe to share by the requests of a process."""
+
+    def __init__(self, registry: Registry, signal_file: Path, poll_seconds: float = 0.5) -> None:
+        self.registry = registry
+        self.signal_file = signal_file
+        self.poll_seconds = poll_seconds
+        self.documents: dict[Key, Document] = {}
+        self.counter = -1
+        self.checked = 0.0
+        self.signal = self._signal()
+        self.lock = asyncio.Lock()
+
+    def _signal(self) -> tuple[int, int]:
+        try:
+            found = os.stat(self.signal_file)
+        except FileNotFoundError:
+            return (0, 0)
+        return (found.st_ino, found.st_mtime_ns)
+
+    def invalidate(self) -> None:
+        """Forget every document and tell the other workers (this process just wrote)."""
+        self.documents = {}
+        self.checked = 0.0
+        temporary = self.signal_file.with_name(f"{self.signal_file.name}.{os.getpid()}")
+        temporary.write_bytes(b"")
+        os.replace(temporary, self.signal_file)  # a new inode: visible to every reader's stat
+
+    async def get(self, key: Key) -> Document:
+        """The current document for ``key``, rebuilt only when something changed."""
+        signal = self._signal()
+        if signal != self.signal or time.monotonic() - self.checked >= self.poll_seconds:
+            self.signal = signal
+            await self._poll()
+        document = self.documents.get(key)
+        now = self.registry.clock()
+        if document is not None and (document.valid_until is None or now < document.valid_until):
+            return document
+        async with self.lock:  # one rebuild at a time: no stampede on the database
+            document = self.documents.get(key)
+            if document is not None and (document.valid_until is None
+                                         or now < document.valid_until):
+                return document
+            counter = self.counter
+            body, until = await run_in_threadpool(build_body, self.registry, key, now)
+            digest = hashlib.sha256(body).hexdigest()[:24]
+            document = Document(body=body, gzip_body=gzip.compress(body, 6, mtime=0),
+                                etag=f'"{digest}"', gzip_etag=f'"{digest}-gzip"',
+                                counter=counter, valid_until=until)
+            if counter == self.counter:
+                self.documents[key] = document
+            return document
+
+    async def _poll(self) -> None:
+        self.checked = time.monotonic()
+        counter = await run_in_threadpool(self.registry.change_counter)
+        if counter != self.counter:
+            self.documents = {}
+            self.counter = counter

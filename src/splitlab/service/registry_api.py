@@ -1,0 +1,224 @@
+"""The registry's HTTP area: the Test Kitchen config API (reads) and the admin API (writes).
+
+Reads (``GET /api/v1/experiments`` and ``/api/v1/instruments``) are public and served from
+precomputed bytes with strong ETags. Writes need ``Authorization: Bearer <admin token>``; a request
+refused for any reason changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from splitlab.core.model import format_time
+from splitlab.errors import SplitlabError
+from splitlab.registry import views
+from splitlab.registry.demo import seed_demo
+from splitlab.registry.store import Record, Registry
+from splitlab.service.api_support import (
+    BadRequestError,
+    actor,
+    ensure_admin_token,
+    error_response,
+    json_response,
+    read_json,
+    require_admin,
+)
+from splitlab.service.config_documents import DocumentCache
+from splitlab.service.metrics import Metrics
+from splitlab.service.openapi import docs_page, openapi_document
+from splitlab.service.settings import Settings
+
+CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=30, stale-if-error=86400"
+"""Shared caches may keep a document 30 s and serve it stale while refetching or on errors."""
+
+SIGNAL_FILE = "registry.changed"
+"""Replaced after every write so the other worker processes notice it at once."""
+
+PLURAL = {"experiment": "experiments", "instrument": "instruments"}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def record_json(record: Record, now_status: str) -> dict[str, Any]:
+    """The admin API's view of one record."""
+    return {"kind": record.kind, "name": record.name, "revision": record.revision,
+            "status": now_status, "created_at": format_time(record.created_at),
+            "updated_at": format_time(record.updated_at),
+            "ended_at": format_time(record.ended_at), "row": record.row}
+
+
+def guarded(handler: Handler) -> Handler:
+    """Map the error tree to HTTP responses (4xx naming the problem)."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SplitlabError as error:
+            return error_response(error)
+
+    return run
+
+
+class RegistryComponent:
+    """The registry, its read cache and its routes, as one :class:`Component` of the service."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._registry: Registry | None = None
+        self._cache: DocumentCache | None = None
+        self.token = ""
+
+    @property
+    def registry(self) -> Registry:
+        """The open store (only between :meth:`start` and :meth:`stop`)."""
+        if self._registry is None:
+            raise RuntimeError("the registry component has not started")
+        return self._registry
+
+    @property
+    def cache(self) -> DocumentCache:
+        """The read cache (only between :meth:`start` and :meth:`stop`)."""
+        if self._cache is None:
+            raise RuntimeError("the registry component has not started")
+        return self._cache
+
+    async def start(self) -> None:
+        """Open (and migrate) the store, load or create the admin token, seed the demo."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.token, _ = ensure_admin_token(self.settings.admin_token, self.settings.data_dir)
+        self._registry = await run_in_threadpool(
+            Registry.open, self.settings.database_url, self.settings.data_dir,
+            prefix=self.settings.table_prefix)
+        self._cache = DocumentCache(self._registry, self.settings.data_dir / SIGNAL_FILE)
+        if self.settings.demo:
+            await run_in_threadpool(seed_demo, self._registry)
+
+    async def stop(self) -> None:
+        """Close the store's connections."""
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """Read, admin, OpenAPI and docs routes."""
+        routes: list[BaseRoute] = [
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/docs", self.docs, methods=["GET"]),
+        ]
+        for kind, plural in PLURAL.items():
+            base = f"/api/v1/{plural}"
+            routes += [
+                Route(base, guarded(self._read(kind)), methods=["GET"], name=f"{plural}-read"),
+                Route(base, guarded(self._create(kind)), methods=["POST"]),
+                Route(base + "/{name}", guarded(self._show(kind)), methods=["GET"]),
+                Route(base + "/{name}", guarded(self._patch(kind)), methods=["PATCH"]),
+                Route(base + "/{name}/end", guarded(self._end(kind)), methods=["POST"]),
+                Route(base + "/{name}/history", guarded(self._history(kind)), methods=["GET"]),
+            ]
+        return routes
+
+    async def openapi(self, request: Request) -> Response:
+        """``GET /openapi.json``."""
+        return json_response(openapi_document())
+
+    async def docs(self, request: Request) -> Response:
+        """``GET /docs``: the API reference, rendered from the OpenAPI document (no CDN)."""
+        return Response(docs_page(openapi_document()), media_type="text/html")
+
+    def _read(self, kind: str) -> Handler:
+        async def read(request: Request) -> Response:
+            query = request.query_params
+            fmt = query.get("format", "config")
+            authority = query.get("authority", "mediawiki")
+            if fmt not in views.FORMATS:
+                raise BadRequestError(f"format must be one of {', '.join(views.FORMATS)}")
+            if authority not in views.AUTHORITIES:
+                raise BadRequestError(f"authority must be one of {', '.join(views.AUTHORITIES)}")
+            if kind == "instrument" and authority == "varnish":
+                raise BadRequestError("authority=varnish applies to experiments only")
+            key = (kind, fmt, "-" if fmt == "analytics" else authority)
+            document = await self.cache.get(key)
+            self.metrics.config_version.set(document.counter)
+            use_gzip = "gzip" in request.headers.get("accept-encoding", "")
+            headers = {"ETag": document.gzip_etag if use_gzip else document.etag,
+                       "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+            condition = request.headers.get("if-none-match")
+            if condition is not None and document.matches(condition):
+                return Response(status_code=304, headers=headers)
+            if use_gzip:
+                headers["Content-Encoding"] = "gzip"
+                return Response(document.gzip_body, headers=headers, media_type="application/json")
+            return Response(document.body, headers=headers, media_type="application/json")
+
+        return read
+
+    def _written(self, record: Record, status: int = 200) -> Response:
+        self.cache.invalidate()
+        now = self.registry.clock()
+        return json_response(record_json(record, views.status(record.row, now)), status,
+                             {"ETag": record.etag, "Cache-Control": "no-store"})
+
+    def _create(self, kind: str) -> Handler:
+        async def create(request: Request) -> Response:
+            require_admin(request, self.token)
+            who = actor(request)
+            row = await read_json(request)
+            record = await run_in_threadpool(self.registry.create, kind, row, who)
+            response = self._written(record, 201)
+            response.headers["Location"] = f"/api/v1/{PLURAL[kind]}/{record.name}"
+            return response
+
+        return create
+
+    def _show(self, kind: str) -> Handler:
+        async def show(request: Request) -> Response:
+            name = request.path_params["name"]
+            record = await run_in_threadpool(self.registry.get, kind, name)
+            now = self.registry.clock()
+            headers = {"ETag": record.etag, "Cache-Control": "no-cache"}
+            condition = request.headers.get("if-none-match")
+            if condition is not None and record.etag in condition:
+                return Response(status_code=304, headers=headers)
+            return json_response(record_json(record, views.status(record.row, now)), 200, headers)
+
+        return show
+
+    def _patch(self, kind: str) -> Handler:
+        async def patch(request: Request) -> Response:
+            require_admin(request, self.token)
+            who = actor(request)
+            changes = await read_json(request)
+            if_match = request.headers.get("if-match")
+            name = request.path_params["name"]
+            record = await run_in_threadpool(
+                self.registry.update, kind, name, changes, if_match, who)
+            return self._written(record)
+
+        return patch
+
+    def _end(self, kind: str) -> Handler:
+        async def end(request: Request) -> Response:
+            require_admin(request, self.token)
+            who = actor(request)
+            name = request.path_params["name"]
+            if_match = request.headers.get("if-match")
+            record = await run_in_threadpool(self.registry.end, kind, name, if_match, who)
+            return self._written(record)
+
+        return end
+
+    def _history(self, kind: str) -> Handler:
+        async def history(request: Request) -> Response:
+            name = request.path_params["name"]
+            changes = await run_in_threadpool(self.registry.history, kind, name)
+            return json_response({"kind": kind, "name": name,
+                                  "history": [c.to_json() for c in changes]})
+
+        return history

@@ -1,0 +1,111 @@
+"""`splitlab experiments ...` against a real `splitlab serve` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from splitlab.cli import app
+
+from .registry_scenario import running_row, scheduled_row
+from .test_registry_api import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TOKEN = "cli-test-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("cli-server")
+    port = free_port()
+    env = {**os.environ, "SPLITLAB_ADMIN_TOKEN": TOKEN}
+    env.pop("SPLITLAB_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "splitlab.cli", "serve", "--port", str(port), "--data-dir",
+         str(data)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and process.poll() is None, "server did not start"
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def run(server: str, *args: str, token: str | None = TOKEN) -> tuple[int, str, str]:
+    env = {"SPLITLAB_URL": server, "COLUMNS": "200"}
+    if token:
+        env["SPLITLAB_ADMIN_TOKEN"] = token
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_is_idempotent_and_export_round_trips(server: str, tmp_path: Path) -> None:
+    source = tmp_path / "experiments.yaml"
+    source.write_text(yaml.safe_dump({"experiments": [running_row("cli-running-exp"),
+                                                      scheduled_row()]}))
+    code, out, _ = run(server, "experiments", "import", str(source))
+    assert code == 0 and out.count("created") == 2, out
+    code, out, _ = run(server, "experiments", "import", str(source), "--json")
+    assert code == 0
+    assert {r["action"] for r in json.loads(out)} == {"unchanged"}
+
+    changed = running_row("cli-running-exp")
+    changed["sample_rate"] = {"default": 0.5}
+    source.write_text(json.dumps([changed]))
+    source = source.rename(tmp_path / "changed.json")
+    code, out, _ = run(server, "experiments", "import", str(source))
+    assert code == 0 and out.startswith("updated"), out
+
+    exported = tmp_path / "export.yaml"
+    assert run(server, "experiments", "export", "--yaml", "--output", str(exported))[0] == 0
+    code, out, _ = run(server, "experiments", "import", str(exported), "--json")
+    assert code == 0 and {r["action"] for r in json.loads(out)} == {"unchanged"}
+
+    code, out, _ = run(server, "experiments", "history", "cli-running-exp", "--json")
+    history = json.loads(out)
+    assert [h["action"] for h in history] == ["create", "update"]
+    assert history[1]["changes"]["sample_rate"][1] == {"default": 0.5}
+
+
+def test_list_show_update_end_and_refusals(server: str, tmp_path: Path) -> None:
+    row_file = tmp_path / "row.json"
+    row_file.write_text(json.dumps(running_row("cli-edit-exp")))
+    assert run(server, "experiments", "create", str(row_file))[0] == 0
+    code, out, _ = run(server, "experiments", "list", "--json")
+    assert "cli-edit-exp" in {r["name"] for r in json.loads(out)}
+    code, out, _ = run(server, "experiments", "list")
+    assert code == 0 and "cli-edit-exp" in out and "running" in out
+
+    code, _, err = run(server, "experiments", "update", "cli-edit-exp", "--set",
+                       'groups=["x","y"]')
+    assert code == 1 and "phase_index 1" in err and "409" in err
+    code, _, err = run(server, "experiments", "update", "cli-edit-exp", "--set",
+                       "stream_name=other.stream", token="wrong")
+    assert code == 1 and "401" in err
+    code, _, _ = run(server, "experiments", "update", "cli-edit-exp", "--set",
+                     "stream_name=other.stream")
+    assert code == 0
+    code, out, _ = run(server, "experiments", "show", "cli-edit-exp", "--json")
+    shown = json.loads(out)
+    assert shown["row"]["stream_name"] == "other.stream" and shown["revision"] == 2
+    assert run(server, "experiments", "end", "cli-edit-exp")[0] == 0
+    code, out, _ = run(server, "experiments", "show", "cli-edit-exp", "--json")
+    assert json.loads(out)["status"] == "ended"
+    code, _, err = run(server, "experiments", "show", "no-such-experiment")
+    assert code == 1 and "404" in err
