@@ -8,6 +8,12 @@ to check that every 201 is stored. Reference anchor (EventGate, Node.js, O_SYNC 
 2-core machine): 42,700 events/s in batches of 50 (p99 54 ms), 3,850 single-event req/s (p99 19 ms).
 
     .venv/bin/python benchmarks/intake.py [--duration 10] [--workers 2] [--connections 32]
+        [--sink sqlite|postgresql|jetstream]
+
+With ``--sink postgresql`` (``SPLITLAB_DATABASE_URL``, default the local ``test`` database) the
+events and the registry go to tables under a unique prefix, dropped afterwards; with
+``--sink jetstream`` (``SPLITLAB_NATS_URL``) events go to the ``SPLITLAB_EVENTS`` stream. Only the
+SQLite run counts the stored events afterwards.
 """
 
 from __future__ import annotations
@@ -53,10 +59,12 @@ def free_port() -> int:
         return port
 
 
-def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, workers: int, env: dict[str, str]
+                 ) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-c", "from splitlab.cli import main; main()", "serve",
                "--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL,
+                               env={**os.environ, **env})
     for _ in range(300):
         try:
             with urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
@@ -87,7 +95,28 @@ def run_wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str
     return result
 
 
+def sink_env(sink: str, prefix: str) -> dict[str, str]:
+    env = {"SPLITLAB_EVENTS_SINK": sink}
+    if sink == "postgresql":
+        env["SPLITLAB_DATABASE_URL"] = os.environ.get(
+            "SPLITLAB_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+        env["SPLITLAB_TABLE_PREFIX"] = prefix
+    return env
+
+
+def drop_tables(url: str, prefix: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        names = [r[0] for r in db.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (prefix + "%",))]
+        for name in names:
+            db.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+
+
 def stored(data_dir: Path) -> int:
+    if not (data_dir / "events.sqlite").exists():
+        return 0
     with sqlite3.connect(data_dir / "events.sqlite") as db:
         return int(db.execute(
             "SELECT count(*) FROM events WHERE stream = 'product_metrics.web_base'").fetchone()[0])
@@ -100,15 +129,19 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batches", default="1,50")
+    parser.add_argument("--sink", default="sqlite", choices=["sqlite", "postgresql", "jetstream"])
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="splitlab-bench-") as tmp:
         data_dir, port = Path(tmp), free_port()
-        server = start_server(data_dir, port, args.workers)
+        prefix = f"bench_{os.getpid()}_"
+        env = sink_env(args.sink, prefix)
+        server = start_server(data_dir, port, args.workers, env)
         try:
-            print(f"splitlab serve --workers {args.workers}; wrk -t{args.threads} "
-                  f"-c{args.connections} -d{args.duration}s; cpus={os.cpu_count()}")
+            print(f"splitlab serve --workers {args.workers} (sink {args.sink}); wrk "
+                  f"-t{args.threads} -c{args.connections} -d{args.duration}s; "
+                  f"cpus={os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
             base = run_wrk(f"http://127.0.0.1:{port}/healthz", None, args)
             print(f"baseline GET /healthz: {base['rps']:,.0f} req/s  p50 {base['p50']:.1f} ms"
                   f"  p99 {base['p99']:.1f} ms")
@@ -116,16 +149,19 @@ def main() -> None:
                 script = data_dir / f"post{size}.lua"
                 body = json.dumps([EVENT] * size)
                 script.write_text(LUA.format(body=json.dumps(body)))
-                before = stored(data_dir) if (data_dir / "events.sqlite").exists() else 0
+                before = stored(data_dir)
                 r = run_wrk(f"http://127.0.0.1:{port}/v1/events", script, args)
                 ok = (r["requests"] - r["non2xx"]) * size
-                durable = stored(data_dir) - before
+                check = (f"  stored {stored(data_dir) - before:,} / acknowledged >= {ok:,.0f}"
+                         if args.sink == "sqlite" else "")
                 print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
                       f"events/s  p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx "
-                      f"{r['non2xx']:.0f}  stored {durable:,} / acknowledged >= {ok:,.0f}")
+                      f"{r['non2xx']:.0f}{check}")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)
+            if args.sink == "postgresql":
+                drop_tables(env["SPLITLAB_DATABASE_URL"], prefix)
 
 
 if __name__ == "__main__":

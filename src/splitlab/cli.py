@@ -178,16 +178,21 @@ Source = Annotated[str, typer.Option(
 DatabaseUrl = Annotated[str | None, typer.Option(
     envvar="SPLITLAB_DATABASE_URL", help="PostgreSQL URL (with --source postgresql).")]
 StreamOption = Annotated[str | None, typer.Option(help="Only events of this stream.")]
+TablePrefix = Annotated[str, typer.Option(
+    envvar="SPLITLAB_TABLE_PREFIX", help="PostgreSQL table prefix (table <prefix>events).")]
 
 
-def event_reader(data_dir: Path, source: str, database_url: str | None) -> EventReader:
+def event_reader(
+    data_dir: Path, source: str, database_url: str | None, table_prefix: str
+) -> EventReader:
     """The reader for ``--source``; exits with a one-line error when it cannot be opened."""
     if source not in ("sqlite", "postgresql"):
         fail(f"--source must be sqlite or postgresql, not {source!r}")
     if source == "postgresql" and not database_url:
         fail("--source postgresql needs --database-url or SPLITLAB_DATABASE_URL")
     try:
-        return open_reader(data_dir, database_url if source == "postgresql" else None)
+        return open_reader(data_dir, database_url if source == "postgresql" else None,
+                           table_prefix)
     except NotFoundError as error:
         fail(str(error))
     except Exception as error:  # a driver's connection error: say it in one line
@@ -204,9 +209,10 @@ def events_export(
     data_dir: DataDir = Path("data"),
     source: Source = "sqlite",
     database_url: DatabaseUrl = None,
+    table_prefix: TablePrefix = "",
 ) -> None:
     """Write stored events to a JSON-lines or Parquet file."""
-    reader = event_reader(data_dir, source, database_url)
+    reader = event_reader(data_dir, source, database_url, table_prefix)
     try:
         count = export_events(reader, output, stream, since, format)
     except ConfigError as error:
@@ -225,9 +231,10 @@ def events_tail(
     data_dir: DataDir = Path("data"),
     source: Source = "sqlite",
     database_url: DatabaseUrl = None,
+    table_prefix: TablePrefix = "",
 ) -> None:
     """Print the newest stored events as JSON lines (and follow new ones with -f)."""
-    reader = event_reader(data_dir, source, database_url)
+    reader = event_reader(data_dir, source, database_url, table_prefix)
     try:
         for event in tail_events(reader, stream, lines, follow):
             typer.echo(event.body.decode())

@@ -12,7 +12,9 @@ import nats
 import orjson
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from splitlab.cli import app
 from splitlab.intake.export import export
 from splitlab.intake.jetstream import JetStreamSink
 from splitlab.intake.postgres_log import PostgresEventReader, PostgresSink
@@ -155,3 +157,25 @@ def test_spool_in_front_of_postgres(postgres_url: str, table: str, tmp_path: Pat
     reader = PostgresEventReader(postgres_url, table)
     assert len(reader.read(limit=1000)) == 30
     reader.close()
+
+
+def test_cli_exports_from_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    prefix = f"t_cli_{uuid.uuid4().hex[:10]}_"
+    try:
+        async def fill() -> None:
+            sink = PostgresSink(postgres_url, f"{prefix}events")
+            await sink.start()
+            await sink.write(events("c", 12))
+            await sink.close()
+
+        asyncio.run(fill())
+        out = tmp_path / "out.jsonl"
+        result = CliRunner().invoke(app, [
+            "events", "export", "--source", "postgresql", "--database-url", postgres_url,
+            "--table-prefix", prefix, "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        assert [orjson.loads(line)["n"] for line in out.read_bytes().splitlines()] == list(
+            range(12))
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute(f"DROP TABLE IF EXISTS {prefix}events")

@@ -44,12 +44,13 @@ class EventReader(Protocol):
         ...
 
 
-def open_reader(data_dir: Path, database_url: str | None) -> EventReader:
-    """The PostgreSQL log when ``database_url`` is given, else the embedded SQLite file."""
+def open_reader(data_dir: Path, database_url: str | None, table_prefix: str = "") -> EventReader:
+    """The PostgreSQL log (table ``<prefix>events``) when ``database_url`` is given, else the
+    embedded SQLite file."""
     if database_url:
         from splitlab.intake.postgres_log import PostgresEventReader
 
-        return PostgresEventReader(database_url)
+        return PostgresEventReader(database_url, f"{table_prefix}events")
     from splitlab.intake.sqlite_log import SQLiteEventLog
 
     path = data_dir / "events.sqlite"

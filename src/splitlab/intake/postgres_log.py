@@ -18,7 +18,7 @@ from psycopg import sql
 from splitlab.errors import SinkError
 from splitlab.intake.sinks import GroupCommit, StoredEvent
 
-DEFAULT_TABLE = "splitlab_events"
+DEFAULT_TABLE = "events"
 CONNECT_TIMEOUT = 3
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DT_TEXT = """to_char(dt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""

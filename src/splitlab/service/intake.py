@@ -97,7 +97,7 @@ def build_sinks(
         if name == "postgresql":
             if not settings.database_url:
                 raise ConfigError("SPLITLAB_DATABASE_URL", "the postgresql event sink needs it")
-            inner: Sink = PostgresSink(settings.database_url)
+            inner: Sink = PostgresSink(settings.database_url, f"{settings.table_prefix}events")
         elif name == "jetstream":
             inner = JetStreamSink(settings.nats_url or "nats://127.0.0.1:4222")
         else:
