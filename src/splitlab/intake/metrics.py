@@ -7,6 +7,7 @@ area, and serves it at ``/metrics``. Stream labels are only ever configured stre
 
 from __future__ import annotations
 
+from collections import Counter as Counter_
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -47,12 +48,9 @@ class IntakeMetrics:
             registry=registry)
 
     def record(self, statuses: Iterable[EventStatus]) -> None:
-        """Count one processed batch."""
-        for status in statuses:
-            self.received.labels(status.stream).inc()
-            if status.status == "success":
-                self.accepted.labels(status.stream).inc()
-            elif status.status == "invalid":
-                self.invalid.labels(status.stream).inc()
-            else:
-                self.failed.labels(status.stream).inc()
+        """Count one processed batch (one increment per stream and outcome, not per event)."""
+        tally = Counter_((status.stream, status.status) for status in statuses)
+        outcome = {"success": self.accepted, "invalid": self.invalid, "error": self.failed}
+        for (stream, status), count in tally.items():
+            self.received.labels(stream).inc(count)
+            outcome[status].labels(stream).inc(count)
