@@ -19,6 +19,7 @@ SQLite run counts the stored events afterwards.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import os
@@ -117,6 +118,23 @@ def drop_tables(url: str, prefix: str) -> None:
             db.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
 
 
+async def _jetstream_stream(url: str, delete: bool) -> bool:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        try:
+            await js.stream_info("SPLITLAB_EVENTS")
+        except Exception:
+            return False
+        if delete:
+            await js.delete_stream("SPLITLAB_EVENTS")
+        return True
+    finally:
+        await client.close()
+
+
 def stored(data_dir: Path) -> int:
     if not (data_dir / "events.sqlite").exists():
         return 0
@@ -169,6 +187,8 @@ def main() -> None:
         data_dir, port = Path(tmp), free_port()
         prefix = f"bench_{os.getpid()}_"
         env = sink_env(args.sink, prefix)
+        nats_url = os.environ.get("SPLITLAB_NATS_URL", "nats://127.0.0.1:4222")
+        existed = args.sink == "jetstream" and asyncio.run(_jetstream_stream(nats_url, False))
         server = start_server(data_dir, port, args.workers, env)
         try:
             print(f"splitlab serve --workers {args.workers} (sink {args.sink}); wrk "
@@ -198,6 +218,8 @@ def main() -> None:
             server.wait(30)
             if args.sink == "postgresql":
                 drop_tables(env["SPLITLAB_DATABASE_URL"], prefix)
+            if args.sink == "jetstream" and not existed:  # only what this run created
+                asyncio.run(_jetstream_stream(nats_url, True))
 
 
 if __name__ == "__main__":
