@@ -233,3 +233,35 @@ def test_metrics_count_by_stream(service: Service) -> None:
     assert 'splitlab_events_invalid_total{stream="product_metrics.web_base"} 1.0' in text
     assert 'splitlab_event_requests_rejected_total{reason="not_json"} 1.0' in text
     assert "splitlab_event_batch_size_count 1.0" in text
+
+
+def test_build_sinks_follows_settings(tmp_path: Path) -> None:
+    from splitlab.errors import ConfigError
+    from splitlab.intake.spool import SpoolingSink
+    from splitlab.intake.sqlite_log import SQLiteSink
+    from splitlab.intake.streams import default_catalog
+    from splitlab.service.intake import build_sinks
+
+    catalog = default_catalog()
+    sinks = build_sinks(Settings(data_dir=tmp_path), catalog, lambda name, depth: None)
+    assert isinstance(sinks["default"], SQLiteSink) and sinks["default"] is sinks["sqlite"]
+    sinks = build_sinks(Settings(data_dir=tmp_path, events_sink="jetstream"), catalog,
+                        lambda name, depth: None)
+    assert isinstance(sinks["default"], SpoolingSink)
+    with pytest.raises(ConfigError, match="SPLITLAB_DATABASE_URL"):
+        build_sinks(Settings(data_dir=tmp_path, events_sink="postgresql"), catalog,
+                    lambda name, depth: None)
+    with pytest.raises(ConfigError, match="unknown sink"):
+        build_sinks(Settings(data_dir=tmp_path, events_sink="kafka"), catalog,
+                    lambda name, depth: None)
+
+
+def test_settings_read_the_intake_variables(tmp_path: Path) -> None:
+    from splitlab.errors import ConfigError
+
+    settings = Settings.from_env({"SPLITLAB_EVENTS_MAX_BODY": "1000", "SPLITLAB_EVENTS_SINK":
+                                  "jetstream", "SPLITLAB_STREAMS_FILE": "s.yaml"})
+    assert settings.events_max_body == 1000 and settings.events_sink == "jetstream"
+    assert settings.streams_file == Path("s.yaml") and settings.events_hasty_queue == 10_000
+    with pytest.raises(ConfigError, match="SPLITLAB_EVENTS_HASTY_QUEUE"):
+        Settings.from_env({"SPLITLAB_EVENTS_HASTY_QUEUE": "-3"})
