@@ -23,7 +23,7 @@ from splitlab.intake.sinks import StoredEvent
 
 DEFAULT_STREAM = "SPLITLAB_EVENTS"
 DEFAULT_PREFIX = "splitlab.events"
-PUBLISH_TIMEOUT = 5.0
+PUBLISH_TIMEOUT = 3.0
 DUPLICATE_WINDOW = 600.0
 
 

@@ -3,9 +3,9 @@
 For each event of a batch: it must be an object whose ``meta.stream`` is a configured stream and
 whose ``$schema`` names a known schema with that stream's ``schema_title``. The server then sets
 ``meta.dt`` (receive time — before validation, because the schemas require it and clients leave it
-to the intake), ``meta.id`` (a UUID when absent), ``meta.request_id`` (from ``x-request-id``, where
-the stream enriches) and the user agent (only where the stream keeps it; otherwise any user agent is
-removed). Client IPs are never stored: IP-bearing request headers and ``http.client_ip`` are
+to the intake), ``meta.id`` (a UUID when absent or empty), ``meta.request_id`` (from
+``x-request-id``, where the stream enriches) and the user agent (only where the stream keeps it;
+otherwise any user agent is removed). Client IPs are never stored: IP-bearing request headers and ``http.client_ip`` are
 removed from every event. Valid events go to their stream's sink; invalid ones become error events
 on the error stream. Statuses follow EventGate: ``success``, ``invalid`` or ``error``.
 """
@@ -165,7 +165,7 @@ class Pipeline:
         event = dict(raw)
         meta = dict(meta)
         meta["dt"] = context.dt
-        if "id" not in meta:
+        if not meta.get("id"):  # absent, null or "": an empty id would collapse retries
             meta["id"] = self.new_id()
         if stream.enrich_headers and context.request_id:
             meta["request_id"] = context.request_id

@@ -40,7 +40,8 @@ class Component(Protocol):
 
 def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
-    return [RegistryComponent(settings, metrics), IntakeComponent(settings, metrics.registry)]
+    # The intake first: POST /v1/events is the hottest route, matched before the registry's.
+    return [IntakeComponent(settings, metrics.registry), RegistryComponent(settings, metrics)]
 
 
 async def health(request: Request) -> Response:

@@ -61,6 +61,16 @@ def test_client_meta_id_is_kept_and_duplicates_are_stored_once() -> None:
     assert [e.id for e in sink.events] == ["7a0e8f5c-0000-4000-8000-000000000001"]
 
 
+def test_empty_or_null_meta_id_gets_a_fresh_id() -> None:
+    pipeline, sink = make()
+    events = [web_event(), web_event()]
+    events[0]["meta"]["id"] = ""
+    events[1]["meta"]["id"] = None
+    assert [s.status for s in run(pipeline, events)] == ["success", "success"]
+    ids = [e.id for e in sink.events]
+    assert len(set(ids)) == 2 and all(len(i) == 36 for i in ids)
+
+
 def test_user_agent_kept_only_where_the_stream_allows() -> None:
     catalog = catalog_from_document({"streams": {
         "splitlab.error.validation": {"schema_title": "error"},
