@@ -7,7 +7,8 @@ to the intake), ``meta.id`` (a UUID when absent or empty), ``meta.request_id`` (
 ``x-request-id``, where the stream enriches) and the user agent (only where the stream keeps it;
 otherwise any user agent is removed). Client IPs are never stored: IP-bearing request headers and
 ``http.client_ip`` are removed from every event. Valid events go to their stream's sink; invalid
-ones become error events on the error stream. Statuses follow EventGate: ``success``, ``invalid`` or ``error``.
+ones become error events on the error stream. Statuses follow EventGate: ``success``,
+``invalid`` or ``error``.
 """
 
 from __future__ import annotations
