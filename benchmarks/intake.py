@@ -199,7 +199,7 @@ def main() -> None:
                   f"  p99 {base['p99']:.1f} ms")
             if args.sink == "sqlite":
                 ceiling = storage_ceiling(data_dir, args.workers, args.duration)
-                print(f"baseline SQLite log alone ({args.workers} processes appending 500 "
+                print(f"baseline SQLite log alone ({args.workers} processes appending 500 random-id "
                       f"events per commit, no HTTP): {ceiling:,.0f} events/s")
             for size in (int(b) for b in args.batches.split(",")):
                 script = data_dir / f"post{size}.lua"

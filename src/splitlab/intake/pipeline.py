@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,10 +39,16 @@ STORE_FAILED = "the event could not be stored; retry later"
 Status = Literal["success", "invalid", "error"]
 
 
-def random_uuid() -> str:
-    """A random (version 4) UUID string; cheaper than ``str(uuid.uuid4())`` on the hot path."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
+def time_ordered_uuid() -> str:
+    """A version 7 UUID (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Ids the intake assigns sort by time, so the event log's unique index on ``meta.id`` grows at
+    its right edge instead of dirtying a random page per event; 74 random bits per millisecond
+    keep them unique across workers.
+    """
+    millis = time.time_ns() // 1_000_000
+    raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
@@ -115,7 +122,7 @@ class Pipeline:
         catalog: StreamCatalog,
         sinks: Mapping[str, Sink],
         emitter_id: str = "splitlab",
-        new_id: Callable[[], str] = random_uuid,
+        new_id: Callable[[], str] = time_ordered_uuid,
         on_sink_error: Callable[[str], None] = lambda sink: None,
     ) -> None:
         missing = sorted(catalog.sinks - set(sinks))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext, random_uuid
+from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext, time_ordered_uuid
 from splitlab.intake.schemas import SchemaRepository
 from splitlab.intake.sinks import MemorySink
 from splitlab.intake.streams import catalog_from_document, default_catalog
@@ -159,9 +160,15 @@ def test_events_test_kitchen_clients_emit_validate(refdata: Path) -> None:
     assert run(pipeline, [consistency])[0].status == "success"
 
 
-def test_generated_ids_are_distinct_version_4_uuids() -> None:
-    ids = [random_uuid() for _ in range(2000)]
+def test_generated_ids_are_distinct_time_ordered_version_7_uuids() -> None:
+    before = time.time()
+    ids = [time_ordered_uuid() for _ in range(2000)]
+    after = time.time()
     assert len(set(ids)) == 2000
-    for text in ids[:50]:
+    for text in ids:
         parsed = uuid.UUID(text)
-        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        millis = parsed.int >> 80
+        assert int(before * 1000) - 1 <= millis <= int(after * 1000) + 1
+    time.sleep(0.002)
+    assert time_ordered_uuid() > max(ids)
