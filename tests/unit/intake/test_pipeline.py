@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext, time_ordered_uuid
+from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext, TimeOrderedIds
 from splitlab.intake.schemas import SchemaRepository
 from splitlab.intake.sinks import MemorySink
 from splitlab.intake.streams import catalog_from_document, default_catalog
@@ -162,7 +163,8 @@ def test_events_test_kitchen_clients_emit_validate(refdata: Path) -> None:
 
 def test_generated_ids_are_distinct_time_ordered_version_7_uuids() -> None:
     before = time.time()
-    ids = [time_ordered_uuid() for _ in range(2000)]
+    new_id = TimeOrderedIds()
+    ids = [new_id() for _ in range(2000)]
     after = time.time()
     assert len(set(ids)) == 2000
     for text in ids:
@@ -171,4 +173,19 @@ def test_generated_ids_are_distinct_time_ordered_version_7_uuids() -> None:
         millis = parsed.int >> 80
         assert int(before * 1000) - 1 <= millis <= int(after * 1000) + 1
     time.sleep(0.002)
-    assert time_ordered_uuid() > max(ids)
+    assert new_id() > max(ids)
+    assert TimeOrderedIds()() not in ids
+
+
+def test_a_forked_process_does_not_reuse_the_parents_randomness() -> None:
+    new_id = TimeOrderedIds()
+    new_id()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write_end, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 100).decode()
+    parent = new_id()
+    assert child[-17:] != parent[-17:], "the random tails differ"
