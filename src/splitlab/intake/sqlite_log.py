@@ -126,13 +126,6 @@ class SQLiteEventLog:
         rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, count]).fetchall()
         return [(r[0], StoredEvent(r[1], r[2], r[3], bytes(r[4]))) for r in reversed(rows)]
 
-    def iterate(self, stream: str | None = None, since: str | None = None) -> Iterator[StoredEvent]:
-        """Every matching event, oldest first, read in pages."""
-        after = 0
-        while page := self.read(stream, since, after, 5000):
-            after = page[-1][0]
-            yield from (event for _, event in page)
-
     def delete(self, ids: Sequence[str]) -> None:
         """Remove the events with these ids (the spool, once they were delivered)."""
         with self._write() as db:

@@ -59,7 +59,7 @@ def test_sqlite_sink_is_wal_full_sync_and_skips_duplicate_ids(tmp_path: Path) ->
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone() == (400, 400)
     log = SQLiteEventLog(path)
-    assert [e.id for e in log.iterate(stream="s")][:2] == ["w0-0", "w0-1"]
+    assert [e.id for _, e in log.read(stream="s", limit=2)] == ["w0-0", "w0-1"]
     assert log.read(since="2026-11-23", limit=5) == []
     assert log._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
