@@ -143,26 +143,28 @@ def stored(data_dir: Path) -> int:
             "SELECT count(*) FROM events WHERE stream = 'product_metrics.web_base'").fetchone()[0])
 
 
-def _append_for(path: str, seconds: float, results: Any) -> None:
+def _append_for(path: str, seconds: float, ordered: bool, results: Any) -> None:
+    from splitlab.intake.pipeline import TimeOrderedIds
     from splitlab.intake.sinks import StoredEvent
     from splitlab.intake.sqlite_log import SQLiteEventLog
 
     log = SQLiteEventLog(Path(path))
     body = json.dumps(EVENT).encode()
+    new_id = TimeOrderedIds() if ordered else (lambda: str(uuid.uuid4()))
     count, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:
-        log.append([StoredEvent(str(uuid.uuid4()), "product_metrics.web_base",
+        log.append([StoredEvent(new_id(), "product_metrics.web_base",
                                 "2026-11-22T00:00:00.000Z", body) for _ in range(500)])
         count += 500
     results.put(count)
 
 
-def storage_ceiling(data_dir: Path, processes: int, seconds: float) -> float:
+def storage_ceiling(data_dir: Path, processes: int, seconds: float, ordered: bool) -> float:
     """Events/s that ``processes`` processes appending batches of 500 reach, without HTTP."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    path = str(data_dir / "ceiling.sqlite")
-    workers = [context.Process(target=_append_for, args=(path, seconds, results))
+    path = str(data_dir / f"ceiling-{ordered}.sqlite")
+    workers = [context.Process(target=_append_for, args=(path, seconds, ordered, results))
                for _ in range(processes)]
     for worker in workers:
         worker.start()
@@ -197,10 +199,11 @@ def main() -> None:
             base = run_wrk(f"http://127.0.0.1:{port}/healthz", None, args)
             print(f"baseline GET /healthz: {base['rps']:,.0f} req/s  p50 {base['p50']:.1f} ms"
                   f"  p99 {base['p99']:.1f} ms")
-            if args.sink == "sqlite":
-                ceiling = storage_ceiling(data_dir, args.workers, args.duration)
-                print(f"baseline SQLite log alone ({args.workers} processes appending 500 random-id "
-                      f"events per commit, no HTTP): {ceiling:,.0f} events/s")
+            for ordered in (True, False) if args.sink == "sqlite" else ():
+                ceiling = storage_ceiling(data_dir, args.workers, args.duration, ordered)
+                print(f"baseline SQLite log alone, {args.workers} processes x 500 events per "
+                      f"commit, {'time-ordered' if ordered else 'random (v4)'} ids, no HTTP: "
+                      f"{ceiling:,.0f} events/s")
             for size in (int(b) for b in args.batches.split(",")):
                 script = data_dir / f"post{size}.lua"
                 body = json.dumps([EVENT] * size)
