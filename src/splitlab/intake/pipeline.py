@@ -59,12 +59,12 @@ class TimeOrderedIds:
     def __call__(self) -> str:
         if self._used + 10 > len(self._block) or self._pid != os.getpid():
             self._block, self._used, self._pid = os.urandom(self.BLOCK), 0, os.getpid()
-        random = self._block[self._used:self._used + 10]
+        random = int.from_bytes(self._block[self._used:self._used + 10], "big")
         self._used += 10
-        raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + random)
-        raw[6] = (raw[6] & 0x0F) | 0x70
-        raw[8] = (raw[8] & 0x3F) | 0x80
-        h = raw.hex()
+        # 48 bits of milliseconds | version 7 | 12 random bits | variant 10 | 62 random bits
+        value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (random >> 64 & 0xFFF) << 64
+                 | 0b10 << 62 | random & 0x3FFF_FFFF_FFFF_FFFF)
+        h = f"{value:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
