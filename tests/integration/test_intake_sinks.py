@@ -12,9 +12,11 @@ import nats
 import orjson
 import psycopg
 import pytest
+from nats.js.api import DiscardPolicy, StreamConfig
 from typer.testing import CliRunner
 
 from splitlab.cli import app
+from splitlab.errors import SinkError
 from splitlab.intake.export import export
 from splitlab.intake.jetstream import JetStreamSink
 from splitlab.intake.postgres_log import PostgresEventReader, PostgresSink
@@ -179,3 +181,23 @@ def test_cli_exports_from_postgresql(postgres_url: str, tmp_path: Path) -> None:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute(f"DROP TABLE IF EXISTS {prefix}events")
+
+
+def test_jetstream_refusal_is_a_sink_error_not_a_success(nats_url: str,
+                                                         js_stream: tuple[str, str]) -> None:
+    """A full stream (max 5 messages, discard new) refuses messages: the write must fail."""
+    name, prefix = js_stream
+
+    async def main() -> None:
+        client = await nats.connect(nats_url)
+        await client.jetstream().add_stream(StreamConfig(
+            name=name, subjects=[f"{prefix}.>"], max_msgs=5, discard=DiscardPolicy.NEW))
+        await client.close()
+        sink = JetStreamSink(nats_url, name, prefix)
+        await sink.start()
+        await sink.write(events("ok", 5))
+        with pytest.raises(SinkError):
+            await sink.write(events("over", 3))
+        await sink.close()
+
+    asyncio.run(main())

@@ -1,7 +1,8 @@
 """NATS JetStream sink (``SPLITLAB_NATS_URL``): a distributed log for events at scale.
 
-Each event is published to ``<subject_prefix>.<stream>`` with its ``meta.id`` as ``Nats-Msg-Id``;
-a write returns only after JetStream acknowledged every message (stored per the stream's storage
+Each event is published to ``<subject_prefix>.<stream>`` with its ``meta.id`` as ``Nats-Msg-Id``
+(all of a write's messages pipelined, then their acknowledgements awaited together); a write
+returns only after JetStream acknowledged every message (stored per the stream's storage
 settings). JetStream drops a message whose id it saw within the stream's duplicate window
 (default here: 10 minutes), which makes client retries and spool replays idempotent.
 """
@@ -79,9 +80,10 @@ class JetStreamSink:
         """Publish ``events`` and wait for every acknowledgement."""
         try:
             js = await self._connect()
-            await asyncio.gather(*(
-                js.publish(self.subject(e.stream), e.body, headers={"Nats-Msg-Id": e.id})
-                for e in events))
+            acks = [await js.publish_async(self.subject(e.stream), e.body,
+                                           wait_stall=PUBLISH_TIMEOUT,
+                                           headers={"Nats-Msg-Id": e.id}) for e in events]
+            await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT)
         except Exception as error:  # connection loss, timeout, no ack: nothing is promised
             await self._drop()
             raise SinkError(f"JetStream publish failed: {error}") from error
