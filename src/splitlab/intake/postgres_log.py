@@ -20,6 +20,7 @@ from splitlab.intake.sinks import GroupCommit, StoredEvent
 
 DEFAULT_TABLE = "events"
 CONNECT_TIMEOUT = 3
+STATEMENT_TIMEOUT_MS = 5000  # a hung server fails the write (and the spool takes over)
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DT_TEXT = """to_char(dt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
@@ -57,7 +58,8 @@ class PostgresSink:
     async def _connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         if self._connection is None or self._connection.closed:
             connection = await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+                self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
             await connection.execute(create_table(self.table))
             await connection.set_autocommit(False)
             self._connection = connection
