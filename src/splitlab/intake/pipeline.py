@@ -34,6 +34,7 @@ IP_HEADERS = frozenset(
      "true-client-ip", "x-cluster-client-ip"}
 )
 log = logging.getLogger(__name__)
+TOO_DEEP = "the event is nested more than 250 levels deep"
 STORE_FAILED = "the event could not be stored; retry later"
 
 Status = Literal["success", "invalid", "error"]
@@ -198,8 +199,12 @@ class Pipeline:
             headers = http.get("request_headers", {}) if isinstance(http, dict) else None
             if isinstance(http, dict) and isinstance(headers, dict):
                 http["request_headers"] = {**headers, "user-agent": context.user_agent}
+        try:
+            body = orjson.dumps(event)
+        except orjson.JSONEncodeError:  # parsing allows 1024 levels, writing JSON 254
+            raise InvalidEventError(TOO_DEEP) from None
         schema.validate(event)
-        return stream, StoredEvent(meta["id"], stream.name, context.dt, orjson.dumps(event))
+        return stream, StoredEvent(meta["id"], stream.name, context.dt, body)
 
     def _error_event(self, raw: Any, message: str, context: RequestContext) -> StoredEvent:
         """An error event (error schema) recording ``raw`` and why it was refused."""
@@ -215,8 +220,11 @@ class Pipeline:
             "emitter_id": self.emitter_id,
             "error_type": "ValidationError",
             "message": message,
-            "raw_event": orjson.dumps(copy).decode(),
         }
+        try:
+            error["raw_event"] = orjson.dumps(copy).decode()
+        except orjson.JSONEncodeError:
+            error["message"] = f"{message} (raw event not recorded: {TOO_DEEP})"
         if context.request_id:
             error["meta"]["request_id"] = context.request_id
         if isinstance(copy, dict) and isinstance(copy.get("$schema"), str):

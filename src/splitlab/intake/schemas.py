@@ -69,6 +69,8 @@ class Schema:
             if len(text) > MAX_MESSAGE:
                 text = text[:MAX_MESSAGE] + "..."
             raise InvalidEventError(f"{where}: {text} (schema {self.id})") from None
+        except ValueError as error:  # the validator's own limits, e.g. nesting depth
+            raise InvalidEventError(f"the event cannot be validated: {error}") from None
 
 
 class SchemaRepository:

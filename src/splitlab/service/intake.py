@@ -75,7 +75,23 @@ def batch_response(statuses: Sequence[EventStatus]) -> Response:
     code = 207 if accepted else (500 if failed else 400)
     body = {"message": f"{accepted} out of {len(statuses)} events were accepted.",
             "invalid": invalid, "error": failed}
-    return Response(orjson.dumps(body), code, media_type="application/json")
+    try:
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # an event nested too deeply to echo: answer null for it
+        for entry in (*invalid, *failed):
+            if not _writable({"invalid": [entry]}):  # at the depth it has in the body
+                entry["event"] = None
+        content = orjson.dumps(body)
+    return Response(content, code, media_type="application/json")
+
+
+def _writable(value: Any) -> bool:
+    """Whether orjson can write ``value`` (it stops at 254 levels of nesting)."""
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 def build_sinks(

@@ -9,6 +9,7 @@ Invariants per request, with an always-available in-memory sink:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,24 @@ def mutated_event(draw: st.DrawFn) -> Any:
     return event
 
 
+@st.composite
+def deep_event(draw: st.DrawFn) -> bytes:
+    """An event with a value nested around the JSON writer's 254-level limit."""
+    deep: Any = draw(json_values)
+    as_list = draw(st.booleans())
+    for _ in range(draw(st.integers(200, 400))):
+        deep = [deep] if as_list else {"a": deep}
+    event = web_event()
+    where = draw(st.sampled_from(["page", "http", "meta", "experiment", "action_context"]))
+    if where == "meta":
+        event["meta"]["x"] = deep
+    else:
+        event[where] = deep
+    return json.dumps([web_event(), event]).encode()
+
+
 bodies = st.one_of(
+    deep_event(),
     st.binary(max_size=200),
     json_values.map(orjson.dumps),
     st.lists(mutated_event(), max_size=6).map(orjson.dumps),

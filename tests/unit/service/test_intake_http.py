@@ -131,6 +131,25 @@ def test_deeply_nested_json_is_400_not_a_crash(service: Service) -> None:
     assert service.stored() == []
 
 
+def test_events_nested_too_deeply_to_store_are_invalid_not_a_crash(service: Service) -> None:
+    deep: Any = "x"
+    for _ in range(300):  # parses (orjson reads 1024 levels) but cannot be written back (254)
+        deep = {"a": deep}
+    open_meta = web_event()
+    open_meta["meta"]["x"] = deep
+    batch = [web_event(), web_event(page=deep), web_event(http={"x": deep}), open_meta]
+    response = service.post(json.dumps(batch).encode())
+    assert response.status_code == 207
+    body = response.json()
+    assert body["message"] == "1 out of 4 events were accepted."
+    assert [entry["event"] for entry in body["invalid"]] == [None, None, None]
+    assert all("250 levels" in entry["context"]["message"] or "page" in entry["context"][
+        "message"] for entry in body["invalid"])
+    errors = service.stored(ERRORS)
+    assert len(errors) == 3 and all("raw_event" not in e for e in errors)
+    assert len(service.stored()) == 1
+
+
 def test_body_over_the_limit_is_413(tmp_path: Path) -> None:
     for service in make_service(tmp_path, events_max_body=10_000):
         big = [web_event(action_context="x" * 8000), web_event(action_context="y" * 8000)]
