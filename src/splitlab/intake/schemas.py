@@ -89,8 +89,8 @@ class SchemaRepository:
             if known is not None:
                 return known
         schema = self._get(uri)
-        if len(self._aliases) < MAX_ALIASES:  # bounded: clients choose the spelling
-            self._aliases[uri] = schema
+        if len(self._aliases) < MAX_ALIASES and isinstance(uri, str) and len(uri) <= 256:
+            self._aliases[uri] = schema  # bounded in count and size: clients choose the spelling
         return schema
 
     def _get(self, uri: object) -> Schema:
