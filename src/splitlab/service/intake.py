@@ -50,6 +50,7 @@ from splitlab.service.settings import Settings
 log = logging.getLogger(__name__)
 MEDIA_TYPES = frozenset({"", "application/json", "text/plain"})
 HASTY_WORKERS = 8
+HASTY_MAX_BYTES = 64 * 1024 * 1024  # request bytes the hasty queue may hold, whatever the count
 RETRY_AFTER_SECONDS = 1
 MAX_HEADER_VALUE = 256
 
@@ -142,8 +143,9 @@ class IntakeComponent:
             SchemaRepository(), self.catalog, self.sinks,
             on_sink_error=lambda sink: self.metrics.sink_errors.labels(sink).inc())
         self.clock = clock
-        self._queue: asyncio.Queue[tuple[list[Any], RequestContext]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[list[Any], RequestContext, int]] = asyncio.Queue()
         self._queued_events = 0
+        self._queued_bytes = 0
         self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> Sequence[BaseRoute]:
@@ -232,29 +234,32 @@ class IntakeComponent:
         self.metrics.batch_size.observe(len(events))
         context = self._context(request)
         if hasty:
-            return self._enqueue(events, context)
+            return self._enqueue(events, context, len(body))
         statuses = await self.pipeline.process(events, context)
         self.metrics.record(statuses)
         return batch_response(statuses)
 
-    def _enqueue(self, events: list[Any], context: RequestContext) -> Response:
-        if self._queued_events + len(events) > self.settings.events_hasty_queue:
+    def _enqueue(self, events: list[Any], context: RequestContext, size: int) -> Response:
+        if (self._queued_events + len(events) > self.settings.events_hasty_queue
+                or self._queued_bytes + size > HASTY_MAX_BYTES):
             self.metrics.rejected.labels("queue_full").inc()
             return message(503, "the intake is busy; retry later",
                            {"Retry-After": str(RETRY_AFTER_SECONDS)})
         self._queued_events += len(events)
+        self._queued_bytes += size
         self.metrics.hasty_queue.set(self._queued_events)
-        self._queue.put_nowait((events, context))
+        self._queue.put_nowait((events, context, size))
         return Response(status_code=202)
 
     async def _hasty_worker(self) -> None:
         while True:
-            events, context = await self._queue.get()
+            events, context, size = await self._queue.get()
             try:
                 self.metrics.record(await self.pipeline.process(events, context))
             except Exception:  # a hasty batch has no client waiting; log and go on
                 log.exception("processing a hasty batch failed")
             finally:
                 self._queued_events -= len(events)
+                self._queued_bytes -= size
                 self.metrics.hasty_queue.set(self._queued_events)
                 self._queue.task_done()
