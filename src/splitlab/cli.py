@@ -164,7 +164,7 @@ def serve_command(
               f"  admin token {token}", highlight=False, soft_wrap=True)
     uvicorn.run(
         "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
-        workers=workers, log_level="warning", timeout_graceful_shutdown=10,
+        workers=workers, log_level="warning", access_log=False, timeout_graceful_shutdown=10,
     )
 
 
