@@ -6,6 +6,10 @@ and drives it with ``wrk`` (Debian package) for: full gzip responses, 304 respon
 
     .venv/bin/python benchmarks/config_api.py [--seconds 10] [--connections 32] [--workers 2]
 
+It then measures, in process and without a network, the CPU time one request costs through the
+whole ASGI application (middleware, routing, handler) for the same three cases: a figure the
+load of a shared machine hardly disturbs.
+
 Targets on a 2-core machine: >= 8,000 req/s for 304s, >= 3,000 req/s for full gzip responses,
 p99 < 20 ms. wrk shares the cores with the server, so figures are a lower bound.
 """
@@ -13,6 +17,7 @@ p99 < 20 ms. wrk shares the cores with the server, so figures are a lower bound.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import shutil
@@ -27,6 +32,8 @@ from pathlib import Path
 import httpx
 
 from splitlab.registry.store import Registry
+from splitlab.service.app import create_app
+from splitlab.service.settings import Settings
 
 TOKEN = "benchmark-token"
 
@@ -72,12 +79,43 @@ def wrk(url: str, seconds: int, connections: int, headers: list[str]) -> tuple[f
     return float(rate.group(1)), p99.group(1)
 
 
+async def asgi_cost(data: Path, etag: str, count: int) -> list[tuple[str, float]]:
+    """CPU microseconds per request through the in-process ASGI app, per case."""
+    app = create_app(Settings(data_dir=data, admin_token=TOKEN))
+    cases = [("baseline GET /healthz", "/healthz", []),
+             ("full 200 (gzip)", "/api/v1/experiments", [(b"accept-encoding", b"gzip")]),
+             ("304 If-None-Match", "/api/v1/experiments",
+              [(b"accept-encoding", b"gzip"), (b"if-none-match", etag.encode())])]
+    results = []
+    async with app.router.lifespan_context(app):
+        for label, path, headers in cases:
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                     "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                     "root_path": "", "query_string": b"", "headers": headers,
+                     "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+            async def receive() -> dict[str, object]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict[str, object]) -> None:
+                return None
+
+            for _ in range(200):  # warm the caches
+                await app(dict(scope), receive, send)
+            started = time.process_time()
+            for _ in range(count):
+                await app(dict(scope), receive, send)
+            results.append((label, (time.process_time() - started) / count * 1e6))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--experiments", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=20000)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk; scripts/test installs it)")
@@ -119,6 +157,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=20)
+        print(f"\nin-process ASGI, CPU time per request ({args.requests:,} requests per case)")
+        for label, micros in asyncio.run(asgi_cost(data, etag, args.requests)):
+            print(f"{label:<24}{micros:>10.1f} µs")
 
 
 if __name__ == "__main__":

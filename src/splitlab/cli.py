@@ -144,6 +144,7 @@ def serve_command(
     SIGTERM or Ctrl-C stop it gracefully (requests in flight get up to 10 s to finish).
     """
     import os
+    import signal
 
     import uvicorn
 
@@ -162,6 +163,8 @@ def serve_command(
               f"  config API  {where}/api/v1/experiments\n  events      {where}/v1/events\n"
               f"  API docs    {where}/docs\n"
               f"  admin token {token}", highlight=False, soft_wrap=True)
+    # uvicorn stops gracefully on SIGTERM, then re-raises the signal: exit 0 when it does
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(0))
     uvicorn.run(
         "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level="warning", access_log=False, timeout_graceful_shutdown=10,
@@ -335,7 +338,8 @@ def experiments_show(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption
 
 @experiments_app.command("create")
 def experiments_create(file: Annotated[Path, typer.Argument(help="A YAML or JSON row.")],
-                       url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+                       url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+                       as_json: JsonOption = False) -> None:
     """Create an experiment from a file holding one row."""
     import yaml
 
@@ -345,6 +349,8 @@ def experiments_create(file: Annotated[Path, typer.Argument(help="A YAML or JSON
         fail(f"cannot read a row from {file}: {error}")
     client = registry_client(url, token)
     created = remote(lambda: client.create("experiment", row))
+    if as_json:
+        print_json(created)
     err.print(f"created {created['name']} (revision {created['revision']})", highlight=False)
 
 
@@ -353,20 +359,25 @@ def experiments_update(
     name: str,
     assignments: Annotated[list[str], typer.Option(
         "--set", help="field=value (value as JSON, e.g. groups='[\"a\",\"b\"]').")],
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False,
 ) -> None:
     """Change fields of an experiment (guarded by its current ETag)."""
     patch = parse_assignments(assignments)
     client = registry_client(url, token)
     updated = remote(lambda: client.update("experiment", name, patch))
+    if as_json:
+        print_json(updated)
     err.print(f"updated {name} (revision {updated['revision']})", highlight=False)
 
 
 @experiments_app.command("end")
-def experiments_end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+def experiments_end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
+                    as_json: JsonOption = False) -> None:
     """End a running experiment now (it and its history are kept)."""
     client = registry_client(url, token)
     ended = remote(lambda: client.end("experiment", name))
+    if as_json:
+        print_json(ended)
     err.print(f"ended {name} at {ended['row']['end']}", highlight=False)
 
 
@@ -428,6 +439,74 @@ def experiments_export(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
+
+
+# --- client delivery (signed payloads) ---------------------------------------------------------
+
+
+@app.command("client-keys")
+def client_keys_command(
+    data_dir: Annotated[Path, typer.Option(help="Data directory of the service.")] = Path("data"),
+) -> None:
+    """Print the JWK set of the client payload signing key (creating the key pair if absent).
+
+    The private key stays in DATA_DIR/client-signing-key.pem (mode 0600); an application server
+    that signs payloads itself loads that file with PayloadSigner.from_pem.
+    """
+    from splitlab.sdk.signing import KEY_FILE, load_or_create_signer
+
+    signer = load_or_create_signer(data_dir.resolve())
+    err.print(f"private key: {(data_dir / KEY_FILE).resolve()}")
+    typer.echo(json.dumps(signer.jwks(), indent=2))
+
+
+# -- simulate (SDK issue) ---------------------------------------------------------------------
+
+
+@app.command("simulate")
+def simulate_command(
+    users: Annotated[int, typer.Option(help="Simulated units.")] = 10_000,
+    config: Annotated[Path, typer.Option(help="Config JSON: a list of rows or {experiments}.")] = (
+        Path("experiments.json")
+    ),
+    experiment: Annotated[str, typer.Option(help="Experiment name.")] = "",
+    intake: Annotated[str | None, typer.Option(help="Send to this intake (…/v1/events).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Or append events to this JSONL file.")] = None,
+    base_rate: Annotated[float, typer.Option(help="Conversion rate of control.")] = 0.10,
+    lift: Annotated[float, typer.Option(help="True absolute lift of the other groups.")] = 0.02,
+    seed: Annotated[int, typer.Option(help="Seed of the conversion draws.")] = 0,
+    site: Annotated[str | None, typer.Option(help="Site (e.g. enwiki) for per-site rates.")] = None,
+) -> None:
+    """Send realistic traffic with a known true effect through the SDK."""
+    from splitlab.sdk import Client, HttpEventSender, StaticConfigSource
+    from splitlab.sdk.events import EventSender
+    from splitlab.simulate import JsonLinesEventSender, Scenario, simulate
+
+    if not experiment:
+        fail("--experiment is required")
+    exp = load_experiment(config, experiment)
+    try:
+        scenario = Scenario(experiment, users, base_rate, lift, seed)
+        if intake is not None and out is None:
+            sender: EventSender = HttpEventSender(intake)
+        elif out is not None and intake is None:
+            sender = JsonLinesEventSender(out)
+        else:
+            fail("give exactly one of --intake URL or --out FILE")
+    except (ValueError, TypeError, OSError) as error:
+        fail(str(error))
+    with Client(StaticConfigSource([exp.to_config()]), sender, site) as client:
+        try:
+            summary = simulate(client, scenario)
+        except ValueError as error:
+            fail(str(error))
+        delivered = client.flush(30.0)
+    for group, tally in summary.groups.items():
+        typer.echo(f"{group}\tunits={tally.units}\tconversions={tally.conversions}"
+                   f"\ttrue_rate={tally.true_rate:g}")
+    typer.echo(f"not-enrolled\tunits={summary.not_enrolled}")
+    if not delivered:
+        fail("not every event was delivered within 30 s (see the log)", code=1)
 
 
 def main() -> None:

@@ -80,3 +80,21 @@ class SinkError(SplitlabError):
     """An event sink could not durably store events (it is down, full or refused them)."""
 
     code = "sink_unavailable"
+
+
+class BadRequestError(SplitlabError, ValueError):
+    """A request is malformed as a whole: not JSON, empty, or a bad query parameter."""
+
+    code = "bad_request"
+
+
+class PayloadTooLargeError(BadRequestError):
+    """A request body is over the size limit."""
+
+    code = "payload_too_large"
+
+
+class SignatureError(SplitlabError, ValueError):
+    """A signed client payload does not verify (altered, expired, or signed by an unknown key)."""
+
+    code = "invalid_signature"

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from splitlab.registry.schema import Tables, drop_all, engine_for
 from splitlab.sdk import HttpConfigSource
 from splitlab.service.app import create_app
+from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.settings import Settings
 
 from .registry_scenario import run_scenario, running_row
@@ -72,6 +73,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def read_your_writes_across_workers(client: httpx.Client, base: str) -> None:
+    """Right after each write, reads on fresh connections (spread over the workers by the
+    kernel) all see it: the other worker's cached document was invalidated at once."""
+    for i in range(5):
+        name = f"cross-worker-exp-{i}"
+        response = client.post("/api/v1/experiments", json=running_row(name),
+                               headers={"Authorization": "Bearer subprocess-token"})
+        assert response.status_code == 201
+        for _ in range(6):
+            names = [r["name"] for r in httpx.get(base + "/api/v1/experiments").json()]
+            assert name in names
+
+
 @pytest.mark.slow
 def test_real_server(database: tuple[str | None, str], tmp_path: Path) -> None:
     url, prefix = database
@@ -108,11 +122,13 @@ def test_real_server(database: tuple[str | None, str], tmp_path: Path) -> None:
             assert snapshot.version.startswith('"') and snapshot.error is None
             again = source.load()  # revalidated with If-None-Match
             assert again.experiments == snapshot.experiments and again.error is None
+            read_your_writes_across_workers(client, base)
     finally:
         server.terminate()
         output = server.communicate(timeout=20)[0].decode()
     assert server.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
+    assert "admin token the value of SPLITLAB_ADMIN_TOKEN" in output
 
 
 def test_demo_seed_once_and_documented_paths_answer(tmp_path: Path) -> None:
@@ -133,3 +149,30 @@ def test_demo_seed_once_and_documented_paths_answer(tmp_path: Path) -> None:
                 response = client.request(method.upper(), concrete, json={})
                 assert str(response.status_code) in operation["responses"], (method, path,
                                                                              response.text)
+
+
+def test_registry_experiments_see_each_write_at_once(tmp_path: Path) -> None:
+    """OFREP and client payloads read the registry through RegistryExperiments: a write is
+    visible to the next evaluation, without waiting for the poll interval."""
+    settings = Settings(data_dir=tmp_path, admin_token="t0ken-for-source")
+    with TestClient(create_app(settings)) as client:
+        [component] = [c for c in client.app.state.components  # type: ignore[attr-defined]
+                       if isinstance(c, RegistryComponent)]
+        source = RegistryExperiments(component, poll_seconds=3600)
+        assert list(source.experiments()) == []
+        for i in range(3):
+            response = client.post("/api/v1/experiments", json=running_row(f"source-exp-{i}"),
+                                   headers={"Authorization": "Bearer t0ken-for-source"})
+            assert response.status_code == 201
+            assert [e.name for e in source.experiments()][-1] == f"source-exp-{i}"
+        # no start: live at once, in the config API and for OFREP alike (no bound is no bound)
+        open_start = {**running_row("open-start-exp"), "start": None}
+        headers = {"Authorization": "Bearer t0ken-for-source"}
+        assert client.post("/api/v1/experiments", json=open_start,
+                           headers=headers).status_code == 201
+        assert "open-start-exp" in [e.name for e in source.experiments()]
+        served = [r["name"] for r in client.get("/api/v1/experiments").json()]
+        assert served == ["open-start-exp", "source-exp-0", "source-exp-1", "source-exp-2"]
+        refused = client.patch("/api/v1/experiments/open-start-exp", json={"groups": ["x", "y"]},
+                               headers={**headers, "If-Match": "*"})
+        assert refused.status_code == 409  # live, hence locked

@@ -43,8 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert time.monotonic() < deadline and process.poll() is None, "server did not start"
             time.sleep(0.2)
     yield url
-    process.terminate()
-    process.wait(timeout=20)
+    process.terminate()  # SIGTERM: a graceful stop exits 0
+    assert process.wait(timeout=20) == 0
 
 
 def run(server: str, *args: str, token: str | None = TOKEN) -> tuple[int, str, str]:
@@ -57,16 +57,15 @@ def run(server: str, *args: str, token: str | None = TOKEN) -> tuple[int, str, s
 
 def test_import_is_idempotent_and_export_round_trips(server: str, tmp_path: Path) -> None:
     source = tmp_path / "experiments.yaml"
-    source.write_text(yaml.safe_dump({"experiments": [running_row("cli-running-exp"),
-                                                      scheduled_row()]}))
+    original = running_row("cli-running-exp")
+    source.write_text(yaml.safe_dump({"experiments": [original, scheduled_row()]}))
     code, out, _ = run(server, "experiments", "import", str(source))
     assert code == 0 and out.count("created") == 2, out
     code, out, _ = run(server, "experiments", "import", str(source), "--json")
     assert code == 0
     assert {r["action"] for r in json.loads(out)} == {"unchanged"}
 
-    changed = running_row("cli-running-exp")
-    changed["sample_rate"] = {"default": 0.5}
+    changed = {**original, "sample_rate": {"default": 0.5}}  # same dates: only the rate moves
     source.write_text(json.dumps([changed]))
     source = source.rename(tmp_path / "changed.json")
     code, out, _ = run(server, "experiments", "import", str(source))
@@ -104,7 +103,8 @@ def test_list_show_update_end_and_refusals(server: str, tmp_path: Path) -> None:
     code, out, _ = run(server, "experiments", "show", "cli-edit-exp", "--json")
     shown = json.loads(out)
     assert shown["row"]["stream_name"] == "other.stream" and shown["revision"] == 2
-    assert run(server, "experiments", "end", "cli-edit-exp")[0] == 0
+    code, out, _ = run(server, "experiments", "end", "cli-edit-exp", "--json")
+    assert code == 0 and json.loads(out)["revision"] == 3
     code, out, _ = run(server, "experiments", "show", "cli-edit-exp", "--json")
     assert json.loads(out)["status"] == "ended"
     code, _, err = run(server, "experiments", "show", "no-such-experiment")

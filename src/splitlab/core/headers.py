@@ -9,7 +9,7 @@ put a unit in some experiments and silently drop it from others.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from splitlab.errors import HeaderError, OverrideError
 
@@ -24,11 +24,7 @@ def parse_overrides(text: str) -> dict[str, str]:
     Raises :class:`~splitlab.errors.OverrideError` naming the first malformed entry.
     """
     overrides: dict[str, str] = {}
-    for entry in text.split(";"):
-        entry = entry.strip()
-        if not entry:
-            continue
-        name, sep, group = entry.partition(":")
+    for entry, name, sep, group in _entries(text, ":"):
         name, group = name.strip(), group.strip()
         if not sep or not _LOOSE_NAME.fullmatch(name) or not _LOOSE_NAME.fullmatch(group):
             raise OverrideError(f"malformed override {entry!r}: expected 'experiment:group'")
@@ -42,11 +38,7 @@ def parse_enrollments_header(value: str) -> dict[str, str]:
     Raises :class:`~splitlab.errors.HeaderError` when any entry is malformed or repeated.
     """
     enrollments: dict[str, str] = {}
-    for entry in value.split(";"):
-        entry = entry.strip()
-        if not entry:
-            continue
-        name, sep, group = entry.partition("=")
+    for entry, name, sep, group in _entries(value, "="):
         if not sep:
             raise HeaderError(f"entry {entry!r} has no '='")
         _check_pair(name, group)
@@ -61,6 +53,14 @@ def format_enrollments_header(enrollments: Mapping[str, str]) -> str:
     for name, group in enrollments.items():
         _check_pair(name, group)
     return "".join(f"{name}={group};" for name, group in enrollments.items())
+
+
+def _entries(text: str, separator: str) -> Iterator[tuple[str, str, str, str]]:
+    """Each non-empty ``;``-separated entry, stripped, with its parts around ``separator``."""
+    for entry in text.split(";"):
+        entry = entry.strip()
+        if entry:
+            yield (entry, *entry.partition(separator))
 
 
 def _check_pair(name: str, group: str) -> None:

@@ -22,8 +22,9 @@ MANAGED_FIELDS = frozenset({"version", "exposure_version"})
 INSTRUMENT_FIELDS = frozenset(
     {"name", "sample_rate", "start", "end", "stream_name", "schema_id", "contextual_attributes"}
 )
-LOCKED_AFTER_START = ("user_identifier_type", "groups")
-"""Changing these on a started experiment would move units between groups."""
+LOCKED_AFTER_START = ("user_identifier_type", "groups", "start")
+"""Changing the first two on a started experiment would move units between groups; moving its
+start (to the future, or clearing it) would make it "not started" and unlock them."""
 
 NAME_RULE = "8 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
 GROUP_RULE = "1 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
@@ -99,9 +100,10 @@ def normalize(kind: str, row: Mapping[str, Any], version: int) -> dict[str, Any]
 
 
 def has_started(row: Mapping[str, Any], now: datetime) -> bool:
-    """Whether the row's ``start`` is set and not in the future."""
+    """Whether the row's ``start`` is not in the future (no ``start``: live from creation, as
+    the SDK's ``Experiment.is_active`` sees it)."""
     start = parse_time(row.get("start"), "start")
-    return start is not None and start <= now
+    return start is None or start <= now
 
 
 def merge_patch(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,8 +120,8 @@ def merge_patch(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[st
 def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now: datetime) -> None:
     """Refuse (:class:`ConflictError`) edits that would reshuffle units of a started experiment.
 
-    Once started, the name never changes; ``groups`` and ``user_identifier_type`` change only
-    together with ``phase_index`` moving to the next phase.
+    Once started, the name never changes; ``groups``, ``user_identifier_type`` and ``start``
+    change only together with ``phase_index`` moving to the next phase.
     """
     if not has_started(old, now):
         return
@@ -132,6 +134,10 @@ def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now:
         return
     changed = [f for f in LOCKED_AFTER_START if old.get(f) != new.get(f)]
     next_phase = int(old.get("phase_index", 0)) + 1
+    if new.get("phase_index") not in (old.get("phase_index"), next_phase):
+        raise ConflictError(
+            f"experiment {name!r} has started; phase_index can only move to the next phase "
+            f"({next_phase})")
     if changed and new.get("phase_index") != next_phase:
         raise ConflictError(
             f"experiment {name!r} has started; {' and '.join(changed)} cannot change within a "

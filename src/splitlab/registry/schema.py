@@ -1,19 +1,21 @@
 """The registry's tables, its database engines and its versioned schema migrations.
 
 One schema serves SQLite (the embedded default, a file in the data directory) and PostgreSQL
-(``SPLITLAB_DATABASE_URL=postgresql://...``, driven by psycopg 3). Migrations are a simple
-ordered list recorded in a ``schema_migrations`` table (not Alembic: the schema is small and must
-also be creatable under a per-test table prefix). Applying them is idempotent and safe when several
-worker processes start at once (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+(``SPLITLAB_DATABASE_URL=postgresql://...``, driven by psycopg 3). Migrations are Alembic
+revisions in ``registry/migrations/versions``, applied on start by :func:`migrate`; the version
+is kept in ``<prefix>alembic_version``. Applying them is idempotent and safe when several worker
+processes start at once (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+The table descriptions below are what queries use; they must match the latest migration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -26,14 +28,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     create_engine,
     event,
-    insert,
-    select,
+    inspect,
     text,
 )
 
+MIGRATIONS = Path(__file__).with_name("migrations")
 KINDS = ("experiment", "instrument")
 """What the registry stores: both kinds share one table, told apart by ``kind``."""
 
@@ -42,8 +43,7 @@ KINDS = ("experiment", "instrument")
 class Tables:
     """The registry's tables, every name starting with ``prefix`` (tests use a unique one)."""
 
-    metadata: MetaData
-    migrations: Table
+    prefix: str
     state: Table
     objects: Table
     history: Table
@@ -52,11 +52,6 @@ class Tables:
     def build(cls, prefix: str = "") -> Tables:
         """Describe the tables named ``<prefix>objects`` and so on."""
         md = MetaData()
-        migrations = Table(
-            f"{prefix}schema_migrations", md,
-            Column("version", Integer, primary_key=True),
-            Column("applied_at", DateTime(timezone=True), nullable=False),
-        )
         state = Table(
             f"{prefix}state", md,
             Column("id", Integer, primary_key=True),
@@ -72,31 +67,19 @@ class Tables:
             Column("created_at", DateTime(timezone=True), nullable=False),
             Column("updated_at", DateTime(timezone=True), nullable=False),
             Column("ended_at", DateTime(timezone=True), nullable=True),
-            UniqueConstraint("kind", "name", name=f"{prefix}objects_kind_name"),
         )
         history = Table(
             f"{prefix}history", md,
             Column("id", Integer, primary_key=True, autoincrement=True),
-            Column("object_id", Integer, ForeignKey(objects.c.id), nullable=False, index=True),
+            Column("object_id", Integer, ForeignKey(objects.c.id), nullable=False),
             Column("revision", Integer, nullable=False),
             Column("at", DateTime(timezone=True), nullable=False),
             Column("actor", String(255), nullable=False),
             Column("action", String(16), nullable=False),
             Column("row", Text, nullable=False),
             Column("changes", Text, nullable=False),
-            UniqueConstraint("object_id", "revision", name=f"{prefix}history_object_revision"),
         )
-        return cls(md, migrations, state, objects, history)
-
-
-def _v1_initial(conn: Connection, tables: Tables) -> None:
-    for table in (tables.state, tables.objects, tables.history):
-        table.create(conn, checkfirst=True)
-    conn.execute(insert(tables.state).values(id=1, change_counter=0))
-
-
-MIGRATIONS: tuple[Callable[[Connection, Tables], None], ...] = (_v1_initial,)
-"""Migration ``n`` (1-based) is ``MIGRATIONS[n - 1]``; append, never edit a released one."""
+        return cls(prefix, state, objects, history)
 
 
 def engine_for(database_url: str | None, data_dir: Path) -> Engine:
@@ -135,27 +118,44 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def migrate(engine: Engine, tables: Tables) -> int:
-    """Apply the migrations not yet applied; return the schema version now in force."""
-    from datetime import UTC, datetime
+def _alembic_config(tables: Tables, connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    config.attributes["prefix"] = tables.prefix
+    return config
 
+
+def _adopt_pre_alembic(conn: Connection, tables: Tables, config: Config) -> None:
+    """Databases made before the switch to Alembic recorded version 1 in ``schema_migrations``;
+    their schema is that of revision 0001, so they are stamped with it (the old table goes)."""
+    names = set(inspect(conn).get_table_names())
+    legacy = f"{tables.prefix}schema_migrations"
+    if legacy not in names or f"{tables.prefix}alembic_version" in names:
+        return
+    versions = set(conn.execute(text(f'SELECT version FROM "{legacy}"')).scalars())
+    if versions != {1}:
+        raise RuntimeError(f"{legacy} holds unknown versions {sorted(versions)}")
+    command.stamp(config, "0001")
+    conn.execute(text(f'DROP TABLE "{legacy}"'))
+
+
+def migrate(engine: Engine, tables: Tables) -> str:
+    """Apply the migrations not yet applied; return the revision now in force."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                         {"key": tables.migrations.name})
-        tables.migrations.create(conn, checkfirst=True)
-        applied = set(conn.execute(select(tables.migrations.c.version)).scalars())
-        for number, step in enumerate(MIGRATIONS, start=1):
-            if number in applied:
-                continue
-            step(conn, tables)
-            conn.execute(insert(tables.migrations).values(version=number,
-                                                          applied_at=datetime.now(UTC)))
-    return len(MIGRATIONS)
+                         {"key": f"{tables.prefix}alembic_version"})
+        config = _alembic_config(tables, conn)
+        _adopt_pre_alembic(conn, tables, config)
+        command.upgrade(config, "head")
+        revision = conn.execute(text(f'SELECT version_num FROM "{tables.prefix}alembic_version"'))
+        return str(revision.scalar_one())
 
 
 def drop_all(engine: Engine, tables: Tables) -> None:
     """Drop every registry table (tests clean up their prefixed tables with this)."""
     with engine.begin() as conn:
-        for table in (tables.history, tables.objects, tables.state, tables.migrations):
+        for table in (tables.history, tables.objects, tables.state):
             table.drop(conn, checkfirst=True)
+        conn.execute(text(f'DROP TABLE IF EXISTS "{tables.prefix}alembic_version"'))

@@ -38,11 +38,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +110,8 @@ class Registry:
     def _record(self, r: Row[Any]) -> Record:
         return Record(kind=r.kind, name=r.name, revision=r.revision, row=json.loads(r.row),
                       etag=etag_for(r.revision, r.row),
-                      created_at=_aware(r.created_at) or r.created_at,
-                      updated_at=_aware(r.updated_at) or r.updated_at, ended_at=_aware(r.ended_at))
+                      created_at=_aware(r.created_at), updated_at=_aware(r.updated_at),
+                      ended_at=None if r.ended_at is None else _aware(r.ended_at))
 
     def _select(self, conn: Connection, kind: str, name: str) -> Row[Any]:
         objects = self.tables.objects
@@ -154,7 +152,7 @@ class Registry:
                 return self._record(self._select(conn, kind, stored["name"]))
         except IntegrityError:
             raise ConflictError(
-                f"a {kind} named {stored['name']!r} already exists (names are never reused)"
+                f"a {kind} named {stored['name']!r} already exists (ended ones keep their names)"
             ) from None
 
     def get(self, kind: str, name: str) -> Record:
@@ -199,8 +197,7 @@ class Registry:
             end = parse_time(old.get("end"), "end")
             if end is not None and end <= now:
                 raise ConflictError(f"{kind} {name!r} already ended at {format_time(end)}")
-            merged = rules.merge_patch(old, {"end": format_time(now)})
-            return merged
+            return rules.merge_patch(old, {"end": format_time(now)})
 
         return self._change(kind, name, if_match, actor, ended, action="end", require_match=False)
 
@@ -250,7 +247,7 @@ class Registry:
             current = self._select(conn, kind, name)
             found = conn.execute(select(history).where(history.c.object_id == current.id)
                                  .order_by(history.c.revision))
-            return [Change(revision=h.revision, at=_aware(h.at) or h.at, actor=h.actor,
+            return [Change(revision=h.revision, at=_aware(h.at), actor=h.actor,
                            action=h.action, row=json.loads(h.row), changes=json.loads(h.changes))
                     for h in found]
 

@@ -23,12 +23,13 @@ AUTHORITIES = ("mediawiki", "varnish")
 
 
 def status(row: Mapping[str, Any], now: datetime) -> str:
-    """``scheduled`` (not started or no start), ``running`` or ``ended``."""
+    """``scheduled`` (starts later), ``running`` or ``ended``: running means ``now`` lies in
+    ``[start, end)``, a missing bound being no bound (the SDK's ``Experiment.is_active``)."""
     start = parse_time(row.get("start"), "start")
     end = parse_time(row.get("end"), "end")
     if end is not None and end <= now:
         return "ended"
-    if start is None or start > now:
+    if start is not None and start > now:
         return "scheduled"
     return "running"
 

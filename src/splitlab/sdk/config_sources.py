@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -175,7 +176,7 @@ class HttpConfigSource:
     def _refresh(self) -> None:
         try:
             fetched = self._fetch()
-        except (OSError, ValueError, urllib.error.URLError) as error:
+        except (OSError, ValueError, http.client.HTTPException) as error:
             reason = f"GET {self.url}: {error}"
             log.warning("keeping the last good experiment config: %s", reason)
             self._next_fetch = self.clock() + self.failure_ttl

@@ -19,9 +19,11 @@ from starlette.responses import Response
 
 from splitlab.errors import (
     AuthError,
+    BadRequestError,
     ConfigError,
     ConflictError,
     NotFoundError,
+    PayloadTooLargeError,
     PreconditionFailedError,
     PreconditionRequiredError,
     SplitlabError,
@@ -33,19 +35,10 @@ MAX_BODY_BYTES = 64 * 1024
 TOKEN_FILE = "admin-token"
 
 _STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
-    (ConfigError, 422), (NotFoundError, 404), (ConflictError, 409),
+    (PayloadTooLargeError, 413), (BadRequestError, 400), (ConfigError, 422),
+    (NotFoundError, 404), (ConflictError, 409),
     (PreconditionRequiredError, 428), (PreconditionFailedError, 412), (AuthError, 401),
 )
-
-
-class BadRequestError(SplitlabError):
-    """The request itself is malformed (not JSON, too large, a bad query parameter)."""
-
-    code = "bad_request"
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -57,7 +50,7 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
 
 def error_response(error: SplitlabError) -> Response:
     """The HTTP form of an error from the tree: ``{"error": code, "message": ..., "field"?}``."""
-    status = error.status if isinstance(error, BadRequestError) else 400
+    status = 400
     for kind, code in _STATUS:
         if isinstance(error, kind):
             status = code
@@ -73,14 +66,14 @@ async def read_json(request: Request) -> Any:
     """The request body as JSON, at most :data:`MAX_BODY_BYTES` (413 beyond, 400 if malformed)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequestError(f"body of {declared} bytes exceeds the {MAX_BODY_BYTES}-byte limit",
-                              413)
+        raise PayloadTooLargeError(
+            f"body of {declared} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise BadRequestError(f"body exceeds the {MAX_BODY_BYTES}-byte limit", 413)
+            raise PayloadTooLargeError(f"body exceeds the {MAX_BODY_BYTES}-byte limit")
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():

@@ -16,9 +16,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.sdk.client_payload import PayloadOptions
+from splitlab.service.client_delivery import (
+    ApiKeyGate,
+    ClientDeliveryComponent,
+    ExperimentSource,
+)
 from splitlab.service.intake import IntakeComponent
 from splitlab.service.metrics import Metrics, MetricsMiddleware
-from splitlab.service.registry_api import RegistryComponent
+from splitlab.service.ofrep import OfrepComponent
+from splitlab.service.rate_limit import RateLimiter
+from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.settings import Settings
 
 
@@ -40,8 +48,21 @@ class Component(Protocol):
 
 def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
-    # The intake first: POST /v1/events is the hottest route, matched before the registry's.
-    return [IntakeComponent(settings, metrics.registry), RegistryComponent(settings, metrics)]
+    registry = RegistryComponent(settings, metrics)
+    # The intake first: POST /v1/events is the hottest route, matched before the others.
+    intake = IntakeComponent(settings, metrics.registry)
+    return [intake, registry, *client_components(settings, RegistryExperiments(registry))]
+
+
+def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:
+    """Client delivery (signed payloads, keys) and OFREP over ``source``."""
+    options = PayloadOptions(settings.client_experiments, salt=settings.client_name_salt)
+    gate = ApiKeyGate(settings.client_api_key)
+    limiter = RateLimiter(settings.ofrep_rate_limit) if settings.ofrep_rate_limit else None
+    return [
+        ClientDeliveryComponent(source, settings.data_dir, options, gate),
+        OfrepComponent(source, options, gate, limiter),
+    ]
 
 
 async def health(request: Request) -> Response:

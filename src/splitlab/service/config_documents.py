@@ -63,39 +63,69 @@ def build_body(registry: Registry, key: Key, now: datetime) -> tuple[bytes, date
     return orjson.dumps(content), until
 
 
-class DocumentCache:
-    """Cached config documents for one registry, safe to share by the requests of a process."""
+class ChangeSignal:
+    """A file in the data directory, replaced after every write, that readers ``stat``: the
+    worker processes of one host see each other's writes at once."""
 
-    def __init__(self, registry: Registry, signal_file: Path, poll_seconds: float = 0.5) -> None:
-        self.registry = registry
-        self.signal_file = signal_file
-        self.poll_seconds = poll_seconds
-        self.documents: dict[Key, Document] = {}
-        self.counter = -1
-        self.checked = 0.0
-        self.signal = self._signal()
-        self.lock = asyncio.Lock()
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-    def _signal(self) -> tuple[int, int]:
+    def stamp(self) -> tuple[int, int]:
+        """What identifies the latest write (inode and mtime of the file)."""
         try:
-            found = os.stat(self.signal_file)
+            found = os.stat(self.path)
         except FileNotFoundError:
             return (0, 0)
         return (found.st_ino, found.st_mtime_ns)
 
+    def notify(self) -> None:
+        """Announce a write (a new inode: visible to every reader's ``stat``)."""
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}")
+        temporary.write_bytes(b"")
+        os.replace(temporary, self.path)
+
+
+class ChangeWatch:
+    """One reader's view of :class:`ChangeSignal`: :meth:`due` says when to look at the
+    registry's change counter — the signal moved, or ``poll_seconds`` passed (writers on other
+    hosts sharing PostgreSQL cannot touch this host's file)."""
+
+    def __init__(self, signal: ChangeSignal, poll_seconds: float = 0.5) -> None:
+        self.signal = signal
+        self.poll_seconds = poll_seconds
+        self.seen = signal.stamp()
+        self.checked = float("-inf")
+
+    def due(self) -> bool:
+        """Whether the registry may have changed since the last time this returned true."""
+        stamp = self.signal.stamp()
+        now = time.monotonic()
+        if stamp == self.seen and now - self.checked < self.poll_seconds:
+            return False
+        self.seen = stamp
+        self.checked = now
+        return True
+
+
+class DocumentCache:
+    """Cached config documents for one registry, safe to share by the requests of a process."""
+
+    def __init__(self, registry: Registry, signal: ChangeSignal) -> None:
+        self.registry = registry
+        self.signal = signal
+        self.watch = ChangeWatch(signal)
+        self.documents: dict[Key, Document] = {}
+        self.counter = -1
+        self.lock = asyncio.Lock()
+
     def invalidate(self) -> None:
         """Forget every document and tell the other workers (this process just wrote)."""
         self.documents = {}
-        self.checked = 0.0
-        temporary = self.signal_file.with_name(f"{self.signal_file.name}.{os.getpid()}")
-        temporary.write_bytes(b"")
-        os.replace(temporary, self.signal_file)  # a new inode: visible to every reader's stat
+        self.signal.notify()
 
     async def get(self, key: Key) -> Document:
         """The current document for ``key``, rebuilt only when something changed."""
-        signal = self._signal()
-        if signal != self.signal or time.monotonic() - self.checked >= self.poll_seconds:
-            self.signal = signal
+        if self.watch.due():
             await self._poll()
         document = self.documents.get(key)
         now = self.registry.clock()
@@ -117,7 +147,6 @@ class DocumentCache:
             return document
 
     async def _poll(self) -> None:
-        self.checked = time.monotonic()
         counter = await run_in_threadpool(self.registry.change_counter)
         if counter != self.counter:
             self.documents = {}

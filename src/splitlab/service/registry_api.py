@@ -15,13 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from splitlab.core.model import format_time
-from splitlab.errors import SplitlabError
+from splitlab.core.model import Experiment, format_time
+from splitlab.errors import BadRequestError, SplitlabError
 from splitlab.registry import views
 from splitlab.registry.demo import seed_demo
 from splitlab.registry.store import Record, Registry
 from splitlab.service.api_support import (
-    BadRequestError,
     actor,
     ensure_admin_token,
     error_response,
@@ -29,7 +28,7 @@ from splitlab.service.api_support import (
     read_json,
     require_admin,
 )
-from splitlab.service.config_documents import DocumentCache
+from splitlab.service.config_documents import ChangeSignal, ChangeWatch, DocumentCache
 from splitlab.service.metrics import Metrics
 from splitlab.service.openapi import docs_page, openapi_document
 from splitlab.service.settings import Settings
@@ -73,6 +72,9 @@ class RegistryComponent:
         self.metrics = metrics
         self._registry: Registry | None = None
         self._cache: DocumentCache | None = None
+        self.signal = ChangeSignal(settings.data_dir / SIGNAL_FILE)
+        self._openapi = openapi_document()
+        self._docs = docs_page(self._openapi)
         self.token = ""
 
     @property
@@ -80,6 +82,11 @@ class RegistryComponent:
         """The open store (only between :meth:`start` and :meth:`stop`)."""
         if self._registry is None:
             raise RuntimeError("the registry component has not started")
+        return self._registry
+
+    @property
+    def started_registry(self) -> Registry | None:
+        """The open store, or ``None`` before :meth:`start` and after :meth:`stop`."""
         return self._registry
 
     @property
@@ -96,7 +103,7 @@ class RegistryComponent:
         self._registry = await run_in_threadpool(
             Registry.open, self.settings.database_url, self.settings.data_dir,
             prefix=self.settings.table_prefix)
-        self._cache = DocumentCache(self._registry, self.settings.data_dir / SIGNAL_FILE)
+        self._cache = DocumentCache(self._registry, self.signal)
         if self.settings.demo:
             await run_in_threadpool(seed_demo, self._registry)
 
@@ -115,7 +122,7 @@ class RegistryComponent:
         for kind, plural in PLURAL.items():
             base = f"/api/v1/{plural}"
             routes += [
-                Route(base, guarded(self._read(kind)), methods=["GET"], name=f"{plural}-read"),
+                Route(base, guarded(self._read(kind)), methods=["GET"]),
                 Route(base, guarded(self._create(kind)), methods=["POST"]),
                 Route(base + "/{name}", guarded(self._show(kind)), methods=["GET"]),
                 Route(base + "/{name}", guarded(self._patch(kind)), methods=["PATCH"]),
@@ -126,11 +133,11 @@ class RegistryComponent:
 
     async def openapi(self, request: Request) -> Response:
         """``GET /openapi.json``."""
-        return json_response(openapi_document())
+        return json_response(self._openapi)
 
     async def docs(self, request: Request) -> Response:
         """``GET /docs``: the API reference, rendered from the OpenAPI document (no CDN)."""
-        return Response(docs_page(openapi_document()), media_type="text/html")
+        return Response(self._docs, media_type="text/html")
 
     def _read(self, kind: str) -> Handler:
         async def read(request: Request) -> Response:
@@ -222,3 +229,30 @@ class RegistryComponent:
                                   "history": [c.to_json() for c in changes]})
 
         return history
+
+
+class RegistryExperiments:
+    """The registry's experiments as core objects, for OFREP and client payloads.
+
+    Rebuilt when the registry's change counter moves, which is read only when a write was
+    signalled on this host or ``poll_seconds`` passed (see :class:`ChangeWatch`), so a burst of
+    evaluations costs a ``stat`` each; empty until the registry has started.
+    """
+
+    def __init__(self, component: RegistryComponent, poll_seconds: float = 0.5) -> None:
+        self.component = component
+        self.watch = ChangeWatch(component.signal, poll_seconds)
+        self._items: tuple[Experiment, ...] = ()
+        self._counter = -1
+
+    def experiments(self) -> Sequence[Experiment]:
+        """Every experiment in the registry, ended ones included (callers check activity)."""
+        registry = self.component.started_registry
+        if registry is None or not self.watch.due():
+            return self._items
+        counter = registry.change_counter()
+        if counter != self._counter:
+            records = registry.records("experiment")
+            self._items = tuple(Experiment.from_config(r.row) for r in records)
+            self._counter = counter
+        return self._items

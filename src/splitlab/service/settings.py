@@ -12,6 +12,10 @@
 | ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
 | ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
 | ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue before 503 | 10000 |
+| ``SPLITLAB_CLIENT_EXPERIMENTS`` | comma-separated names of the client experiments | all |
+| ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
+| ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
+| ``SPLITLAB_OFREP_RATE_LIMIT`` | OFREP requests per second per client (0: no limit) | ``0`` |
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class Settings:
     events_sink: str = "sqlite"
     events_max_body: int = 4 * 1024 * 1024
     events_hasty_queue: int = 10_000
+    client_experiments: frozenset[str] | None = None
+    client_api_key: str | None = None
+    client_name_salt: str = ""
+    ofrep_rate_limit: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +62,10 @@ class Settings:
             events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
             events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),
             events_hasty_queue=_positive(source, "SPLITLAB_EVENTS_HASTY_QUEUE", 10_000),
+            client_experiments=_name_set(source.get("SPLITLAB_CLIENT_EXPERIMENTS")),
+            client_api_key=source.get("SPLITLAB_CLIENT_API_KEY") or None,
+            client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),
+            ofrep_rate_limit=_float(source, "SPLITLAB_OFREP_RATE_LIMIT"),
         )
 
 
@@ -65,3 +77,20 @@ def _positive(source: Mapping[str, str], name: str, default: int) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise ConfigError(name, f"must be a positive integer, not {text!r}")
     return int(text)
+
+
+def _name_set(text: str | None) -> frozenset[str] | None:
+    if not text:
+        return None
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+
+def _float(source: Mapping[str, str], name: str) -> float:
+    text = source.get(name, "0") or "0"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {text!r}")
+    return value

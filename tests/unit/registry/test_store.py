@@ -110,9 +110,12 @@ def test_groups_may_change_before_start_but_not_after(
                              record.etag, "alice")
     clock.advance(days=2)  # now past the start
     before = snapshot(registry)
-    for change in ({"groups": ["control", "b"]}, {"user_identifier_type": "mw-user"}):
+    for change in ({"groups": ["control", "b"]}, {"user_identifier_type": "mw-user"},
+                   {"start": "2027-01-01T00:00:00Z"}, {"start": None}):
         with pytest.raises(ConflictError, match="phase_index 1"):
             registry.update("experiment", ROW["name"], change, record.etag, "bob")
+    with pytest.raises(ConflictError, match="only move to the next phase"):
+        registry.update("experiment", ROW["name"], {"phase_index": 2}, record.etag, "bob")
     with pytest.raises(ConflictError, match="name cannot change"):
         registry.update("experiment", ROW["name"], {"name": "sticky-header-2027"},
                         record.etag, "bob")
@@ -181,7 +184,7 @@ def test_change_counter_and_migrations_are_idempotent(registry: Registry) -> Non
     start = registry.change_counter()
     registry.create("experiment", ROW, actor="alice")
     assert registry.change_counter() == start + 1
-    assert migrate(registry.engine, registry.tables) == 1
+    assert migrate(registry.engine, registry.tables) == "0001"  # the latest migration
     assert registry.get("experiment", ROW["name"]).revision == 1
 
 
@@ -211,3 +214,32 @@ def test_concurrent_updates_with_one_etag_one_wins(registry: Registry) -> None:
         outcomes = list(pool.map(attempt, range(1, 7)))
     assert outcomes.count("ok") == 1 and outcomes.count("412") == 5
     assert [e.action for e in registry.history("experiment", ROW["name"])] == ["create", "update"]
+
+
+def test_migrated_schema_matches_the_table_descriptions(registry: Registry) -> None:
+    """The queries' table descriptions and the Alembic migrations agree column for column."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(registry.engine)
+    for table in (registry.tables.state, registry.tables.objects, registry.tables.history):
+        migrated = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
+        described = {c.name: c.nullable for c in table.columns}
+        assert migrated == described, table.name
+    unique = inspector.get_unique_constraints(registry.tables.objects.name)
+    assert [sorted(u["column_names"]) for u in unique] == [["kind", "name"]]
+
+
+def test_a_database_from_before_alembic_is_adopted(registry: Registry) -> None:
+    """The first registry release recorded its schema as version 1 in ``schema_migrations``;
+    such a database is stamped at revision 0001 and keeps its data."""
+    from sqlalchemy import text
+
+    registry.create("experiment", ROW, actor="alice")
+    prefix = registry.tables.prefix
+    with registry.engine.begin() as conn:
+        conn.execute(text(f'DROP TABLE "{prefix}alembic_version"'))
+        conn.execute(text(f'CREATE TABLE "{prefix}schema_migrations" (version INTEGER)'))
+        conn.execute(text(f'INSERT INTO "{prefix}schema_migrations" VALUES (1)'))
+    assert migrate(registry.engine, registry.tables) == "0001"
+    assert registry.get("experiment", ROW["name"]).revision == 1
+    registry.create("experiment", {**ROW, "name": "after-adoption"}, actor="alice")

@@ -51,9 +51,9 @@ def test_status_and_next_boundary() -> None:
             {"start": "2026-11-25T00:00:00Z", "end": None},
             {"start": None, "end": None},
             {"start": "2026-10-01T00:00:00Z", "end": "2026-11-22T00:00:00Z"}]
-    assert [views.status(r, NOW) for r in rows] == ["running", "scheduled", "scheduled", "ended"]
+    assert [views.status(r, NOW) for r in rows] == ["running", "scheduled", "running", "ended"]
     assert views.next_boundary(rows, NOW) == datetime(2026, 11, 25, tzinfo=UTC)
-    assert views.active(rows, NOW) == [rows[0]]
+    assert views.active(rows, NOW) == [rows[0], rows[2]]
 
 
 def test_phases_keep_the_last_state_of_each_phase() -> None:

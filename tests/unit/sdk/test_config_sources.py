@@ -28,7 +28,7 @@ class Script:
     def __init__(self) -> None:
         self.document: object = [ROW]
         self.etag = '"v1"'
-        self.mode = "ok"  # ok | fail | slow | garbage
+        self.mode = "ok"  # ok | fail | slow | garbage | truncated
         self.requests: list[dict[str, str]] = []
 
 
@@ -58,9 +58,12 @@ def server() -> Iterator[tuple[str, Script]]:
             self.send_header("ETag", script.etag)
             if zipped:
                 self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(payload)))
+            truncated = script.mode == "truncated"
+            self.send_header("Content-Length", str(len(payload) + (100 if truncated else 0)))
             self.end_headers()
             self.wfile.write(payload)
+            if truncated:
+                self.close_connection = True
 
         def log_message(self, *args: object) -> None:
             pass
@@ -123,7 +126,7 @@ def test_http_etag_and_max_age(server: tuple[str, Script]) -> None:
     assert len(source.load().experiments) == 2
 
 
-@pytest.mark.parametrize("mode", ["fail", "garbage"])
+@pytest.mark.parametrize("mode", ["fail", "garbage", "truncated"])
 def test_http_failure_keeps_last_good_and_is_cached(
     server: tuple[str, Script], mode: str
 ) -> None:

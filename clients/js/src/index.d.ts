@@ -1,0 +1,93 @@
+/** One enrollment in a client payload. */
+export interface PayloadEntry {
+  group: string;
+  subject_id: string;
+  exposure_version: string;
+  sampling_unit: string;
+  stream_name: string;
+  schema_id: string;
+}
+
+/** A signed client payload, as the service or the Python SDK renders it. */
+export interface Envelope {
+  alg: "EdDSA";
+  kid: string;
+  payload: string;
+  sig: string;
+}
+
+export interface JsonWebKeySet {
+  keys: Array<{ kty: string; crv: string; x: string; kid: string; alg?: string; use?: string }>;
+}
+
+export interface AssignmentResult {
+  subject_id: string;
+  in_sample: boolean;
+  group: string | null;
+}
+
+export type SampleRate = number | ({ default: number } & Record<string, number | string[]>);
+
+export interface OfrepOptions {
+  /** Bulk evaluation URL (default `/ofrep/v1/evaluate/flags`). */
+  url?: string;
+  /** The identifier of the unit (the experiments' sampling unit). */
+  targetingKey: string;
+  /** Extra request headers, for example `{ "x-api-key": "..." }`. */
+  headers?: Record<string, string>;
+}
+
+export interface ClientOptions {
+  /** Read the bootstrap from this element id (default `splitlab-config`). */
+  elementId?: string;
+  /** Use this envelope instead of reading the page. */
+  envelope?: Envelope;
+  /** Public keys; fetched from `keysUrl` when absent. */
+  keys?: JsonWebKeySet;
+  keysUrl?: string;
+  /** Remote evaluation instead of the bootstrap. */
+  ofrep?: OfrepOptions;
+  /** Experiment names the page asks for, needed when the payload hashes names. */
+  names?: string[];
+  /** Where events go (default `/v1/events`). */
+  intakeUrl?: string;
+  /** Milliseconds since the epoch (default `Date.now`). */
+  now?: () => number;
+  onError?: (message: string) => void;
+  document?: Pick<Document, "getElementById">;
+  location?: Pick<Location, "search" | "hostname">;
+  navigator?: Partial<Pick<Navigator, "sendBeacon" | "cookieEnabled">>;
+  sessionStorage?: Pick<Storage, "getItem" | "setItem">;
+  fetch?: typeof fetch;
+}
+
+export declare class Experiment {
+  readonly name: string;
+  getAssignedGroup(): string | null;
+  isAssignedGroup(...groups: string[]): boolean;
+  readonly canSend: boolean;
+  send(action: string, interactionData?: Record<string, unknown>): boolean;
+  sendExposure(interactionData?: Record<string, unknown>): boolean;
+}
+
+export declare class SplitlabClient {
+  readonly source: "bootstrap" | "ofrep";
+  readonly error: string | null;
+  readonly intakeUrl: string;
+  readonly cookiesEnabled: boolean;
+  readonly enrolled: string[];
+  getExperiment(name: string): Experiment;
+}
+
+export declare const EXPOSURE_ACTION: "experiment_exposure";
+export declare const BOOTSTRAP_ELEMENT_ID: "splitlab-config";
+export declare function createClient(options?: ClientOptions): Promise<SplitlabClient>;
+export declare function parseOverrides(search: string | undefined): Map<string, string>;
+export declare function assign(
+  identifier: string | number, experimentName: string, groups: string[],
+  sampleRate: SampleRate, site?: string | null): Promise<AssignmentResult>;
+export declare function subjectId(identifier: string | number, experimentName: string): Promise<string>;
+export declare function rateFor(sampleRate: SampleRate, site: string | null | undefined): number;
+export declare class SignatureError extends Error {}
+export declare function verifyEnvelope(
+  envelope: Envelope, jwks: JsonWebKeySet, nowSeconds: number): Promise<Record<string, unknown>>;

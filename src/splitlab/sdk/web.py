@@ -1,0 +1,143 @@
+"""What the ASGI and WSGI middlewares share: the anonymous-id cookie and page decoration.
+
+A page gets its enrollments as a JSON data block,
+``<script type="application/json" id="splitlab-config">{...}</script>``, which a strict
+Content-Security-Policy allows (it is data, not script), and body classes
+``<prefix>-experiment-<name>`` and ``<prefix>-experiment-<name>-<group>``, so that CSS can show
+the right variant on the first paint.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from splitlab.core.decoration import json_for_script
+from splitlab.sdk.client import Client
+from splitlab.sdk.manager import ExperimentManager
+
+STATE_KEY = "splitlab"
+"""The manager's name in ASGI ``scope["state"]`` (``request.state.splitlab`` in Starlette)."""
+ENVIRON_KEY = "splitlab.manager"
+"""The manager's key in the WSGI environ (``request.environ["splitlab.manager"]`` in Flask)."""
+CONFIG_ELEMENT_ID = "splitlab-config"
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_BODY_TAG = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
+_CLASS_ATTR = re.compile(rb"""\sclass\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
+_HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
+_CHARSET = re.compile(r"charset=([\w-]+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class WebOptions:
+    """Middleware settings: the anonymous-id cookie's name and lifetime, the body class prefix."""
+
+    cookie_name: str = "splitlab_anon"
+    cookie_max_age: int = 365 * 24 * 3600
+    class_prefix: str = "xlab"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What a middleware reads from a request: the ``Cookie`` header, the query string, the
+    ``X-Experiment-Enrollments`` header, and whether it came over HTTPS."""
+
+    cookie: str | None
+    query_string: str
+    enrollments: str | None
+    secure: bool
+
+
+def checked_client(client: object) -> Client:
+    """``client``, when it is a :class:`~splitlab.sdk.Client` (``TypeError`` otherwise)."""
+    if not isinstance(client, Client):
+        raise TypeError(f"client must be a splitlab Client, not {type(client).__name__}")
+    return client
+
+
+def open_request(
+    client: Client, options: WebOptions, facts: RequestFacts
+) -> tuple[ExperimentManager, str | None]:
+    """The request's manager, and the ``Set-Cookie`` value when a new anonymous id was issued
+    (absent or malformed cookie)."""
+    anonymous = anonymous_id_from(facts.cookie, options.cookie_name)
+    issued = None if anonymous else new_anonymous_id()
+    manager = client.manager(
+        anonymous_id=anonymous or issued,
+        query_string=facts.query_string,
+        headers={"x-experiment-enrollments": facts.enrollments} if facts.enrollments else None,
+    )
+    set_cookie = None if issued is None else cookie_header(options, issued, facts.secure)
+    return manager, set_cookie
+
+
+def anonymous_id_from(cookie_header: str | None, name: str) -> str | None:
+    """The anonymous id in a ``Cookie`` header, if present and well-formed."""
+    if not cookie_header:
+        return None
+    for part in cookie_header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name and _ID_PATTERN.fullmatch(value):
+            return value
+    return None
+
+
+def new_anonymous_id() -> str:
+    """A fresh random anonymous id (192 bits, URL-safe)."""
+    return secrets.token_urlsafe(24)
+
+
+def cookie_header(options: WebOptions, value: str, secure: bool) -> str:
+    """The ``Set-Cookie`` value issuing the anonymous id: first-party, HttpOnly, SameSite=Lax,
+    Secure when the request came over HTTPS."""
+    parts = [f"{options.cookie_name}={value}", "Path=/", f"Max-Age={options.cookie_max_age}",
+             "HttpOnly", "SameSite=Lax"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def is_html(content_type: str | None) -> bool:
+    """Whether a response's content type is an HTML page."""
+    if not content_type:
+        return False
+    return content_type.split(";")[0].strip().lower() == "text/html"
+
+
+def decorate_html(
+    body: bytes, content_type: str, manager: ExperimentManager, prefix: str
+) -> bytes | None:
+    """``body`` with the config data block and the body classes, or ``None`` when the page has
+    no ``<body>`` tag or is not in its declared charset (then it is sent as it is)."""
+    match = _CHARSET.search(content_type)
+    charset = match.group(1) if match else "utf-8"
+    tag = _BODY_TAG.search(body)
+    if tag is None:
+        return None
+    result = manager.enrollment_result()
+    try:
+        classes = manager.body_classes(result, prefix).encode(charset)
+        data = json_for_script(result.to_js_config()).encode(charset)
+        body.decode(charset)
+    except (LookupError, UnicodeError):
+        return None
+    new_tag = _with_classes(tag.group(0), classes) if classes else tag.group(0)
+    block = (b'<script type="application/json" id="' + CONFIG_ELEMENT_ID.encode() + b'">'
+             + data + b"</script>")
+    head_end = _HEAD_END.search(body, 0, tag.start())
+    if head_end is not None:
+        at = head_end.start()
+        return body[:at] + block + body[at:tag.start()] + new_tag + body[tag.end():]
+    return body[:tag.start()] + new_tag + block + body[tag.end():]
+
+
+def _with_classes(tag: bytes, classes: bytes) -> bytes:
+    """Append ``classes`` (already escaped) to the tag's class attribute, or add one."""
+    existing = _CLASS_ATTR.search(tag)
+    if existing is None:
+        return tag[:5] + b' class="' + classes + b'"' + tag[5:]
+    value = existing.group(2)
+    merged = value + b" " + classes if value.strip() else classes
+    return tag[:existing.start(2)] + merged + tag[existing.end(2):]
