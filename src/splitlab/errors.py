@@ -70,6 +70,18 @@ class AuthError(SplitlabError):
     code = "unauthorized"
 
 
+class InvalidEventError(SplitlabError, ValueError):
+    """An event cannot be accepted: unknown stream or schema, or it fails its schema."""
+
+    code = "invalid_event"
+
+
+class SinkError(SplitlabError):
+    """An event sink could not durably store events (it is down, full or refused them)."""
+
+    code = "sink_unavailable"
+
+
 class BadRequestError(SplitlabError, ValueError):
     """A request is malformed as a whole: not JSON, empty, or a bad query parameter."""
 

@@ -44,13 +44,14 @@ def serve_command(
     where = f"http://{host}:{port}"
     token = "the value of SPLITLAB_ADMIN_TOKEN" if token_file is None else f"cat {token_file}"
     err.print(f"splitlab listening on {where} (registry: {database})\n"
-              f"  config API  {where}/api/v1/experiments\n  API docs    {where}/docs\n"
+              f"  config API  {where}/api/v1/experiments\n  events      {where}/v1/events\n"
+              f"  API docs    {where}/docs\n"
               f"  admin token {token}", highlight=False, soft_wrap=True)
     # uvicorn stops gracefully on SIGTERM, then re-raises the signal: exit 0 when it does
     signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(0))
     uvicorn.run(
         "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
-        workers=workers, log_level="warning", timeout_graceful_shutdown=10,
+        workers=workers, log_level="warning", access_log=False, timeout_graceful_shutdown=10,
     )
 
 

@@ -22,6 +22,7 @@ from splitlab.service.client_delivery import (
     ClientDeliveryComponent,
     ExperimentSource,
 )
+from splitlab.service.intake import IntakeComponent
 from splitlab.service.metrics import Metrics, MetricsMiddleware
 from splitlab.service.ofrep import OfrepComponent
 from splitlab.service.rate_limit import RateLimiter
@@ -48,7 +49,9 @@ class Component(Protocol):
 def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
     registry = RegistryComponent(settings, metrics)
-    return [registry, *client_components(settings, RegistryExperiments(registry))]
+    # The intake first: POST /v1/events is the hottest route, matched before the others.
+    intake = IntakeComponent(settings, metrics.registry)
+    return [intake, registry, *client_components(settings, RegistryExperiments(registry))]
 
 
 def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:

@@ -8,6 +8,10 @@
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
 | ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
+| ``SPLITLAB_STREAMS_FILE`` | event stream config (JSON or YAML) | built-in streams |
+| ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
+| ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
+| ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue before 503 | 10000 |
 | ``SPLITLAB_CLIENT_EXPERIMENTS`` | comma-separated names of the client experiments | all |
 | ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
 | ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
@@ -21,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from splitlab.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -32,6 +38,10 @@ class Settings:
     admin_token: str | None = None
     demo: bool = False
     table_prefix: str = ""
+    streams_file: Path | None = None
+    events_sink: str = "sqlite"
+    events_max_body: int = 4 * 1024 * 1024
+    events_hasty_queue: int = 10_000
     client_experiments: frozenset[str] | None = None
     client_api_key: str | None = None
     client_name_salt: str = ""
@@ -48,11 +58,25 @@ class Settings:
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
             table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
+            streams_file=Path(f) if (f := source.get("SPLITLAB_STREAMS_FILE")) else None,
+            events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
+            events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),
+            events_hasty_queue=_positive(source, "SPLITLAB_EVENTS_HASTY_QUEUE", 10_000),
             client_experiments=_name_set(source.get("SPLITLAB_CLIENT_EXPERIMENTS")),
             client_api_key=source.get("SPLITLAB_CLIENT_API_KEY") or None,
             client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),
             ofrep_rate_limit=_float(source, "SPLITLAB_OFREP_RATE_LIMIT"),
         )
+
+
+def _positive(source: Mapping[str, str], name: str, default: int) -> int:
+    """A positive integer setting; :class:`ConfigError` naming the variable when it is not."""
+    text = source.get(name)
+    if not text:
+        return default
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(name, f"must be a positive integer, not {text!r}")
+    return int(text)
 
 
 def _name_set(text: str | None) -> frozenset[str] | None:

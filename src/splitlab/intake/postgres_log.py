@@ -1,0 +1,132 @@
+"""The event log in PostgreSQL (``SPLITLAB_DATABASE_URL``), with the embedded log's guarantees.
+
+A write returns after its transaction committed (PostgreSQL's default ``synchronous_commit``
+flushes the WAL first); ``id`` (``meta.id``) is the primary key and inserts skip existing ids, so
+retries do not duplicate. Concurrent requests of a process share one connection through group
+commit; a broken connection is dropped and reopened on the next write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import sql
+
+from splitlab.errors import SinkError
+from splitlab.intake.sinks import GroupCommit, StoredEvent
+
+DEFAULT_TABLE = "events"
+CONNECT_TIMEOUT = 3
+STATEMENT_TIMEOUT_MS = 5000  # a hung server fails the write (and the spool takes over)
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+DT_TEXT = """to_char(dt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+def table_name(name: str) -> sql.Identifier:
+    """A safe identifier for the events table (lower-case letters, digits, underscores)."""
+    if not _TABLE.match(name):
+        raise ValueError(f"invalid events table name {name!r}")
+    return sql.Identifier(name)
+
+
+def create_table(table: str) -> sql.Composed:
+    """DDL creating the events table and its index if absent."""
+    ident = table_name(table)
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} (seq bigserial NOT NULL UNIQUE, id text PRIMARY KEY, "
+        "stream text NOT NULL, dt timestamptz NOT NULL, body jsonb NOT NULL); "
+        "CREATE INDEX IF NOT EXISTS {i} ON {t} (stream, dt)"
+    ).format(t=ident, i=sql.Identifier(f"{table}_stream_dt"))
+
+
+class PostgresSink:
+    """Stores events in a PostgreSQL table (created on start)."""
+
+    def __init__(self, url: str, table: str = DEFAULT_TABLE) -> None:
+        self.url = url
+        self.table = table
+        self._insert = sql.SQL(
+            "INSERT INTO {t} (id, stream, dt, body) SELECT * FROM unnest("
+            "%s::text[], %s::text[], %s::timestamptz[], %s::jsonb[]) ON CONFLICT (id) DO NOTHING"
+        ).format(t=table_name(table))
+        self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._group = GroupCommit(self._commit)
+
+    async def _connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        if self._connection is None or self._connection.closed:
+            connection = await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
+            await connection.execute(create_table(self.table))
+            await connection.set_autocommit(False)
+            self._connection = connection
+        return self._connection
+
+    async def start(self) -> None:
+        """Connect and create the table; raises :class:`SinkError` when the server is down."""
+        try:
+            await self._connect()
+        except psycopg.Error as error:
+            raise SinkError(f"PostgreSQL is unavailable: {error}") from error
+
+    async def _commit(self, events: list[StoredEvent]) -> None:
+        try:
+            connection = await self._connect()
+            async with connection.transaction():
+                await connection.execute(self._insert, (
+                    [e.id for e in events], [e.stream for e in events], [e.dt for e in events],
+                    [e.body.decode() for e in events]))
+        except psycopg.Error as error:
+            await self._drop()
+            raise SinkError(f"PostgreSQL write failed: {error}") from error
+
+    async def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._connection.close()
+            self._connection = None
+
+    async def write(self, events: Sequence[StoredEvent]) -> None:
+        """Store ``events``; returns after the transaction holding them committed."""
+        await self._group.submit(events)
+
+    async def close(self) -> None:
+        """Finish the running commit and disconnect."""
+        await self._group.drain()
+        await self._drop()
+
+
+class PostgresEventReader:
+    """Reads the PostgreSQL event log back (``splitlab events export / tail``)."""
+
+    def __init__(self, url: str, table: str = DEFAULT_TABLE) -> None:
+        self._connection = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+        self._table = table_name(table)
+
+    def read(
+        self, stream: str | None = None, since: str | None = None, after: int = 0,
+        limit: int = 1000,
+    ) -> list[tuple[int, StoredEvent]]:
+        """Up to ``limit`` events with ``seq > after`` in order, filtered by stream and dt."""
+        query = sql.SQL(
+            "SELECT seq, id, stream, " + DT_TEXT + ", body::text FROM {t} WHERE seq > %s"
+            " AND (%s::text IS NULL OR stream = %s) AND (%s::timestamptz IS NULL OR dt >= %s)"
+            " ORDER BY seq LIMIT %s").format(t=self._table)
+        rows = self._connection.execute(query, (after, stream, stream, since, since, limit))
+        return [(int(r[0]), StoredEvent(r[1], r[2], r[3], r[4].encode())) for r in rows]
+
+    def last(self, stream: str | None = None, count: int = 10) -> list[tuple[int, StoredEvent]]:
+        """The newest ``count`` events (of ``stream``), oldest first."""
+        query = sql.SQL(
+            "SELECT seq, id, stream, " + DT_TEXT + ", body::text FROM {t}"
+            " WHERE (%s::text IS NULL OR stream = %s) ORDER BY seq DESC LIMIT %s"
+        ).format(t=self._table)
+        rows = list(self._connection.execute(query, (stream, stream, count)))
+        return [(int(r[0]), StoredEvent(r[1], r[2], r[3], r[4].encode())) for r in reversed(rows)]
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._connection.close()

@@ -1,0 +1,70 @@
+"""Crash test: a real ``splitlab serve`` under load is SIGKILLed; every 201 survives, once.
+
+Several client threads post batches with unique ``meta.id`` values to a two-worker server on the
+embedded SQLite log and record the ids of every batch answered 201. The whole process group is
+killed with SIGKILL mid-load, the server is started again on the same data directory, and the log
+must hold each acknowledged id exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.integration.intake_server import free_port, server
+from tests.unit.intake.conftest import web_event
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def load(port: int, acked: list[str], stop: threading.Event) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        while not stop.is_set():
+            batch = []
+            for _ in range(10):
+                event = web_event()
+                event["meta"]["id"] = str(uuid.uuid4())
+                batch.append(event)
+            try:
+                response = client.post("/v1/events", content=orjson.dumps(batch))
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 201:
+                acked.extend(e["meta"]["id"] for e in batch)
+
+
+def test_acknowledged_events_survive_sigkill_exactly_once(tmp_path: Path) -> None:
+    port = free_port()
+    acked: list[str] = []
+    stop = threading.Event()
+    with server(tmp_path, port) as process:
+        threads = [threading.Thread(target=load, args=(port, acked, stop)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2.0)
+        os.killpg(process.pid, signal.SIGKILL)
+        time.sleep(0.3)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert len(acked) > 100, "the load reached the server before the kill"
+    with server(tmp_path, port):
+        after = httpx.post(f"http://127.0.0.1:{port}/v1/events",
+                           content=orjson.dumps([web_event()]), timeout=5)
+        assert after.status_code == 201
+    db = sqlite3.connect(tmp_path / "events.sqlite")
+    counts = dict(db.execute(
+        "SELECT json_extract(body, '$.meta.id'), count(*) FROM events GROUP BY 1").fetchall())
+    missing = [i for i in acked if i not in counts]
+    assert missing == []
+    assert all(counts[i] == 1 for i in acked)
+    assert len(set(acked)) == len(acked)

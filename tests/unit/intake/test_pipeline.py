@@ -1,0 +1,191 @@
+"""The pipeline without HTTP: enrichment, privacy, statuses and error events."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext, TimeOrderedIds
+from splitlab.intake.schemas import SchemaRepository
+from splitlab.intake.sinks import MemorySink
+from splitlab.intake.streams import catalog_from_document, default_catalog
+from tests.unit.intake.conftest import WEB_13, web_event
+
+CONTEXT = RequestContext(dt="2026-11-22T01:02:03.456Z", request_id="req-1", user_agent="UA/1.0")
+WEB = "analytics/product_metrics/web/base"
+
+
+def run(pipeline: Pipeline, events: list[Any], context: RequestContext = CONTEXT) -> list[
+        EventStatus]:
+    return asyncio.run(pipeline.process(events, context))
+
+
+def make(sink: MemorySink | None = None, **kwargs: Any) -> tuple[Pipeline, MemorySink]:
+    sink = sink or MemorySink()
+    return Pipeline(SchemaRepository(), default_catalog(), {"default": sink}, **kwargs), sink
+
+
+def stored(sink: MemorySink, stream: str) -> list[dict[str, Any]]:
+    return [orjson.loads(e.body) for e in sink.events if e.stream == stream]
+
+
+def test_enrichment_sets_receive_time_id_and_request_id_but_no_user_agent() -> None:
+    pipeline, sink = make(new_id=lambda: "fixed-id")
+    headers = {"user-agent": "Body/UA", "X-Forwarded-For": "1.2.3.4", "accept-language": "en"}
+    event = web_event(http={"request_headers": headers, "client_ip": "1.2.3.4"})
+    original = copy.deepcopy(event)
+    statuses = run(pipeline, [event])
+    assert [s.status for s in statuses] == ["success"]
+    [body] = stored(sink, "product_metrics.web_base")
+    assert body["meta"]["dt"] == CONTEXT.dt
+    assert body["meta"]["id"] == "fixed-id"
+    assert body["meta"]["request_id"] == "req-1"
+    assert body["http"] == {"request_headers": {"accept-language": "en"}}
+    assert b"UA/1.0" not in sink.events[0].body and b"1.2.3.4" not in sink.events[0].body
+    assert event == original, "the client's event object is not mutated"
+
+
+def test_client_meta_id_is_kept_and_duplicates_are_stored_once() -> None:
+    pipeline, sink = make()
+    event = web_event()
+    event["meta"]["id"] = "7a0e8f5c-0000-4000-8000-000000000001"
+    statuses = run(pipeline, [event, event])
+    assert [s.status for s in statuses] == ["success", "success"]
+    run(pipeline, [event])
+    assert [e.id for e in sink.events] == ["7a0e8f5c-0000-4000-8000-000000000001"]
+
+
+def test_empty_or_null_meta_id_gets_a_fresh_id() -> None:
+    pipeline, sink = make()
+    events = [web_event(), web_event()]
+    events[0]["meta"]["id"] = ""
+    events[1]["meta"]["id"] = None
+    assert [s.status for s in run(pipeline, events)] == ["success", "success"]
+    ids = [e.id for e in sink.events]
+    assert len(set(ids)) == 2 and all(len(i) == 36 for i in ids)
+
+
+def test_user_agent_kept_only_where_the_stream_allows() -> None:
+    catalog = catalog_from_document({"streams": {
+        "splitlab.error.validation": {"schema_title": "error"},
+        "ua.kept": {"schema_title": WEB, "keep_user_agent": True, "enrich_headers": False}}})
+    sink = MemorySink()
+    pipeline = Pipeline(SchemaRepository(), catalog, {"default": sink})
+    run(pipeline, [web_event("ua.kept", http={"request_headers": {"x-client-ip": "9.9.9.9"}})])
+    [body] = stored(sink, "ua.kept")
+    assert body["http"]["request_headers"] == {"user-agent": "UA/1.0"}
+    assert "request_id" not in body["meta"]
+
+
+def test_mixed_batch_statuses_and_error_events() -> None:
+    pipeline, sink = make()
+    wrong_schema = web_event(**{"$schema": "/error/2.1.0"})
+    unknown_version = web_event(**{"$schema": f"/{WEB}/2.0.0"})
+    batch = [web_event(), {"meta": {"stream": "nope"}}, web_event(action=5), wrong_schema,
+             unknown_version, "text", web_event("product_metrics.experiment_enrollment")]
+    statuses = run(pipeline, batch)
+    assert [s.status for s in statuses] == [
+        "success", "invalid", "invalid", "invalid", "invalid", "invalid", "success"]
+    messages = [s.context["message"] for s in statuses if s.context]
+    assert "not configured" in messages[0]
+    assert messages[1].startswith("action: 5 is not of type")
+    assert "not allowed on stream" in messages[2]
+    assert "schema not found" in messages[3]
+    assert "JSON object" in messages[4]
+    assert statuses[1].event == {"meta": {"stream": "nope"}}
+    assert statuses[1].stream == "" and statuses[2].stream == "product_metrics.web_base"
+    errors = stored(sink, "splitlab.error.validation")
+    assert len(errors) == 5
+    schema = SchemaRepository().get("/error/2.1.0")
+    for error, message in zip(errors, messages, strict=True):
+        schema.validate(error)
+        assert error["message"] == message
+        assert error["emitter_id"] == "splitlab"
+    assert json.loads(errors[0]["raw_event"]) == {"meta": {"stream": "nope"}}
+    assert errors[0]["errored_stream_name"] == "nope"
+    assert errors[3]["errored_schema_uri"] == f"/{WEB}/2.0.0"
+
+
+def test_clients_cannot_post_to_the_error_stream() -> None:
+    pipeline, _sink = make()
+    statuses = run(pipeline, [{"$schema": "/error/2.1.0", "meta": {"stream":
+                                                                    "splitlab.error.validation"}}])
+    assert statuses[0].status == "invalid"
+
+
+def test_sink_failure_is_an_error_status_with_no_internal_detail() -> None:
+    sink = MemorySink()
+    sink.available = False
+    pipeline, _ = make(sink)
+    failures: list[str] = []
+    pipeline.on_sink_error = failures.append
+    event = web_event()
+    statuses = run(pipeline, [event, {"bad": 1}])
+    assert [s.status for s in statuses] == ["error", "invalid"]
+    assert statuses[0].event == event
+    assert statuses[0].context == {"message": "the event could not be stored; retry later"}
+    assert failures == ["default", "default"]
+
+
+def test_events_test_kitchen_clients_emit_validate(refdata: Path) -> None:
+    """The published production event (1.3.0) and the cross-client consistency event."""
+    base = refdata / "wikimedia-schemas" / "examples"
+    seed = json.loads((base / "growth_experiment_enrollment.json").read_text())
+    catalog = catalog_from_document({"streams": {
+        "splitlab.error.validation": {"schema_title": "error"},
+        seed["meta"]["stream"]: {"schema_title": WEB}}})
+    sink = MemorySink()
+    pipeline = Pipeline(SchemaRepository(), catalog, {"default": sink})
+    seed["meta"].pop("dt")
+    assert [s.status for s in run(pipeline, [seed])] == ["success"]
+    assert seed["$schema"] == WEB_13
+    # The JS/PHP consistency fixture declares 1.5.0 (unpublished here); its contextual
+    # attributes (incl. mediawiki.is_production / is_debug_mode) are what 2.1.0 carries.
+    consistency = json.loads((base / "metrics-platform/tests/consistency/expected_event.json")
+                             .read_text())
+    consistency.pop("test")
+    consistency["meta"]["stream"] = "product_metrics.web_base"
+    as_sent = dict(consistency, **{"$schema": f"/{WEB}/1.5.0"})
+    pipeline, _ = make()
+    assert run(pipeline, [as_sent])[0].context == {
+        "message": f"schema not found: /{WEB}/1.5.0"}
+    consistency["$schema"] = f"/{WEB}/2.1.0"
+    assert run(pipeline, [consistency])[0].status == "success"
+
+
+def test_generated_ids_are_distinct_time_ordered_version_7_uuids() -> None:
+    before = time.time()
+    new_id = TimeOrderedIds()
+    ids = [new_id() for _ in range(2000)]
+    after = time.time()
+    assert len(set(ids)) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        millis = parsed.int >> 80
+        assert int(before * 1000) - 1 <= millis <= int(after * 1000) + 1
+    time.sleep(0.002)
+    assert new_id() > max(ids)
+    assert TimeOrderedIds()() not in ids
+
+
+def test_a_forked_process_does_not_reuse_the_parents_randomness() -> None:
+    new_id = TimeOrderedIds()
+    new_id()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write_end, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 100).decode()
+    parent = new_id()
+    assert child[-17:] != parent[-17:], "the random tails differ"

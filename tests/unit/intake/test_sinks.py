@@ -1,0 +1,125 @@
+"""Sinks: the in-memory sink, group commit, the SQLite log and the spool."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from splitlab.errors import SinkError
+from splitlab.intake.sinks import GroupCommit, MemorySink, StoredEvent
+from splitlab.intake.spool import SpoolingSink
+from splitlab.intake.sqlite_log import SQLiteEventLog, SQLiteSink
+
+
+def events(prefix: str, n: int, stream: str = "s") -> list[StoredEvent]:
+    return [StoredEvent(f"{prefix}-{i}", stream, "2026-11-22T00:00:00.000Z", b'{"i":%d}' % i)
+            for i in range(n)]
+
+
+def test_group_commit_coalesces_concurrent_writers_and_fails_them_together() -> None:
+    commits: list[int] = []
+    fail = False
+
+    async def commit(batch: list[StoredEvent]) -> None:
+        await asyncio.sleep(0.01)
+        if fail:
+            raise OSError("disk full")
+        commits.append(len(batch))
+
+    async def main() -> None:
+        nonlocal fail
+        group = GroupCommit(commit)
+        await asyncio.gather(*(group.submit(events(str(i), 3)) for i in range(10)))
+        assert sum(commits) == 30
+        assert len(commits) <= 2, "ten concurrent writers share at most two commits"
+        fail = True
+        results = await asyncio.gather(*(group.submit(events("x", 1)) for _ in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, SinkError) and "disk full" in str(r) for r in results)
+
+    asyncio.run(main())
+
+
+def test_sqlite_sink_is_wal_full_sync_and_skips_duplicate_ids(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite"
+
+    async def main() -> None:
+        sink = SQLiteSink(path)
+        await sink.start()
+        await asyncio.gather(*(sink.write(events(f"w{i}", 20)) for i in range(20)))
+        await sink.write(events("w0", 20))
+        await sink.close()
+
+    asyncio.run(main())
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone() == (400, 400)
+    log = SQLiteEventLog(path)
+    assert [e.id for _, e in log.read(stream="s", limit=2)] == ["w0-0", "w0-1"]
+    assert log.read(since="2026-11-23", limit=5) == []
+    assert log._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def _append_in_process(path: str, prefix: str) -> None:
+    log = SQLiteEventLog(Path(path))
+    for chunk in range(20):
+        log.append(events(f"{prefix}-{chunk}", 10))
+
+
+def test_several_processes_share_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_in_process, args=(str(path), f"p{i}"))
+               for i in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert SQLiteEventLog(path).count() == 3 * 20 * 10
+
+
+def test_spool_takes_over_while_the_sink_is_down_and_replays(tmp_path: Path) -> None:
+    depths: list[int] = []
+
+    async def main() -> None:
+        inner = MemorySink()
+        sink = SpoolingSink(inner, SQLiteSink(tmp_path / "spool.sqlite"), "memory",
+                            retry_seconds=0.05, on_depth=lambda _, d: depths.append(d))
+        await sink.start()
+        await sink.write(events("a", 5))
+        inner.available = False
+        await sink.write(events("b", 5))
+        await sink.write(events("c", 5))
+        assert await sink.spool.count() == 10
+        assert len(inner.events) == 5
+        inner.available = True
+        for _ in range(500):  # up to 10 s on a loaded machine
+            await asyncio.sleep(0.02)
+            if len(inner.events) == 15 and await sink.spool.count() == 0:
+                break
+        assert sorted(e.id for e in inner.events) == sorted(
+            e.id for p in "abc" for e in events(p, 5))
+        assert await sink.spool.count() == 0
+        await sink.close()
+
+    asyncio.run(main())
+    assert depths[-1] == 0 and max(depths) == 10
+
+
+def test_spool_failure_is_reported_not_hidden(tmp_path: Path) -> None:
+    async def main() -> None:
+        inner = MemorySink()
+        inner.available = False
+        spool = SQLiteSink(tmp_path / "spool.sqlite")
+        sink = SpoolingSink(inner, spool, "memory")
+        await sink.start()
+        await spool.close()
+        with pytest.raises(Exception):  # noqa: B017 - executor shut down: the write must fail
+            await sink.write(events("z", 1))
+
+    asyncio.run(main())
