@@ -47,28 +47,28 @@ def refdata() -> Path:
     return REFDATA
 
 
+def service_url(variable: str, default: str, port: int, name: str) -> str:
+    """The URL in ``variable`` (else ``default``), or skip/fail when nothing answers there."""
+    url = os.environ.get(variable, default)
+    if not reachable(url, port):
+        unavailable(f"{name} is not reachable at {url} (set {variable})")
+    return url
+
+
 @pytest.fixture
 def postgres_url() -> str:
     """A PostgreSQL URL from SPLITLAB_TEST_POSTGRES_URL (default: local trust-auth `test`)."""
-    url = os.environ.get("SPLITLAB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    if not reachable(url, 5432):
-        unavailable(f"PostgreSQL is not reachable at {url}")
-    return url
+    return service_url("SPLITLAB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test",
+                       5432, "PostgreSQL")
 
 
 @pytest.fixture
 def nats_url() -> str:
     """A NATS (JetStream) URL from SPLITLAB_TEST_NATS_URL (default nats://127.0.0.1:4222)."""
-    url = os.environ.get("SPLITLAB_TEST_NATS_URL", "nats://127.0.0.1:4222")
-    if not reachable(url, 4222):
-        unavailable(f"NATS is not reachable at {url}")
-    return url
+    return service_url("SPLITLAB_TEST_NATS_URL", "nats://127.0.0.1:4222", 4222, "NATS")
 
 
 @pytest.fixture
 def redis_url() -> str:
     """A Redis URL from SPLITLAB_TEST_REDIS_URL (default redis://127.0.0.1:6379/0)."""
-    url = os.environ.get("SPLITLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    if not reachable(url, 6379):
-        unavailable(f"Redis is not reachable at {url}")
-    return url
+    return service_url("SPLITLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", 6379, "Redis")
