@@ -10,6 +10,9 @@ export { SignatureError, verifyEnvelope } from "./verify.js";
 export const EXPOSURE_ACTION = "experiment_exposure";
 export const BOOTSTRAP_ELEMENT_ID = "splitlab-config";
 const TEXT_PLAIN = "text/plain;charset=UTF-8";
+// The browser value of the web base schema's closed `client_platform` enum (the schema
+// requires `agent`; the Python SDK sends the server-side value).
+const AGENT = Object.freeze({ client_platform: "mediawiki_js" });
 const NAME_KEY_LENGTH = 16;
 const LOOSE_NAME = /^[^\s:;=]+$/;
 const EXPOSED_PREFIX = "splitlab-exposed:";
@@ -79,6 +82,7 @@ export class Experiment {
       ...interactionData,
       $schema: entry.schema_id,
       meta: { stream: entry.stream_name, domain: this._client.domain },
+      agent: { ...AGENT },
       dt: new Date(this._client.now()).toISOString(),
       action,
       experiment: {

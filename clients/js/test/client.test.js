@@ -104,6 +104,7 @@ test("the exposure is sent once per page and once per session, in the event shap
   assert.deepEqual(event, {
     $schema: "/analytics/product_metrics/web/base/2.1.0",
     meta: { stream: "product_metrics.web_base", domain: "wiki.example" },
+    agent: { client_platform: "mediawiki_js" },
     dt: new Date(NOW).toISOString(),
     action: "experiment_exposure",
     experiment: {
