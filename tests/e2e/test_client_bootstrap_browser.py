@@ -191,6 +191,9 @@ def test_treatment_without_flash_and_one_exposure_across_two_views(site: Site) -
             problems: list[str] = []
             tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             tab.on("pageerror", lambda e: problems.append(str(e)))
+            beacons: list[dict[str, str]] = []
+            tab.on("requestfinished", lambda r: beacons.append(r.all_headers())
+                   if r.url == f"{site.server}/v1/events" else None)
             notes, first_classes = [], []
             for _ in range(2):
                 response = tab.goto(site.page)
@@ -207,6 +210,11 @@ def test_treatment_without_flash_and_one_exposure_across_two_views(site: Site) -
             browser.close()
 
     assert problems == []
+    # one cross-origin beacon, CORS-safelisted (no preflight), carrying the forwarded address
+    assert len(beacons) == 1
+    assert beacons[0]["content-type"].startswith("text/plain")
+    assert beacons[0]["origin"] == f"http://localhost:{site.app_port}"
+    assert beacons[0]["x-forwarded-for"] == FORWARDED
     assert all(f"xlab-experiment-{NAME}-treatment" in str(m and m.group(0))
                for m in first_classes)
     assert sticky == "sticky"  # the treatment's stylesheet rule applies
