@@ -97,7 +97,11 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if not CHROMIUM.exists():
         unavailable("Debian's chromium is not installed (/usr/bin/chromium)")
-    pytest.importorskip("uvicorn")
+    for module in ("playwright", "uvicorn", "cryptography"):
+        try:
+            __import__(module)
+        except ImportError:
+            unavailable(f"the {module} package is not installed (dev and examples extras)")
     data_dir = tmp_path_factory.mktemp("splitlab-data")
     server_port, app_port = free_port(), free_port()
     server = f"http://127.0.0.1:{server_port}"
@@ -199,10 +203,13 @@ def test_treatment_without_flash_and_one_exposure_across_two_views(site: Site) -
                 response = tab.goto(site.page)
                 assert response is not None
                 first_classes.append(re.search(r"<body\b[^>]*>", response.text()))
-                tab.wait_for_function("document.documentElement.dataset.splitlab")
+                tab.wait_for_selector("html[data-splitlab]", state="attached")
                 notes.append(json.loads(tab.evaluate("document.documentElement.dataset.splitlab")))
                 classes = tab.evaluate("document.body.className").split()
                 assert f"xlab-experiment-{NAME}-treatment" in classes
+            deadline = time.monotonic() + 5
+            while not beacons and time.monotonic() < deadline:  # let the beacon finish
+                tab.wait_for_timeout(50)
             sticky = tab.evaluate(
                 "getComputedStyle(document.querySelector('.site-header')).position")
             cookie = {c["name"]: c["value"] for c in context.cookies(site.page)}[COOKIE]
@@ -264,7 +271,7 @@ def test_a_tampered_payload_applies_no_group_and_sends_nothing(site: Site) -> No
 
             tab.route(site.page, tamper)
             tab.goto(site.page)
-            tab.wait_for_function("document.documentElement.dataset.splitlab")
+            tab.wait_for_selector("html[data-splitlab]", state="attached")
             note = json.loads(tab.evaluate("document.documentElement.dataset.splitlab"))
             classes = tab.evaluate("document.body.className").split()
         finally:
