@@ -14,6 +14,7 @@ body classes also cover the experiments in that payload.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from splitlab.sdk.bootstrap import ClientBootstrap, render_bootstrap
 from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
 
+log = logging.getLogger(__name__)
 STATE_KEY = "splitlab"
 """The manager's name in ASGI ``scope["state"]`` (``request.state.splitlab`` in Starlette)."""
 ENVIRON_KEY = "splitlab.manager"
@@ -131,7 +133,9 @@ def page_decoration(manager: ExperimentManager, options: WebOptions) -> tuple[st
 
     With a bootstrap the block is the signed payload of the request's unit, and its
     experiments get body classes too (an ``mpo`` override read by the manager wins; a payload
-    with hashed names adds no classes, as they would reveal the names).
+    with hashed names adds no classes, as they would reveal the names). When the payload
+    cannot be built or signed, the error is logged and the page gets no block (and no payload
+    classes): the browser SDK then applies no group, the page shows the default experience.
     """
     result = manager.enrollment_result()
     boot = options.bootstrap
@@ -139,11 +143,15 @@ def page_decoration(manager: ExperimentManager, options: WebOptions) -> tuple[st
         block = (f'<script type="application/json" id="{CONFIG_ELEMENT_ID}">'
                  f"{json_for_script(result.to_js_config())}</script>")
     else:
-        payload = manager.client_payload(boot.payload)
+        try:
+            payload = manager.client_payload(boot.payload)
+            block = render_bootstrap(boot.signer.sign(payload))
+        except Exception:  # the page must not break: without a block the SDK applies no group
+            log.exception("building or signing the client payload failed; no bootstrap")
+            return manager.body_classes(result, options.class_prefix), ""
         if not payload.get("salt"):
             for name, entry in payload["experiments"].items():
                 result.add_assignment(name, entry["group"], entry["subject_id"])
-        block = render_bootstrap(boot.signer.sign(payload))
     return manager.body_classes(result, options.class_prefix), block
 
 

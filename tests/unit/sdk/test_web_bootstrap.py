@@ -145,3 +145,20 @@ def test_a_payload_with_hashed_names_adds_no_classes(signer: PayloadSigner) -> N
     plain = TestClient(SplitlabASGIMiddleware(app, client, WebOptions()))
     assert page.body_classes == read_page(plain.get("/").text).body_classes
     assert page.body_classes == ["page", *classes(USER_EXP, str(oracle(42, USER_EXP, GROUPS, 1.0)))]
+
+
+class BrokenSigner:
+    def sign(self, payload: Any) -> dict[str, str]:
+        raise OSError("key file gone")
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": []}
+
+
+def test_a_failing_signer_leaves_the_page_working_without_a_block() -> None:
+    client, _, _ = make([row(CLIENT_EXP, "mw-user")])
+    web = WebOptions(bootstrap=ClientBootstrap(BrokenSigner()))
+    response = asgi_client(client, web).get("/", cookies={"splitlab_anon": ANON})
+    assert response.status_code == 200
+    page = read_page(response.text)
+    assert page.blocks == 0 and page.body_classes == ["page"]
