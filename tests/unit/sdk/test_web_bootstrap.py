@@ -44,7 +44,7 @@ def asgi_client(client: Client, web: WebOptions) -> TestClient:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await HTMLResponse(PAGE)(scope, receive, send)
 
-    return TestClient(SplitlabASGIMiddleware(app, client, web))
+    return TestClient(SplitlabASGIMiddleware(app, client, web), cookies={"splitlab_anon": ANON})
 
 
 def wsgi_get(client: Client, web: WebOptions, path: str = "/") -> tuple[str, bytes]:
@@ -98,7 +98,7 @@ def classes(name: str, group: str) -> list[str]:
 def test_asgi_page_carries_the_signed_payload_and_its_classes(signer: PayloadSigner) -> None:
     client, _, _ = make(ROWS)
     http = asgi_client(client, options(signer))
-    check_page(http.get("/", cookies={"splitlab_anon": ANON}).text, signer)
+    check_page(http.get("/").text, signer)
 
 
 def test_wsgi_page_carries_the_signed_payload_and_its_classes(signer: PayloadSigner) -> None:
@@ -122,8 +122,7 @@ def test_keys_are_published_on_the_application_origin(signer: PayloadSigner) -> 
 def test_an_override_wins_over_the_payload_class(signer: PayloadSigner) -> None:
     client, _, _ = make(ROWS)
     other = next(g for g in GROUPS if g != expected_group(CLIENT_EXP))
-    response = asgi_client(client, options(signer)).get(
-        f"/?mpo={CLIENT_EXP}:{other}", cookies={"splitlab_anon": ANON})
+    response = asgi_client(client, options(signer)).get(f"/?mpo={CLIENT_EXP}:{other}")
     found = set(read_page(response.text).body_classes)
     assert set(classes(CLIENT_EXP, other)) <= found
     assert f"xlab-experiment-{CLIENT_EXP}-{expected_group(CLIENT_EXP)}" not in found
@@ -158,7 +157,7 @@ class BrokenSigner:
 def test_a_failing_signer_leaves_the_page_working_without_a_block() -> None:
     client, _, _ = make([row(CLIENT_EXP, "mw-user")])
     web = WebOptions(bootstrap=ClientBootstrap(BrokenSigner()))
-    response = asgi_client(client, web).get("/", cookies={"splitlab_anon": ANON})
+    response = asgi_client(client, web).get("/")
     assert response.status_code == 200
     page = read_page(response.text)
     assert page.blocks == 0 and page.body_classes == ["page"]
