@@ -9,6 +9,10 @@ export { SignatureError, verifyEnvelope } from "./verify.js";
 
 export const EXPOSURE_ACTION = "experiment_exposure";
 export const BOOTSTRAP_ELEMENT_ID = "splitlab-config";
+const TEXT_PLAIN = "text/plain;charset=UTF-8";
+// The browser value of the web base schema's closed `client_platform` enum (the schema
+// requires `agent`; the Python SDK sends the server-side value).
+const AGENT = Object.freeze({ client_platform: "mediawiki_js" });
 const NAME_KEY_LENGTH = 16;
 const LOOSE_NAME = /^[^\s:;=]+$/;
 const EXPOSED_PREFIX = "splitlab-exposed:";
@@ -78,6 +82,7 @@ export class Experiment {
       ...interactionData,
       $schema: entry.schema_id,
       meta: { stream: entry.stream_name, domain: this._client.domain },
+      agent: { ...AGENT },
       dt: new Date(this._client.now()).toISOString(),
       action,
       experiment: {
@@ -132,16 +137,18 @@ export class SplitlabClient {
     return [...this._entries.keys()];
   }
 
+  // The body goes as text/plain (a CORS-safelisted type: the intake parses it as JSON), so a
+  // beacon or fetch to an intake on another origin needs no preflight.
   _deliver(event) {
     const body = JSON.stringify([event]);
     const nav = this._navigator;
     try {
-      if (nav?.sendBeacon?.(this.intakeUrl, new Blob([body], { type: "application/json" }))) return;
+      if (nav?.sendBeacon?.(this.intakeUrl, new Blob([body], { type: TEXT_PLAIN }))) return;
     } catch { /* fall back to fetch */ }
     try {
       Promise.resolve(this._fetch?.(this.intakeUrl, {
         method: "POST", body, keepalive: true, credentials: "same-origin",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": TEXT_PLAIN },
       })).catch(() => {});
     } catch { /* the page must never break on analytics */ }
   }

@@ -104,6 +104,7 @@ test("the exposure is sent once per page and once per session, in the event shap
   assert.deepEqual(event, {
     $schema: "/analytics/product_metrics/web/base/2.1.0",
     meta: { stream: "product_metrics.web_base", domain: "wiki.example" },
+    agent: { client_platform: "mediawiki_js" },
     dt: new Date(NOW).toISOString(),
     action: "experiment_exposure",
     experiment: {
@@ -112,7 +113,8 @@ test("the exposure is sent once per page and once per session, in the event shap
     },
   });
   assert.equal(first.sent[0].url, "/v1/events");
-  assert.equal(first.sent[0].blob.type, "application/json");
+  // CORS-safelisted, so a beacon to an intake on another origin needs no preflight
+  assert.equal(first.sent[0].blob.type, "text/plain;charset=utf-8");
 });
 
 test("send() carries interaction data but cannot overwrite the experiment fields", async () => {
@@ -133,6 +135,7 @@ test("without sendBeacon the event goes by fetch with keepalive", async () => {
   assert.equal(sent[0].via, "fetch");
   assert.equal(sent[0].init.keepalive, true);
   assert.equal(sent[0].init.method, "POST");
+  assert.equal(sent[0].init.headers["content-type"], "text/plain;charset=UTF-8");
 });
 
 test("an mpo override forces the group and then nothing is sent", async () => {

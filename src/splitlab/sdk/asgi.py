@@ -15,12 +15,14 @@ from typing import Any
 from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
 from splitlab.sdk.web import (
+    KEYS_HEADERS,
     STATE_KEY,
     RequestFacts,
     WebOptions,
     checked_client,
     decorate_html,
     is_html,
+    keys_document,
     open_request,
 )
 
@@ -42,6 +44,12 @@ class SplitlabASGIMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        keys = keys_document(self.options, scope.get("method", ""), scope.get("path", ""))
+        if keys is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (n.lower().encode("ascii"), v.encode("ascii")) for n, v in KEYS_HEADERS]})
+            await send({"type": "http.response.body", "body": keys})
             return
         headers = _headers(scope)
         facts = RequestFacts(
@@ -112,7 +120,7 @@ class _Responder:
         body = b"".join(self._chunks)
         headers = start["headers"]
         content_type = dict(headers).get(b"content-type", b"").decode("latin-1")
-        decorated = decorate_html(body, content_type, self._manager, self._options.class_prefix)
+        decorated = decorate_html(body, content_type, self._manager, self._options)
         if decorated is not None:
             body = decorated
             headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs
@@ -20,6 +20,7 @@ from splitlab.core.decoration import EnrollmentResult
 from splitlab.core.headers import parse_enrollments_header, parse_overrides
 from splitlab.core.model import IDENTIFIER_TYPES, Experiment
 from splitlab.errors import HeaderError, OverrideError
+from splitlab.sdk.client_payload import PayloadOptions, build_payload
 from splitlab.sdk.config_index import ConfigIndex
 from splitlab.sdk.events import EventSender
 from splitlab.sdk.handle import ExperimentHandle
@@ -246,6 +247,14 @@ class ExperimentManager:
             if assigned.group is not None and name not in self._edge:
                 result.add_assignment(name, assigned.group, assigned.subject_id)
         return result
+
+    def client_payload(self, options: PayloadOptions) -> dict[str, Any]:
+        """The client payload (:mod:`splitlab.sdk.client_payload`) of this request's unit: its
+        identifiers so far (anonymous id, and the user id once known), the client's site unless
+        ``options`` names one, and the client's clock."""
+        if options.site is None:
+            options = replace(options, site=self._runtime.site)
+        return build_payload(self._by_name.values(), self._units, self._runtime.clock(), options)
 
     def body_classes(self, result: EnrollmentResult, prefix: str) -> str:
         """The body classes of ``result`` (see :func:`splitlab.core.decoration.body_classes`),

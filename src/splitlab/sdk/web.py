@@ -5,18 +5,26 @@ A page gets its enrollments as a JSON data block,
 Content-Security-Policy allows (it is data, not script), and body classes
 ``<prefix>-experiment-<name>`` and ``<prefix>-experiment-<name>-<group>``, so that CSS can show
 the right variant on the first paint.
+
+With ``WebOptions(bootstrap=ClientBootstrap(...))`` the data block is instead the request's
+*signed client payload* (:mod:`splitlab.sdk.bootstrap`), which the browser SDK verifies, and the
+body classes also cover the experiments in that payload.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 
 from splitlab.core.decoration import json_for_script
+from splitlab.sdk.bootstrap import ClientBootstrap, render_bootstrap
 from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
 
+log = logging.getLogger(__name__)
 STATE_KEY = "splitlab"
 """The manager's name in ASGI ``scope["state"]`` (``request.state.splitlab`` in Starlette)."""
 ENVIRON_KEY = "splitlab.manager"
@@ -32,11 +40,13 @@ _CHARSET = re.compile(r"charset=([\w-]+)", re.IGNORECASE)
 
 @dataclass(frozen=True, slots=True)
 class WebOptions:
-    """Middleware settings: the anonymous-id cookie's name and lifetime, the body class prefix."""
+    """Middleware settings: the anonymous-id cookie's name and lifetime, the body class prefix,
+    and the signed bootstrap (``None``: pages carry the unsigned enrollments block)."""
 
     cookie_name: str = "splitlab_anon"
     cookie_max_age: int = 365 * 24 * 3600
     class_prefix: str = "xlab"
+    bootstrap: ClientBootstrap | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,26 +116,64 @@ def is_html(content_type: str | None) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/html"
 
 
+def keys_document(options: WebOptions, method: str, path: str) -> bytes | None:
+    """The JWK set to answer with, when the request is ``GET`` of the bootstrap's keys path."""
+    boot = options.bootstrap
+    if boot is None or boot.keys_path is None or method != "GET" or path != boot.keys_path:
+        return None
+    return json.dumps(boot.signer.jwks(), separators=(",", ":")).encode("ascii")
+
+
+KEYS_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "public, max-age=3600"))
+"""The headers of :func:`keys_document`'s answer."""
+
+
+def page_decoration(manager: ExperimentManager, options: WebOptions) -> tuple[str, str]:
+    """The page's body classes (space-separated) and its data block.
+
+    With a bootstrap the block is the signed payload of the request's unit, and its
+    experiments get body classes too (an ``mpo`` override read by the manager wins; a payload
+    with hashed names adds no classes, as they would reveal the names). When the payload
+    cannot be built or signed, the error is logged and the page gets no block (and no payload
+    classes): the browser SDK then applies no group, the page shows the default experience.
+    """
+    result = manager.enrollment_result()
+    boot = options.bootstrap
+    if boot is None:
+        block = (f'<script type="application/json" id="{CONFIG_ELEMENT_ID}">'
+                 f"{json_for_script(result.to_js_config())}</script>")
+    else:
+        try:
+            payload = manager.client_payload(boot.payload)
+            block = render_bootstrap(boot.signer.sign(payload))
+        except Exception:  # the page must not break: without a block the SDK applies no group
+            log.exception("building or signing the client payload failed; no bootstrap")
+            return manager.body_classes(result, options.class_prefix), ""
+        if not payload.get("salt"):
+            for name, entry in payload["experiments"].items():
+                result.add_assignment(name, entry["group"], entry["subject_id"])
+    return manager.body_classes(result, options.class_prefix), block
+
+
 def decorate_html(
-    body: bytes, content_type: str, manager: ExperimentManager, prefix: str
+    body: bytes, content_type: str, manager: ExperimentManager, options: WebOptions
 ) -> bytes | None:
-    """``body`` with the config data block and the body classes, or ``None`` when the page has
-    no ``<body>`` tag or is not in its declared charset (then it is sent as it is)."""
+    """``body`` with the data block and the body classes (:func:`page_decoration`), or ``None``
+    when the page has no ``<body>`` tag or is not in its declared charset (then it is sent as
+    it is)."""
     match = _CHARSET.search(content_type)
     charset = match.group(1) if match else "utf-8"
     tag = _BODY_TAG.search(body)
     if tag is None:
         return None
-    result = manager.enrollment_result()
+    text_classes, text_block = page_decoration(manager, options)
     try:
-        classes = manager.body_classes(result, prefix).encode(charset)
-        data = json_for_script(result.to_js_config()).encode(charset)
+        classes = text_classes.encode(charset)
+        block = text_block.encode(charset)
         body.decode(charset)
     except (LookupError, UnicodeError):
         return None
     new_tag = _with_classes(tag.group(0), classes) if classes else tag.group(0)
-    block = (b'<script type="application/json" id="' + CONFIG_ELEMENT_ID.encode() + b'">'
-             + data + b"</script>")
     head_end = _HEAD_END.search(body, 0, tag.start())
     if head_end is not None:
         at = head_end.start()

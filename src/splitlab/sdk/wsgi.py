@@ -14,11 +14,13 @@ from typing import Any
 from splitlab.sdk.client import Client
 from splitlab.sdk.web import (
     ENVIRON_KEY,
+    KEYS_HEADERS,
     RequestFacts,
     WebOptions,
     checked_client,
     decorate_html,
     is_html,
+    keys_document,
     open_request,
 )
 
@@ -37,6 +39,11 @@ class SplitlabWSGIMiddleware:
         self.options = options or WebOptions()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        keys = keys_document(self.options, environ.get("REQUEST_METHOD", ""),
+                             environ.get("PATH_INFO", ""))
+        if keys is not None:
+            start_response("200 OK", [*KEYS_HEADERS, ("Content-Length", str(len(keys)))])
+            return [keys]
         facts = RequestFacts(
             cookie=environ.get("HTTP_COOKIE"),
             query_string=environ.get("QUERY_STRING", ""),
@@ -63,8 +70,7 @@ class SplitlabWSGIMiddleware:
         if is_html(content_type) and _header(headers, "content-encoding") is None:
             body = b"".join([*captured.written, *early, *chunks])
             _close(result)
-            decorated = decorate_html(body, content_type or "", manager,
-                                      self.options.class_prefix)
+            decorated = decorate_html(body, content_type or "", manager, self.options)
             if decorated is not None:
                 body = decorated
                 headers = [(n, v) for n, v in headers if n.lower() != "content-length"]

@@ -16,7 +16,8 @@ The body is a JSON array of events or one event object, sent as ``application/js
 
 Each per-event entry is EventGate's ``{status, event, context}``; ``message`` is EventGate's
 summary "N out of M events were accepted.". Only ``user-agent`` and ``x-request-id`` are read
-from the request; the client address and ``X-Forwarded-For`` are never looked at.
+from the request (and ``Origin`` for CORS, :mod:`splitlab.service.cors`); the client address and
+``X-Forwarded-For`` are never looked at.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from splitlab.intake.sinks import Sink
 from splitlab.intake.spool import SpoolingSink
 from splitlab.intake.sqlite_log import SQLiteSink
 from splitlab.intake.streams import StreamCatalog, load_catalog
+from splitlab.service.cors import CorsPolicy
 from splitlab.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -143,14 +145,16 @@ class IntakeComponent:
             SchemaRepository(), self.catalog, self.sinks,
             on_sink_error=lambda sink: self.metrics.sink_errors.labels(sink).inc())
         self.clock = clock
+        self.cors = CorsPolicy(settings.events_cors_origins)
         self._queue: asyncio.Queue[tuple[list[Any], RequestContext, int]] = asyncio.Queue()
         self._queued_events = 0
         self._queued_bytes = 0
         self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> Sequence[BaseRoute]:
-        """``POST /v1/events``."""
-        return [Route("/v1/events", self.post_events, methods=["POST"])]
+        """``POST /v1/events`` (and its CORS preflight, ``OPTIONS``)."""
+        return [Route("/v1/events", self.post_events, methods=["POST"]),
+                Route("/v1/events", self.preflight, methods=["OPTIONS"])]
 
     def _unique_sinks(self) -> list[Sink]:
         unique: dict[int, Sink] = {}
@@ -205,9 +209,14 @@ class IntakeComponent:
         started = time.perf_counter()
         hasty = request.query_params.get("hasty", "").lower() in ("true", "1")
         response = await self._handle(request, hasty)
+        response.headers.update(self.cors.headers(request))
         self.metrics.latency.labels("hasty" if hasty else "sync").observe(
             time.perf_counter() - started)
         return response
+
+    async def preflight(self, request: Request) -> Response:
+        """The CORS preflight of a cross-origin ``fetch`` (see :mod:`splitlab.service.cors`)."""
+        return self.cors.preflight(request)
 
     def _reject(self, reason: str, status: int, text: str) -> Response:
         self.metrics.rejected.labels(reason).inc()

@@ -12,6 +12,7 @@
 | ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
 | ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
 | ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue before 503 | 10000 |
+| ``SPLITLAB_EVENTS_CORS_ORIGINS`` | page origins allowed by CORS (comma-separated; ``*``) | none |
 | ``SPLITLAB_CLIENT_EXPERIMENTS`` | comma-separated names of the client experiments | all |
 | ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
 | ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
@@ -42,6 +43,7 @@ class Settings:
     events_sink: str = "sqlite"
     events_max_body: int = 4 * 1024 * 1024
     events_hasty_queue: int = 10_000
+    events_cors_origins: frozenset[str] = frozenset()
     client_experiments: frozenset[str] | None = None
     client_api_key: str | None = None
     client_name_salt: str = ""
@@ -62,6 +64,8 @@ class Settings:
             events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
             events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),
             events_hasty_queue=_positive(source, "SPLITLAB_EVENTS_HASTY_QUEUE", 10_000),
+            events_cors_origins=_name_set(source.get("SPLITLAB_EVENTS_CORS_ORIGINS"))
+            or frozenset(),
             client_experiments=_name_set(source.get("SPLITLAB_CLIENT_EXPERIMENTS")),
             client_api_key=source.get("SPLITLAB_CLIENT_API_KEY") or None,
             client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),

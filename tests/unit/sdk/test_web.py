@@ -16,12 +16,13 @@ def manager():  # type: ignore[no-untyped-def]
 
 
 def test_pages_without_a_body_tag_are_left_alone() -> None:
-    assert decorate_html(b"<p>fragment</p>", "text/html", manager(), "xlab") is None
+    assert decorate_html(b"<p>fragment</p>", "text/html", manager(), WebOptions()) is None
 
 
 def test_class_tokens_are_lower_cased_and_existing_classes_kept() -> None:
     body = b'<html><BODY class="a b" id=x>text</BODY></html>'
-    decorated = decorate_html(body, "text/html; charset=utf-8", manager(), "site")
+    decorated = decorate_html(body, "text/html; charset=utf-8", manager(),
+                              WebOptions(class_prefix="site"))
     assert decorated is not None
     page = read_page(decorated.decode())
     assert page.config is not None
@@ -32,13 +33,13 @@ def test_class_tokens_are_lower_cased_and_existing_classes_kept() -> None:
 
 def test_wrong_charset_is_not_decorated() -> None:
     assert decorate_html("<body>é</body>".encode("latin-1"), "text/html; charset=utf-8",
-                         manager(), "x") is None
+                         manager(), WebOptions(class_prefix="x")) is None
 
 
 def test_script_block_cannot_be_closed_by_data() -> None:
     client, _, _ = make([row("evil</script>name", "edge-unique")])
     decorated = decorate_html(b"<body></body>", "text/html",
-                              client.manager(anonymous_id="D" * 20), "x")
+                              client.manager(anonymous_id="D" * 20), WebOptions(class_prefix="x"))
     assert decorated is not None
     assert decorated.count(b"</script>") == 1
     assert read_page(decorated.decode()).config is not None
