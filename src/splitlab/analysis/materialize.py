@@ -51,6 +51,7 @@ _NIBBLES = np.zeros(256, dtype=np.uint8)
 _NIBBLES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 _IS_HEX = np.zeros(256, dtype=bool)
 _IS_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = True
+_JSON_OPTIONS = pj.ParseOptions(explicit_schema=EVENT_SCHEMA, unexpected_field_behavior="ignore")
 _PARTITIONING = ds.partitioning(pa.schema([("stream", pa.string()), ("day", pa.string())]),
                                 flavor="hive")
 
@@ -114,14 +115,25 @@ def _read(source: Path, batch_rows: int) -> Iterator[pa.Table]:
     try:
         if source.suffix == ".parquet":
             parquet = pq.ParquetFile(source)
+            exported = _is_intake_export(parquet.schema_arrow)
             for batch in parquet.iter_batches(batch_size=batch_rows):
-                yield pa.Table.from_batches([batch])
+                if exported:
+                    lines = b"\n".join(s.encode() for s in batch.column("event").to_pylist())
+                    yield pj.read_json(pa.BufferReader(lines), parse_options=_JSON_OPTIONS)
+                else:
+                    yield pa.Table.from_batches([batch])
             return
-        options = pj.ParseOptions(explicit_schema=EVENT_SCHEMA,
-                                  unexpected_field_behavior="ignore")
-        yield pj.read_json(source, parse_options=options)
+        yield pj.read_json(source, parse_options=_JSON_OPTIONS)
     except (pa.ArrowInvalid, OSError) as error:
         raise AnalysisError(f"cannot read events from {source}: {error}") from error
+
+
+def _is_intake_export(schema: pa.Schema) -> bool:
+    """Whether a Parquet file is ``splitlab events export``'s: each whole event as JSON text in
+    an ``event`` column (beside ``id, stream, dt, schema, action``), not nested columns."""
+    names = set(schema.names)
+    return ("event" in names and "meta" not in names and "experiment" not in names
+            and pa.types.is_string(schema.field("event").type))
 
 
 def flatten(events: pa.Table) -> pa.Table:
