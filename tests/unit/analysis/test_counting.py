@@ -205,14 +205,15 @@ def test_the_intake_exports_materialise_alike(tmp_path: Path) -> None:
     write_parquet(stored, tmp_path / "export.parquet")
     tables = []
     for name in ("export.jsonl", "export.parquet"):
-        materialize(tmp_path / name, tmp_path / name.replace(".", "-"))
+        target = tmp_path / name.replace(".", "-")
+        materialize(tmp_path / name, target)
         duck = DuckDBEngine(threads=1)
-        duck.load_events(tmp_path / name.replace(".", "-"))
+        duck.load_events(target)
         tables.append(duck.query(
             "SELECT event_id, ts, action, action_source, site, performer_id, experiment, "
             "variation, subject_id, sampling_unit FROM events ORDER BY event_id"))
         duck.close()
-        parts = {p.parent.parent.name for p in (tmp_path / name.replace(".", "-")).rglob("*.parquet")}
+        parts = {p.parent.parent.name for p in target.rglob("*.parquet")}
         assert parts == {"stream=product_metrics.web_base"}
     assert tables[0] == tables[1]
     assert [(r[0], r[2], r[5], r[7], r[8]) for r in tables[1]] == sorted(
