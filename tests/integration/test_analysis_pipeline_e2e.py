@@ -3,7 +3,8 @@
 ``splitlab simulate --intake`` sends SDK traffic with a known lift to a ``splitlab serve``
 subprocess (the experiment created through its admin API, the config read back from its config
 API) → ``splitlab events export`` reads the server's event log (JSON lines and Parquet) →
-``splitlab analyze --format json`` on each export. The units per group must be what simulate
+``splitlab analyze --format json`` on each export (the log also holds an event of no experiment
+and a refused one on the error stream). The units per group must be what simulate
 reported sending, the split healthy, the conversion rates exactly the ones simulate drew, and the
 true lift inside the reported confidence interval.
 """
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from tests.integration.serve_helpers import create_experiment, free_port, server
+from tests.unit.intake.conftest import web_event
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("duckdb")
@@ -96,6 +98,14 @@ def test_simulate_export_analyze(splitlab: tuple[str, Path], tmp_path: Path) -> 
     assert sent["not-enrolled"]["units"] > 0
     assert sent["control"]["units"] + sent["treatment"]["units"] + sent["not-enrolled"][
         "units"] == UNITS
+    # Other traffic in the same log: an event of no experiment, and one the intake refuses
+    # (it lands on the error stream, in its own shape). Neither may change the analysis.
+    other = web_event(action="conversion")
+    del other["experiment"]
+    refused = web_event(unknown_field=1)
+    refused["experiment"]["enrolled"] = EXPERIMENT
+    posted = httpx.post(f"{url}/v1/events", json=[other, refused])
+    assert posted.status_code == 207, posted.text
     metrics = tmp_path / "metrics.yaml"
     metrics.write_text(METRICS)
 
