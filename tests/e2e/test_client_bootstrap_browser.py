@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from tests.integration.serve_helpers import free_port
 
 from conftest import ROOT, unavailable
 from splitlab.core.model import Experiment
@@ -81,12 +81,6 @@ class Page:
         self.events.extend(json.loads(await request.body()))
         self.intake_headers.append(dict(request.headers))
         return Response(status_code=201)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

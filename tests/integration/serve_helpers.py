@@ -28,18 +28,27 @@ def free_port() -> int:
         return port
 
 
+def server_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """This process's environment without its ``SPLITLAB_*`` settings (a developer's shell must
+    not point the test server at another database or sink), plus ``env``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}
+    return {**inherited, **(env or {})}
+
+
 @contextmanager
 def server(
     data_dir: Path, port: int, workers: int = 2, env: Mapping[str, str] | None = None,
-    log: Path | None = None,
+    log: Path | None = None, graceful: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``splitlab serve`` on ``port`` with ``env`` added to this process's environment, its
-    output in ``log`` (else discarded); started in its own process group and killed at the end."""
+    """``splitlab serve`` on ``port`` with the settings in ``env`` (see
+    :func:`server_environment`) and its output in ``log`` (else discarded), in its own process
+    group. At the end the group is killed (SIGKILL), or with ``graceful`` sent SIGTERM and awaited
+    (the caller can then check ``returncode``)."""
     command = [sys.executable, "-c", "from splitlab.cli import main; main()", "serve",
                "--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)]
     output = log.open("wb") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(command, start_new_session=True, stdout=output,
-                               stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+                               stderr=subprocess.STDOUT, env=server_environment(env))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and process.poll() is None:
@@ -53,8 +62,8 @@ def server(
         yield process
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+            os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+            process.wait(20)
         if log is not None and not isinstance(output, int):
             output.close()
 

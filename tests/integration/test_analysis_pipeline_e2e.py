@@ -141,3 +141,8 @@ def test_simulate_export_analyze(splitlab: tuple[str, Path], tmp_path: Path) -> 
     low, high = treatment["relative_ci"]
     assert low < LIFT - 1 < high, treatment
     assert treatment["p_value"] < 0.05
+
+    by_exposure = json.loads(splitlab_command(
+        "analyze", "--experiment", EXPERIMENT, "--events", str(tmp_path / "events.parquet"),
+        "--config", str(config), "--trigger", "exposure", "--format", "json"))
+    assert by_exposure["groups"] == units  # the SDK sent one exposure per enrolled unit
