@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.integration.serve_helpers import free_port
 
 from conftest import ROOT, unavailable
-from integration.intake_server import free_port
 from splitlab.intake.export import iterate, open_reader
 
 pytestmark = pytest.mark.e2e

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.intake_server import free_port, server
+from tests.integration.serve_helpers import free_port, server
 from tests.unit.intake.conftest import web_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

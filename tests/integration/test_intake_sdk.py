@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from splitlab.sdk import Client, HttpEventSender, MemoryConfigSource, Performer, SenderOptions
-from tests.integration.intake_server import free_port, server
+from tests.integration.serve_helpers import free_port, server
 
 pytestmark = pytest.mark.integration
 

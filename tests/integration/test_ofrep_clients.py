@@ -7,20 +7,17 @@ server's code.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from conftest import ROOT, VECTORS, unavailable
+from tests.integration.serve_helpers import create_experiment, free_port
+from tests.integration.serve_helpers import server as serve
 
 pytestmark = pytest.mark.integration
 
@@ -33,44 +30,20 @@ CASES = [c for c in json.loads((VECTORS / "tk-v1.json").read_text())["cases"]
          and c["input"]["identifier"]]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``splitlab serve`` with one experiment (the vectors', created through the admin API)
     and an API key."""
     data = tmp_path_factory.mktemp("serve")
     port = free_port()
-    env = {**os.environ, "SPLITLAB_ADMIN_TOKEN": ADMIN_TOKEN, "SPLITLAB_CLIENT_API_KEY": API_KEY}
-    log = (data / "serve.log").open("w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "splitlab"), "serve", "--port", str(port),
-         "--data-dir", str(data / "data")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {"SPLITLAB_ADMIN_TOKEN": ADMIN_TOKEN, "SPLITLAB_CLIENT_API_KEY": API_KEY}
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("splitlab serve did not start: " + (data / "serve.log").read_text())
-        created = httpx.post(f"{url}/api/v1/experiments", headers={
-            "Authorization": f"Bearer {ADMIN_TOKEN}"}, json={
+    with serve(data / "data", port, workers=1, env=env, log=data / "serve.log"):
+        create_experiment(url, ADMIN_TOKEN, {
             "name": EXPERIMENT, "groups": CASES[0]["input"]["groups"],
             "sample_rate": {"default": 0.5}, "user_identifier_type": "edge-unique"})
-        assert created.status_code == 201, created.text
         time.sleep(0.6)  # the OFREP source re-reads the registry at most every 0.5 s
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
 def test_python_openfeature_ofrep_provider(server: str) -> None:

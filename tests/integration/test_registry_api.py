@@ -4,7 +4,6 @@ PostgreSQL (the same scenario each time)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.settings import Settings
 
 from .registry_scenario import run_scenario, running_row
+from .serve_helpers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -65,12 +65,6 @@ def test_generated_token_is_private_and_stable(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:  # restart: same token, same data
         assert (tmp_path / "admin-token").read_text().strip() == token
         assert client.get("/api/v1/experiments/token-check-exp").status_code == 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def read_your_writes_across_workers(client: httpx.Client, base: str) -> None:

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -18,7 +13,8 @@ from typer.testing import CliRunner
 from splitlab.cli import app
 
 from .registry_scenario import running_row, scheduled_row
-from .test_registry_api import free_port
+from .serve_helpers import free_port
+from .serve_helpers import server as serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "cli-test-token"
@@ -28,23 +24,10 @@ TOKEN = "cli-test-token"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("cli-server")
     port = free_port()
-    env = {**os.environ, "SPLITLAB_ADMIN_TOKEN": TOKEN}
-    env.pop("SPLITLAB_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "splitlab.cli", "serve", "--port", str(port), "--data-dir",
-         str(data)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and process.poll() is None, "server did not start"
-            time.sleep(0.2)
-    yield url
-    process.terminate()  # SIGTERM: a graceful stop exits 0
-    assert process.wait(timeout=20) == 0
+    with serve(data, port, workers=1, env={"SPLITLAB_ADMIN_TOKEN": TOKEN},
+               graceful=True) as process:
+        yield f"http://127.0.0.1:{port}"
+    assert process.returncode == 0  # SIGTERM: a graceful stop exits 0
 
 
 def run(server: str, *args: str, token: str | None = TOKEN) -> tuple[int, str, str]:

@@ -46,11 +46,14 @@ ANALYSIS_SCHEMA = pa.schema([
 """Columns of a materialised event (partition columns ``stream`` and ``day`` are in the path)."""
 
 MANIFEST = "_materialized.json"
+EXPORT_ROWS = 250_000
+"""Rows per batch of an intake export (its JSON text must stay under 2 GiB of string offsets)."""
 _NUMBER = r"^\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _NIBBLES = np.zeros(256, dtype=np.uint8)
 _NIBBLES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 _IS_HEX = np.zeros(256, dtype=bool)
 _IS_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = True
+_JSON_OPTIONS = pj.ParseOptions(explicit_schema=EVENT_SCHEMA, unexpected_field_behavior="ignore")
 _PARTITIONING = ds.partitioning(pa.schema([("stream", pa.string()), ("day", pa.string())]),
                                 flavor="hive")
 
@@ -114,14 +117,35 @@ def _read(source: Path, batch_rows: int) -> Iterator[pa.Table]:
     try:
         if source.suffix == ".parquet":
             parquet = pq.ParquetFile(source)
+            if _is_intake_export(parquet.schema_arrow):
+                for batch in parquet.iter_batches(EXPORT_ROWS, columns=["event"]):
+                    yield pj.read_json(_json_lines(batch.column(0)), parse_options=_JSON_OPTIONS)
+                return
             for batch in parquet.iter_batches(batch_size=batch_rows):
                 yield pa.Table.from_batches([batch])
             return
-        options = pj.ParseOptions(explicit_schema=EVENT_SCHEMA,
-                                  unexpected_field_behavior="ignore")
-        yield pj.read_json(source, parse_options=options)
+        yield pj.read_json(source, parse_options=_JSON_OPTIONS)
     except (pa.ArrowInvalid, OSError) as error:
         raise AnalysisError(f"cannot read events from {source}: {error}") from error
+
+
+def _is_intake_export(schema: pa.Schema) -> bool:
+    """Whether a Parquet file is ``splitlab events export``'s: each whole event as JSON text in
+    an ``event`` column (beside ``id, stream, dt, schema, action``), not nested columns."""
+    names = set(schema.names)
+    return ("event" in names and "meta" not in names and "experiment" not in names
+            and pa.types.is_string(schema.field("event").type))
+
+
+def _json_lines(texts: pa.Array) -> pa.BufferReader:
+    """The strings of ``texts`` as one newline-delimited buffer, without Python objects: each
+    gets a newline appended, and the data buffer of the result is the JSON-lines text."""
+    lines = pc.binary_join_element_wise(texts, "", "\n")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1,
+                            offset=4 * lines.offset)
+    data = lines.buffers()[2]
+    start, end = int(offsets[0]), int(offsets[-1])
+    return pa.BufferReader(data.slice(start, end - start) if data is not None else b"")
 
 
 def flatten(events: pa.Table) -> pa.Table:

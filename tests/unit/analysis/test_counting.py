@@ -188,3 +188,34 @@ def test_a_metric_on_too_few_units_is_a_clear_error(engine: DuckDBEngine,
     catalog = parse_catalog([{"name": "clicks", "kind": "count", "filter": {"action": "click"}}])
     with pytest.raises(AnalysisError, match=r"metric 'clicks', group 'treatment': .*two units"):
         analyze(engine, Options(EXPERIMENT), catalog)
+
+
+def test_the_intake_exports_materialise_alike(tmp_path: Path) -> None:
+    """``splitlab events export`` Parquet (each event as JSON text in an ``event`` column) gives
+    the same analysis rows as its JSON lines and as the events themselves."""
+    from splitlab.intake.export import write_jsonl, write_parquet
+    from splitlab.intake.sinks import StoredEvent
+
+    rows = [event(f"s{i}", ("control", "treatment")[i % 2], action, "2026-11-01T00:00:00Z",
+                  action_source="api", performer={"id": i, "is_logged_in": True})
+            for i in range(4) for action in ("experiment_enrollment", "click")]
+    stored = [StoredEvent(e["meta"]["id"], e["meta"]["stream"], "2026-11-01T00:00:01.000Z",
+                          json.dumps(e).encode()) for e in rows]
+    write_jsonl(stored, tmp_path / "export.jsonl")
+    write_parquet(stored, tmp_path / "export.parquet")
+    tables = []
+    for name in ("export.jsonl", "export.parquet"):
+        target = tmp_path / name.replace(".", "-")
+        materialize(tmp_path / name, target)
+        duck = DuckDBEngine(threads=1)
+        duck.load_events(target)
+        tables.append(duck.query(
+            "SELECT event_id, ts, action, action_source, site, performer_id, experiment, "
+            "variation, subject_id, sampling_unit FROM events ORDER BY event_id"))
+        duck.close()
+        parts = {p.parent.parent.name for p in target.rglob("*.parquet")}
+        assert parts == {"stream=product_metrics.web_base"}
+    assert tables[0] == tables[1]
+    assert [(r[0], r[2], r[5], r[7], r[8]) for r in tables[1]] == sorted(
+        (e["meta"]["id"], e["action"], e["performer"]["id"], e["experiment"]["assigned"],
+         e["experiment"]["subject_id"]) for e in rows)
