@@ -21,9 +21,10 @@ from typing import Any
 from splitlab.core.assignment import assign
 from splitlab.core.model import Experiment
 from splitlab.sdk import Client, MemoryConfigSource, MemoryEventSender
-from splitlab.sdk.web import decorate_html
+from splitlab.sdk.web import WebOptions, decorate_html
 
 UNITS = ["mw-user"] * 30 + ["edge-unique"] * 15 + ["session"] * 5
+OPTIONS = WebOptions()
 PAGE = b"<html><head><title>t</title></head><body class='skin'>" + b"<p>text</p>" * 200 + (
     b"</body></html>")
 
@@ -83,7 +84,7 @@ def main() -> None:
 
     def page(i: int) -> None:
         m = client.manager(user_id=i, anonymous_id=f"anon-{i}", session_id=f"sess-{i}")
-        decorate_html(PAGE, "text/html; charset=utf-8", m, "xlab")
+        decorate_html(PAGE, "text/html; charset=utf-8", m, OPTIONS)
 
     request = best_of(args.repeats, args.requests,
                       {"bare": bare, "manager": manager, "plus": manager_plus, "page": page})

@@ -1,0 +1,43 @@
+"""Every benchmark still runs: each is started with tiny sizes and must finish cleanly.
+
+This checks that the scripts work against the current code; it measures nothing (figures come
+from full runs, recorded in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, unavailable
+
+pytestmark = pytest.mark.slow
+
+CASES = {
+    "assign.py": ["--n", "3000", "--bulk-n", "30000"],
+    "sdk.py": ["--requests", "20", "--calls", "200", "--repeats", "1"],
+    "client_payload.py": [],
+    "analysis.py": ["--sizes", "20000", "--pandas-max", "20000"],
+    "config_api.py": ["--seconds", "1", "--connections", "2"],
+    "intake.py": ["--duration", "1", "--connections", "2"],
+}
+NEEDS_WRK = {"config_api.py", "intake.py"}
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_the_benchmark_runs(script: str, tmp_path: Path) -> None:
+    if script in NEEDS_WRK and shutil.which("wrk") is None:
+        unavailable("wrk (Debian package) is not installed")
+    args = list(CASES[script])
+    if script == "analysis.py":
+        args += ["--data", str(tmp_path / "data")]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.strip(), "the benchmark printed no figures"
