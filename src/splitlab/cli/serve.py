@@ -33,12 +33,15 @@ def serve_command(
     import uvicorn
 
     from splitlab.service.api_support import ensure_admin_token
+    from splitlab.service.metrics import MULTIPROCESS_DIR, fresh_metrics_dir
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["SPLITLAB_DATA_DIR"] = str(data_dir)
     if demo:
         os.environ["SPLITLAB_DEMO"] = "1"
+    if workers > 1:
+        os.environ[MULTIPROCESS_DIR] = str(fresh_metrics_dir(data_dir))
     _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)
     database = "PostgreSQL" if os.environ.get("SPLITLAB_DATABASE_URL") else f"SQLite in {data_dir}"
     where = f"http://{host}:{port}"

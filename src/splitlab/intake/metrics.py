@@ -42,10 +42,10 @@ class IntakeMetrics:
             ["mode"], buckets=LATENCY_BUCKETS, registry=registry)
         self.spool_depth = Gauge(
             "splitlab_event_spool_depth", "Events waiting in the local spool, by sink.",
-            ["sink"], registry=registry)
+            ["sink"], registry=registry, multiprocess_mode="livemax")
         self.hasty_queue = Gauge(
             "splitlab_event_hasty_queue_events", "Events waiting in the hasty queue.",
-            registry=registry)
+            registry=registry, multiprocess_mode="livesum")
 
     def record(self, statuses: Iterable[EventStatus]) -> None:
         """Count one processed batch (one increment per stream and outcome, not per event)."""

@@ -90,6 +90,7 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
         finally:
             for part in reversed(started):
                 await part.stop()
+            metrics.close()
 
     routes: list[BaseRoute] = [Route("/healthz", health), Route("/metrics", metrics.endpoint)]
     for part in parts:

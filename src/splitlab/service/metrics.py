@@ -1,21 +1,38 @@
 """Operational metrics, served as Prometheus text at ``/metrics``.
 
 One :class:`Metrics` object per application holds its own ``CollectorRegistry`` (no module-level
-state); areas add their own collectors to ``metrics.registry``. With several uvicorn worker
-processes each worker counts only its own requests and a scrape reaches one worker; run one
-worker where exact counts matter (see docs/registry.md).
+state); areas add their own collectors to ``metrics.registry``.
+
+With several uvicorn worker processes (``splitlab serve --workers N``), ``serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder in the data dir before the workers start, so every
+worker writes its values there and a scrape of any worker answers for all of them (the
+prometheus_client multiprocess mode). Gauges then say how to combine workers: live ones are
+summed or maxed, and a worker that stops marks its values dead.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (by ``splitlab serve`` with several workers) when workers share their metrics."""
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -33,12 +50,29 @@ class Metrics:
             ("route",), buckets=LATENCY_BUCKETS, registry=self.registry)
         self.config_version = Gauge(
             "splitlab_config_version",
-            "The registry change counter behind the config documents this worker serves.",
-            registry=self.registry)
+            "The registry change counter behind the config documents the workers serve.",
+            registry=self.registry, multiprocess_mode="livemax")
 
     async def endpoint(self, request: Request) -> Response:
-        """``GET /metrics``."""
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        """``GET /metrics``: this process's collectors, or every worker's in multiprocess mode."""
+        registry = self.registry
+        if os.environ.get(MULTIPROCESS_DIR):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    def close(self) -> None:
+        """Mark this worker's live gauges dead (multiprocess mode); a no-op otherwise."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def fresh_metrics_dir(data_dir: Path) -> Path:
+    """An empty folder for the workers' metric files (values of an earlier run are dropped)."""
+    folder = data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 class MetricsMiddleware:
