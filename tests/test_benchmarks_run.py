@@ -35,9 +35,19 @@ def test_the_benchmark_runs(script: str, tmp_path: Path) -> None:
     args = list(CASES[script])
     if script == "analysis.py":
         args += ["--data", str(tmp_path / "data")]
-    done = subprocess.run(
+    done = run(script, args)
+    if done.returncode != 0 and script in NEEDS_WRK:
+        # Once, in a full run on the 2-core machine, the intake benchmark's 1-second load run
+        # failed and could not be reproduced in a dozen runs since; a second try tells a broken
+        # script (fails twice, with its output below) from a moment of contention.
+        print(f"first try failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        done = run(script, args)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.strip(), "the benchmark printed no figures"
+
+
+def run(script: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert done.stdout.strip(), "the benchmark printed no figures"
