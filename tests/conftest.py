@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -72,3 +75,20 @@ def nats_url() -> str:
 def redis_url() -> str:
     """A Redis URL from SPLITLAB_TEST_REDIS_URL (default redis://127.0.0.1:6379/0)."""
     return service_url("SPLITLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", 6379, "Redis")
+
+
+def rq_queue(redis_url: str, prefix: str) -> Iterator[Any]:
+    """A fresh RQ queue on the real Redis; its jobs, registries and keys are removed after."""
+    import redis
+    import rq
+    from rq.registry import ScheduledJobRegistry
+
+    connection = redis.Redis.from_url(redis_url)
+    queue = rq.Queue(f"{prefix}-{uuid.uuid4().hex[:8]}", connection=connection)
+    yield queue
+    registry = ScheduledJobRegistry(queue=queue)
+    for job_id in registry.get_job_ids():
+        registry.remove(job_id, delete_job=True)
+    queue.delete(delete_jobs=True)
+    for key in connection.scan_iter(f"*{queue.name}*"):  # registries and the id counter
+        connection.delete(key)

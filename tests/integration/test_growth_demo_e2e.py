@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import rq_queue
 from splitlab.core.model import format_time
 from splitlab.intake.export import iterate, open_reader
 from splitlab.intake.streams import DEFAULT_ERROR_STREAM
@@ -64,15 +64,7 @@ def splitlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture
 def queue(redis_url: str) -> Iterator[Any]:
-    connection = redis.Redis.from_url(redis_url)
-    queue = rq.Queue(f"growth-demo-e2e-{uuid.uuid4().hex[:8]}", connection=connection)
-    yield queue
-    registry = ScheduledJobRegistry(queue=queue)
-    for job_id in registry.get_job_ids():
-        registry.remove(job_id, delete_job=True)
-    queue.delete(delete_jobs=True)
-    for key in connection.scan_iter(f"*{queue.name}*"):  # registries and the id counter
-        connection.delete(key)
+    yield from rq_queue(redis_url, "growth-demo-e2e")
 
 
 def stored(data: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -124,6 +116,9 @@ def test_growth_demo_against_a_real_server(
     assert signup["meta"]["dt"] and signup["meta"]["id"]
     assert [e["action_source"] for e in enrollments] == ["page_view", "account_creation"]
     assert forced["user_id"] not in {e.get("performer", {}).get("id") for _, e in stored(data)}
+    scraped = web.get("/metrics").text  # the demo app exposes the SDK's own counters
+    assert (f'splitlab_sdk_enrollments_total{{experiment="{LEVELING_UP}",group="{group}",'
+            'source="account_creation"} 1') in scraped
 
     registry = ScheduledJobRegistry(queue=queue)
     job_id = Job.fetch(signed_up["job_id"], connection=queue.connection).id
