@@ -11,7 +11,6 @@ can check that it recovers ``lift``.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from splitlab.sdk.client import Client
@@ -57,12 +56,9 @@ class Summary:
     not_enrolled: int = 0
 
 
-def simulate(
-    client: Client, scenario: Scenario, progress: Callable[[int], None] | None = None
-) -> Summary:
-    """Run ``scenario`` through ``client`` (whose sender receives the events); ``progress`` is
-    called with 1000 after every 1000 units. Raises ``ValueError`` when the experiment is
-    unknown or not active now."""
+def simulate(client: Client, scenario: Scenario) -> Summary:
+    """Run ``scenario`` through ``client`` (whose sender receives the events). Raises
+    ``ValueError`` when the experiment is unknown or not active now."""
     experiment = client.experiment(scenario.experiment)
     if experiment is None:
         raise ValueError(f"no experiment named {scenario.experiment!r} in the config")
@@ -88,8 +84,6 @@ def simulate(
         if converted < tally.true_rate:
             tally.conversions += 1
             handle.send(scenario.action, {"action_source": SOURCE})
-        if progress is not None and number % 1000 == 0:
-            progress(1000)
     return summary
 
 

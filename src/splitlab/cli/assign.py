@@ -18,7 +18,7 @@ from splitlab.cli.common import (
     parse_identifier,
     read_identifiers,
 )
-from splitlab.core.assignment import assign
+from splitlab.core.assignment import OUT_OF_SAMPLE, assign
 
 
 def assign_command(
@@ -59,12 +59,13 @@ def assign_command(
     try:
         writer = csv.writer(target)
         writer.writerow(["identifier", "subject_id", "in_sample", "group"])
-        for unit, subject, group in zip(units, results.subject_ids, results.groups, strict=True):
+        groups = results.groups  # built on each access: read it once
+        for unit, subject, group in zip(units, results.subject_ids, groups, strict=True):
             writer.writerow([unit, subject, "true" if group else "false", group or ""])
     finally:
         if output:
             target.close()
-    in_sample = sum(1 for g in results.groups if g is not None)
+    in_sample = len(results) - results.group_codes.count(OUT_OF_SAMPLE)
     where = f" to {output}" if output else ""
     err.print(f"assigned {len(units):,} units ({in_sample:,} in sample){where}", highlight=False)
 

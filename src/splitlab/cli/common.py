@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -12,8 +12,6 @@ from rich.console import Console
 from splitlab.core.assignment import Identifier
 from splitlab.core.model import Experiment, experiments_from_document
 from splitlab.errors import ConfigError
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="splitlab",

@@ -7,10 +7,11 @@ A page gets a JS config var ``{overrides, enrolled, assigned, subject_ids}`` and
 from __future__ import annotations
 
 import html
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from splitlab.core.model import canonical_json
 
 _WHITESPACE = re.compile(r"\s+")
 _SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
@@ -73,7 +74,7 @@ def body_classes(result: EnrollmentResult, prefix: str = "xlab") -> list[str]:
 
 def json_for_script(value: object) -> str:
     """JSON that is safe inside a ``<script>`` element (no ``</script>``, no line separators)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    text = canonical_json(value)
     for char, escape in _SCRIPT_UNSAFE.items():
         text = text.replace(char, escape)
     return text

@@ -182,8 +182,13 @@ class Experiment:
     layouts: dict[str | None, Any] = field(default_factory=dict, repr=False, compare=False)
     """Memo of the assignment module's per-site hash layout (a pure function of the fields)."""
 
+    exposure_version: str = field(default="", init=False, compare=False)
+    """The config digest (:func:`config_digest`): changes whenever anything that shapes
+    assignment or events does. Computed once, since events and payloads read it constantly."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_bytes", self.name.encode("utf-8"))
+        object.__setattr__(self, "exposure_version", config_digest(self))
 
     @classmethod
     def from_config(cls, row: Mapping[str, Any], *, strict: bool = False) -> Experiment:
@@ -251,11 +256,6 @@ class Experiment:
         if self.start is not None and now < self.start:
             return False
         return self.end is None or now < self.end
-
-    @property
-    def exposure_version(self) -> str:
-        """The config digest: changes whenever anything that shapes assignment or events does."""
-        return config_digest(self)
 
     def to_config(self) -> dict[str, Any]:
         """The Test Kitchen config row of this experiment, with its ``exposure_version``."""

@@ -30,10 +30,9 @@ from typing import Any
 
 from splitlab.core.assignment import Identifier, assign
 from splitlab.core.model import Experiment, canonical_json
+from splitlab.sdk.shape import DEFAULT_SCHEMA, DEFAULT_STREAM
 
 PAYLOAD_VERSION = 1
-DEFAULT_SCHEMA_ID = "/analytics/product_metrics/web/base/2.1.0"
-DEFAULT_STREAM = "product_metrics.web_base"
 NAME_KEY_LENGTH = 16
 
 
@@ -75,7 +74,7 @@ def experiment_entry(experiment: Experiment, group: str, subject: str) -> dict[s
         "exposure_version": experiment.exposure_version,
         "sampling_unit": experiment.user_identifier_type,
         "stream_name": experiment.stream_name or DEFAULT_STREAM,
-        "schema_id": experiment.schema_id or DEFAULT_SCHEMA_ID,
+        "schema_id": experiment.schema_id or DEFAULT_SCHEMA,
     }
 
 

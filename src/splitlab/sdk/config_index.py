@@ -23,7 +23,6 @@ class ConfigIndex:
     )
     _header_entries: dict[tuple[str, str], str] = field(default_factory=dict)
     _class_entries: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    _versions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, experiments: Sequence[Experiment]) -> ConfigIndex:
@@ -48,13 +47,6 @@ class ConfigIndex:
         active = {unit: tuple(items) for unit, items in grouped.items()}
         self._window = (low, high, active)
         return active
-
-    def exposure_version(self, experiment: Experiment) -> str:
-        """``experiment.exposure_version``, computed once per snapshot (it hashes the config)."""
-        version = self._versions.get(experiment.name)
-        if version is None:
-            version = self._versions[experiment.name] = experiment.exposure_version
-        return version
 
     def header_entry(self, name: str, group: str) -> str:
         """``name=group;`` for the enrollments header, or ``""`` when either name breaks the

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from splitlab.core.model import Experiment, canonical_json, experiments_from_document
 from splitlab.errors import ConfigError
+from splitlab.sdk.forking import renew_lock_after_fork
 
 log = logging.getLogger("splitlab.sdk.config")
 
@@ -41,10 +42,6 @@ class ConfigSnapshot:
     version: str
     stale: bool = False
     error: str | None = None
-
-    def by_name(self) -> dict[str, Experiment]:
-        """Experiment name → experiment."""
-        return {e.name: e for e in self.experiments}
 
 
 EMPTY_VERSION = ""
@@ -98,6 +95,7 @@ class FileConfigSource:
         self._good: ConfigSnapshot | None = None
         self._current = ConfigSnapshot((), EMPTY_VERSION, error="not loaded yet")
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")  # a fork mid-fetch must not leave it held
 
     def load(self) -> ConfigSnapshot:
         """The file's config as of its last change."""
@@ -158,6 +156,7 @@ class HttpConfigSource:
         self._current = ConfigSnapshot((), EMPTY_VERSION, error="not loaded yet")
         self._next_fetch = float("-inf")
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")  # a fork mid-fetch must not leave it held
         self._read_cache_file()
 
     def load(self) -> ConfigSnapshot:

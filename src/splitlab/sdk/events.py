@@ -177,12 +177,6 @@ class HttpEventSender:
         if dropped:
             self._dropped("closed", dropped)
 
-    def pending(self) -> int:
-        """Events queued or being posted in this process."""
-        worker = self._current()
-        with worker.cond:
-            return len(worker.queue) + worker.in_flight
-
     def _current(self) -> _Worker:
         worker = self._worker
         if worker.pid != os.getpid():  # fork without the hook having run (should not happen)

@@ -211,7 +211,7 @@ class ExperimentManager:
 
     def _enrollment(self, experiment: Experiment) -> Enrollment | None:
         name = experiment.name
-        version = self._index.exposure_version(experiment)
+        version = experiment.exposure_version
         if name in self._edge:
             anonymous = self._units.get("edge-unique")
             if anonymous is None:

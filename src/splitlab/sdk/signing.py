@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,16 +74,16 @@ class PayloadSigner:
     """Signs payloads with one Ed25519 private key."""
 
     private_key: Ed25519PrivateKey
+    jwk: dict[str, str] = field(init=False, compare=False)
+    """The public half, as a JWK (with its ``kid``); derived once, since every page is signed."""
 
-    @property
-    def jwk(self) -> dict[str, str]:
-        """The public half, as a JWK."""
+    def __post_init__(self) -> None:
         from cryptography.hazmat.primitives import serialization
 
         raw = self.private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
-        return public_jwk(raw)
+        object.__setattr__(self, "jwk", public_jwk(raw))
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWK set to publish at the well-known URL."""

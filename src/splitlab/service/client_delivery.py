@@ -13,11 +13,12 @@ list in tests). The key pair is generated in the data directory on first start.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from splitlab.core.model import Experiment, experiments_from_document
+from splitlab.core.model import Experiment
+from splitlab.sdk.bootstrap import KEYS_PATH
+from splitlab.sdk.client import utc_now
 from splitlab.sdk.client_payload import PayloadOptions, build_payload
 from splitlab.sdk.signing import PayloadSigner, load_or_create_signer
 
-KEYS_PATH = "/.well-known/splitlab-keys.json"
 Clock = Callable[[], datetime]
 
 
@@ -50,17 +52,6 @@ class StaticExperiments:
     def experiments(self) -> Sequence[Experiment]:
         """The fixed list."""
         return self.items
-
-    @classmethod
-    def from_file(cls, path: Path) -> StaticExperiments:
-        """Experiments from a JSON file of rows (or ``{"experiments": [...]}``)."""
-        return cls(tuple(experiments_from_document(json.loads(path.read_text("utf-8")))))
-
-
-def utc_now() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyGate:
@@ -160,8 +151,7 @@ class ClientDeliveryComponent:
                 raise ValueError("'site' must be a string")
         except ValueError as error:
             return JSONResponse({"error": "bad_request", "detail": str(error)}, 400)
-        options = PayloadOptions(self.options.client_experiments, self.options.ttl_seconds,
-                                 self.options.salt, site)
+        options = self.options if site is None else dataclasses.replace(self.options, site=site)
         payload = build_payload(self.source.experiments(), identifiers, self.clock(), options)
         return JSONResponse(self._signer().sign(payload),
                             headers={"Cache-Control": "private, no-store"})

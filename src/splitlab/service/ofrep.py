@@ -42,13 +42,13 @@ from starlette.routing import BaseRoute, Route
 
 from splitlab.core.assignment import assign
 from splitlab.core.model import Experiment
+from splitlab.sdk.client import utc_now
 from splitlab.sdk.client_payload import PayloadOptions, client_experiments, experiment_entry
 from splitlab.service.client_delivery import (
     ApiKeyGate,
     Clock,
     ExperimentSource,
     read_json_object,
-    utc_now,
 )
 from splitlab.service.rate_limit import RateLimiter
 
