@@ -37,6 +37,9 @@ class SpoolingSink:
         self.on_depth = on_depth
         self._down_until = 0.0
         self._replayer: asyncio.Task[None] | None = None
+        self._depth = 0
+        """Spooled events: counted once at start and after each replay, added to per write (a
+        count per write would scan the spool exactly while it grows)."""
 
     async def start(self) -> None:
         """Open the spool and try the remote sink; a remote that is down is not an error."""
@@ -46,7 +49,7 @@ class SpoolingSink:
         except Exception as error:  # the remote is down: spool until it returns
             log.warning("sink %s is unavailable at start, spooling: %s", self.name, error)
             self._mark_down()
-        self.on_depth(self.name, await self.spool.count())
+        await self._recount()
         self._replayer = asyncio.create_task(self._replay_forever())
 
     def _mark_down(self) -> None:
@@ -62,7 +65,12 @@ class SpoolingSink:
                 log.warning("sink %s failed, spooling %d events: %s", self.name, len(events), error)
                 self._mark_down()
         await self.spool.write(events)
-        self.on_depth(self.name, await self.spool.count())
+        self._depth += len(events)
+        self.on_depth(self.name, self._depth)
+
+    async def _recount(self) -> None:
+        self._depth = await self.spool.count()
+        self.on_depth(self.name, self._depth)
 
     async def replay(self) -> int:
         """Deliver spooled events until the spool is empty or the remote fails; returns count."""
@@ -79,7 +87,7 @@ class SpoolingSink:
                 delivered += len(batch)
                 self._down_until = 0.0
         finally:
-            self.on_depth(self.name, await self.spool.count())
+            await self._recount()
         return delivered
 
     async def _replay_forever(self) -> None:

@@ -179,7 +179,8 @@ class Registry:
         rules forbid, :class:`ConfigError` when the result is invalid.
         """
         _check_kind(kind)
-        return self._change(kind, name, if_match, actor, lambda old: rules.merge_patch(old, patch))
+        return self._change(kind, name, if_match, actor,
+                            lambda old, _now: rules.merge_patch(old, patch))
 
     def end(self, kind: str, name: str, if_match: str | None, actor: str) -> Record:
         """End a running experiment or instrument now (its ``end`` becomes now; kept forever).
@@ -188,9 +189,8 @@ class Registry:
         has already ended.
         """
         _check_kind(kind)
-        now = self.clock()
 
-        def ended(old: dict[str, Any]) -> dict[str, Any]:
+        def ended(old: dict[str, Any], now: datetime) -> dict[str, Any]:
             if not rules.has_started(old, now):
                 raise ConflictError(f"{kind} {name!r} has not started; edit its start and end "
                                     "instead of ending it")
@@ -202,7 +202,8 @@ class Registry:
         return self._change(kind, name, if_match, actor, ended, action="end", require_match=False)
 
     def _change(self, kind: str, name: str, if_match: str | None, actor: str,
-                make: Callable[[dict[str, Any]], dict[str, Any]], *, action: str = "update",
+                make: Callable[[dict[str, Any], datetime], dict[str, Any]], *,
+                action: str = "update",
                 require_match: bool = True) -> Record:
         if if_match is None and require_match:
             raise PreconditionRequiredError(
@@ -219,7 +220,7 @@ class Registry:
                         f"current ETag {etag}); read it again and retry")
                 old = json.loads(current.row)
                 revision = current.revision + 1
-                new = rules.normalize(kind, make(old), version=revision)
+                new = rules.normalize(kind, make(old, now), version=revision)
                 rules.check_change(kind, old, new, now)
                 changes = rules.diff(old, new)
                 if not changes:

@@ -10,6 +10,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,19 @@ _STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
 )
 
 
-def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None
+def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None
                   ) -> Response:
     """A JSON response serialized with orjson."""
-    return Response(orjson.dumps(content), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(orjson.dumps(content), status_code=status,
+                    headers=dict(headers) if headers else None, media_type="application/json")
+
+
+def etag_matches(if_none_match: str | None, *etags: str) -> bool:
+    """Whether an ``If-None-Match`` value names one of ``etags`` (weak or strong) or is ``*``."""
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or any(etag in tags for etag in etags)
 
 
 def error_response(error: SplitlabError) -> Response:
@@ -62,20 +71,25 @@ def error_response(error: SplitlabError) -> Response:
     return json_response(body, status, headers)
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as JSON, at most :data:`MAX_BODY_BYTES` (413 beyond, 400 if malformed)."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body; :class:`PayloadTooLargeError` past ``limit`` bytes (reading stops as
+    soon as the declared or received size is over it)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(
-            f"body of {declared} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"body exceeds the {MAX_BODY_BYTES}-byte limit")
+        if size > limit:
+            raise PayloadTooLargeError(f"body exceeds the {limit}-byte limit")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, at most :data:`MAX_BODY_BYTES` (413 beyond, 400 if malformed)."""
+    body = await read_body(request)
     if not body.strip():
         raise BadRequestError("the body is empty: send a JSON object")
     try:

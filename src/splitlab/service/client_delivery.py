@@ -31,6 +31,7 @@ from splitlab.sdk.bootstrap import KEYS_PATH
 from splitlab.sdk.client import utc_now
 from splitlab.sdk.client_payload import PayloadOptions, build_payload
 from splitlab.sdk.signing import PayloadSigner, load_or_create_signer
+from splitlab.service.api_support import read_body
 
 Clock = Callable[[], datetime]
 
@@ -83,8 +84,9 @@ class ApiKeyGate:
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; ``ValueError`` with a one-line reason otherwise."""
-    body = await request.body()
+    """The request body (at most ``MAX_BODY_BYTES``) as a JSON object; ``ValueError`` with a
+    one-line reason otherwise."""
+    body = await read_body(request)
     try:
         value = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError) as error:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from splitlab.registry import views
 from splitlab.registry.store import Registry
+from splitlab.service.api_support import etag_matches
 
 Key = tuple[str, str, str]
 """(kind, format, authority)."""
@@ -42,10 +43,7 @@ class Document:
 
     def matches(self, if_none_match: str) -> bool:
         """Whether an ``If-None-Match`` value names either representation (or is ``*``)."""
-        if if_none_match.strip() == "*":
-            return True
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return self.etag in tags or self.gzip_etag in tags
+        return etag_matches(if_none_match, self.etag, self.gzip_etag)
 
 
 def build_body(registry: Registry, key: Key, now: datetime) -> tuple[bytes, datetime | None]:

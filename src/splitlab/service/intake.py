@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from splitlab.errors import ConfigError
+from splitlab.errors import ConfigError, PayloadTooLargeError
 from splitlab.intake.jetstream import JetStreamSink
 from splitlab.intake.metrics import IntakeMetrics
 from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext
@@ -46,6 +46,7 @@ from splitlab.intake.sinks import Sink
 from splitlab.intake.spool import SpoolingSink
 from splitlab.intake.sqlite_log import SQLiteSink
 from splitlab.intake.streams import StreamCatalog, load_catalog
+from splitlab.service.api_support import json_response, read_body
 from splitlab.service.cors import CorsPolicy
 from splitlab.service.settings import Settings
 
@@ -64,8 +65,7 @@ def utc_now_text() -> str:
 
 def message(status: int, text: str, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON ``{message}`` answer."""
-    return Response(orjson.dumps({"message": text}), status, headers,
-                    media_type="application/json")
+    return json_response({"message": text}, status, headers)
 
 
 def batch_response(statuses: Sequence[EventStatus]) -> Response:
@@ -191,18 +191,10 @@ class IntakeComponent:
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None when it exceeds the limit (reading stops there)."""
-        limit = self.settings.events_max_body
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        try:
+            return await read_body(request, self.settings.events_max_body)
+        except PayloadTooLargeError:
             return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def post_events(self, request: Request) -> Response:
         """Accept a batch of events (see the module docstring for the answers)."""

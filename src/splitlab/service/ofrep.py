@@ -44,6 +44,7 @@ from splitlab.core.assignment import assign
 from splitlab.core.model import Experiment
 from splitlab.sdk.client import utc_now
 from splitlab.sdk.client_payload import PayloadOptions, client_experiments, experiment_entry
+from splitlab.service.api_support import etag_matches, json_response
 from splitlab.service.client_delivery import (
     ApiKeyGate,
     Clock,
@@ -118,18 +119,6 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return "*" in tags or etag in tags
-
-
-def _json(value: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return Response(body, status, headers=dict(headers or {}), media_type="application/json")
-
-
 @dataclass(slots=True)
 class OfrepComponent:
     """The OFREP endpoints over an experiment source."""
@@ -158,7 +147,7 @@ class OfrepComponent:
         client = self.gate.credential(request) or (request.client.host if request.client else "")
         wait = self.limiter.acquire(client)
         if wait > 0:
-            return _json({"errorDetails": "rate limit reached"}, 429,
+            return json_response({"errorDetails": "rate limit reached"}, 429,
                          {"Retry-After": str(max(1, int(wait + 0.999)))})
         return None
 
@@ -171,21 +160,23 @@ class OfrepComponent:
         try:
             body = await read_json_object(request)
         except ValueError as error:
-            return _json({"key": key, "errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
+            return json_response(
+                {"key": key, "errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
         try:
             experiment = next((e for e in self.source.experiments() if e.name == key), None)
         except Exception:
             log.exception("OFREP: the experiment source failed")
-            return _json(_INTERNAL, 500)
+            return json_response(_INTERNAL, 500)
         if experiment is None:
-            return _json({"key": key, "errorCode": "FLAG_NOT_FOUND",
-                          "errorDetails": f"no experiment named {key!r}"}, 404)
+            return json_response({"key": key, "errorCode": "FLAG_NOT_FOUND",
+                                  "errorDetails": f"no experiment named {key!r}"}, 404)
         try:
             context = parse_context(body)
         except EvaluationError as error:
-            return _json({"key": key, "errorCode": error.code, "errorDetails": error.details}, 400)
+            return json_response(
+                {"key": key, "errorCode": error.code, "errorDetails": error.details}, 400)
         result = evaluate_or_general(experiment, context, self.clock())
-        return _json(result, 500 if "errorCode" in result else 200)
+        return json_response(result, 500 if "errorCode" in result else 200)
 
     async def bulk(self, request: Request) -> Response:
         """``POST /ofrep/v1/evaluate/flags``, with ``ETag`` / ``If-None-Match``."""
@@ -195,19 +186,19 @@ class OfrepComponent:
         try:
             context = parse_context(await read_json_object(request))
         except EvaluationError as error:
-            return _json({"errorCode": error.code, "errorDetails": error.details}, 400)
+            return json_response({"errorCode": error.code, "errorDetails": error.details}, 400)
         except ValueError as error:
-            return _json({"errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
+            return json_response({"errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
         now = self.clock()
         try:
             chosen = client_experiments(self.source.experiments(), now, self.options)
         except Exception:
             log.exception("OFREP: the experiment source failed")
-            return _json(_INTERNAL, 500)
+            return json_response(_INTERNAL, 500)
         flags = [evaluate_or_general(e, context, now) for e in chosen]
         body = json.dumps({"flags": flags}, separators=(",", ":"), ensure_ascii=False).encode()
         etag = _etag(body)
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-        if _matches(request.headers.get("if-none-match"), etag):
+        if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         return Response(body, 200, headers=headers, media_type="application/json")

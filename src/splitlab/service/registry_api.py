@@ -24,6 +24,7 @@ from splitlab.service.api_support import (
     actor,
     ensure_admin_token,
     error_response,
+    etag_matches,
     json_response,
     read_json,
     require_admin,
@@ -191,7 +192,7 @@ class RegistryComponent:
             now = self.registry.clock()
             headers = {"ETag": record.etag, "Cache-Control": "no-cache"}
             condition = request.headers.get("if-none-match")
-            if condition is not None and record.etag in condition:
+            if etag_matches(condition, record.etag):
                 return Response(status_code=304, headers=headers)
             return json_response(record_json(record, views.status(record.row, now)), 200, headers)
 
