@@ -68,6 +68,26 @@ class Simulation:
     mixed_share: float = 0.0
     chunk_units: int = 250_000
 
+    def __post_init__(self) -> None:
+        """Refuse what cannot be simulated, with the reason (``ValueError``)."""
+        groups = self.experiment.groups
+        if self.units < 0:
+            raise ValueError(f"units must be at least 0, got {self.units}")
+        if not 0.0 <= self.mixed_share <= 1.0:
+            raise ValueError(f"the mixed share must lie in [0, 1], got {self.mixed_share}")
+        if not 0.0 <= self.conversion <= 1.0:
+            raise ValueError(f"the base conversion rate must lie in [0, 1], got {self.conversion}")
+        unknown = sorted(set(self.lifts) - set(groups))
+        if unknown or any(lift < 0 for lift in self.lifts.values()):
+            raise ValueError(f"lifts must be non-negative and name groups of the experiment "
+                             f"({', '.join(groups)}); got {dict(self.lifts)}")
+        if self.fault is not None:
+            if self.fault.group not in groups:
+                raise ValueError(f"fault group {self.fault.group!r} is not a group of the "
+                                 "experiment")
+            if not 0.0 <= self.fault.lost_share <= 1.0:
+                raise ValueError(f"the lost share must lie in [0, 1], got {self.fault.lost_share}")
+
     def lift(self, group: str) -> float:
         return self.lifts.get(group, 1.0)
 
@@ -95,8 +115,6 @@ EVENT_SCHEMA = pa.schema(
 
 def simulate(spec: Simulation) -> Iterator[pa.Table]:
     """Yield the events of ``spec`` as Arrow tables of :data:`EVENT_SCHEMA`, one per chunk."""
-    if spec.fault is not None and spec.fault.group not in spec.experiment.groups:
-        raise ValueError(f"fault group {spec.fault.group!r} is not a group of the experiment")
     rng = np.random.default_rng(spec.seed)
     start = spec.experiment.start or datetime(2026, 11, 1, tzinfo=UTC)
     start_us = int(start.timestamp()) * 1_000_000

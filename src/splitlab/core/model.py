@@ -139,6 +139,11 @@ def format_time(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def format_event_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a ``Z``, as EventGate writes ``dt`` and ``meta.dt``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _string_list(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
-from splitlab.core.model import parse_time
+from splitlab.core.model import format_event_time, parse_time
 from splitlab.errors import ConfigError, NotFoundError
 from splitlab.intake.sinks import StoredEvent
 
@@ -64,7 +63,7 @@ def since_text(value: str | None) -> str | None:
     moment = parse_time(value, "--since")
     if moment is None:
         return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_event_time(moment)
 
 
 def iterate(reader: EventReader, stream: str | None, since: str | None) -> Iterator[StoredEvent]:
@@ -96,7 +95,7 @@ def write_jsonl(events: Iterable[StoredEvent], output: Path) -> int:
 def _row(event: StoredEvent) -> dict[str, Any]:
     body = orjson.loads(event.body)
     return {"id": event.id, "stream": event.stream,
-            "dt": datetime.fromisoformat(event.dt.replace("Z", "+00:00")),
+            "dt": parse_time(event.dt, "dt"),
             "schema": body.get("$schema"), "action": body.get("action"),
             "event": event.body.decode()}
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from splitlab.core.model import Experiment
+from splitlab.core.model import Experiment, format_event_time
 
 DEFAULT_SCHEMA = "/analytics/product_metrics/web/base/2.1.0"
 DEFAULT_STREAM = "product_metrics.web_base"
@@ -74,11 +74,6 @@ class Enrollment:
         }
 
 
-def format_dt(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and a ``Z``, as EventGate writes ``dt``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def build_event(
     action: str,
     enrollment: Enrollment,
@@ -95,7 +90,7 @@ def build_event(
     event: dict[str, Any] = {
         "$schema": experiment.schema_id or DEFAULT_SCHEMA,
         "meta": {"stream": stream},
-        "dt": format_dt(context.now),
+        "dt": format_event_time(context.now),
         "action": action,
         "agent": dict(AGENT),
         "performer": context.performer.fragment(experiment.user_identifier_type),

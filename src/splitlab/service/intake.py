@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.core.model import format_event_time
 from splitlab.errors import ConfigError, PayloadTooLargeError
 from splitlab.intake.jetstream import JetStreamSink
 from splitlab.intake.metrics import IntakeMetrics
@@ -60,7 +61,7 @@ MAX_HEADER_VALUE = 256
 
 def utc_now_text() -> str:
     """The current UTC time as ISO 8601 with milliseconds and ``Z`` (how ``meta.dt`` is set)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_event_time(datetime.now(UTC))
 
 
 def message(status: int, text: str, headers: Mapping[str, str] | None = None) -> Response:

@@ -214,3 +214,22 @@ def test_cli_materialize_and_simulate_errors(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["materialize", "--events", str(tmp_path / "none"),
                                   "--output", str(tmp_path / "d")])
     assert missing.exit_code == 2 and "no such events file or directory" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"units": -5}, "units must be at least 0"),
+        ({"mixed_share": 1.5}, "mixed share"),
+        ({"conversion": -0.1}, "base conversion rate"),
+        ({"lifts": {"nope": 1.1}}, "name groups of the experiment"),
+        ({"lifts": {"treatment": -1.0}}, "non-negative"),
+        ({"fault": Fault("nope", 0.1)}, "not a group"),
+        ({"fault": Fault("treatment", 1.7)}, "lost share"),
+    ],
+)
+def test_a_simulation_that_cannot_run_is_refused_with_the_reason(
+    changes: dict[str, object], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        Simulation(EXPERIMENT, **{"units": 10, **changes})  # type: ignore[arg-type]
