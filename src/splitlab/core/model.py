@@ -144,7 +144,16 @@ def format_event_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _string_list(value: object, where: str) -> tuple[str, ...]:
+def parse_window(row: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """A row's ``start`` and ``end`` (either may be open); refuses a start after the end."""
+    start = parse_time(row.get("start"), "start")
+    end = parse_time(row.get("end"), "end")
+    if start is not None and end is not None and start > end:
+        raise ConfigError("start", f"is after end ({format_time(start)} > {format_time(end)})")
+    return start, end
+
+
+def string_list(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -152,7 +161,7 @@ def _string_list(value: object, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _optional_str(value: object, where: str) -> str | None:
+def optional_str(value: object, where: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ConfigError(where, f"must be a string, got {value!r}")
@@ -231,10 +240,7 @@ class Experiment:
                 "user_identifier_type",
                 f"must be one of {', '.join(IDENTIFIER_TYPES)}, got {unit!r}",
             )
-        start = parse_time(row.get("start"), "start")
-        end = parse_time(row.get("end"), "end")
-        if start is not None and end is not None and start > end:
-            raise ConfigError("start", f"is after end ({format_time(start)} > {format_time(end)})")
+        start, end = parse_window(row)
         algorithm = row.get("algorithm", ALGORITHM)
         if algorithm != ALGORITHM:
             raise ConfigError("algorithm", f"unknown assignment algorithm {algorithm!r}")
@@ -245,9 +251,9 @@ class Experiment:
             user_identifier_type=str(unit),
             start=start,
             end=end,
-            stream_name=_optional_str(row.get("stream_name"), "stream_name"),
-            schema_id=_optional_str(row.get("schema_id"), "schema_id"),
-            contextual_attributes=_string_list(
+            stream_name=optional_str(row.get("stream_name"), "stream_name"),
+            schema_id=optional_str(row.get("schema_id"), "schema_id"),
+            contextual_attributes=string_list(
                 row.get("contextual_attributes"), "contextual_attributes"
             ),
             phase_index=_int(row.get("phase_index"), "phase_index", 0),

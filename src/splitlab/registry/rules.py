@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from splitlab.core.headers import EXPERIMENT_NAME, GROUP_NAME
-from splitlab.core.model import Experiment, SampleRate, format_time, parse_time
+from splitlab.core.model import (
+    Experiment,
+    SampleRate,
+    format_time,
+    optional_str,
+    parse_time,
+    parse_window,
+    string_list,
+)
 from splitlab.errors import ConfigError, ConflictError
 
 MANAGED_FIELDS = frozenset({"version", "exposure_version"})
@@ -69,10 +77,7 @@ def normalize_instrument(row: Mapping[str, Any], version: int) -> dict[str, Any]
     name = _check_name(clean)
     if "sample_rate" not in clean:
         raise ConfigError("sample_rate", "is required")
-    start = parse_time(clean.get("start"), "start")
-    end = parse_time(clean.get("end"), "end")
-    if start is not None and end is not None and start > end:
-        raise ConfigError("start", "is after end")
+    start, end = parse_window(clean)
     stored: dict[str, Any] = {
         "name": name,
         "sample_rate": SampleRate.parse(clean["sample_rate"]).to_wire(),
@@ -80,14 +85,9 @@ def normalize_instrument(row: Mapping[str, Any], version: int) -> dict[str, Any]
         "end": format_time(end),
     }
     for field in ("stream_name", "schema_id"):
-        value = clean.get(field)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(field, f"must be a string, got {value!r}")
-        stored[field] = value
-    attributes = clean.get("contextual_attributes", [])
-    if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
-        raise ConfigError("contextual_attributes", f"must be a list of strings, got {attributes!r}")
-    stored["contextual_attributes"] = attributes
+        stored[field] = optional_str(clean.get(field), field)
+    stored["contextual_attributes"] = list(
+        string_list(clean.get("contextual_attributes"), "contextual_attributes"))
     stored["version"] = version
     return stored
 
