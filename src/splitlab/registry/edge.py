@@ -25,7 +25,9 @@ from datetime import UTC, timedelta
 from fractions import Fraction
 from typing import Any
 
-from splitlab.core.model import SampleRate, canonical_json, parse_time
+import orjson
+
+from splitlab.core.model import SampleRate, parse_time
 from splitlab.registry.sites import SiteCatalog
 
 BUCKETS = 100_000
@@ -104,21 +106,26 @@ def edge_domains(row: Mapping[str, Any], catalog: SiteCatalog) -> tuple[dict[str
     site the row gives its own rate — and the sites the catalog does not know (left out)."""
     rate = SampleRate.parse(row["sample_rate"])
     groups: Sequence[str] = row["groups"]
-    rates = {site: rate.default for site in catalog.domains} | dict(rate.by_site)
-    layouts: dict[float, dict[str, Range]] = {}
-    domains: dict[str, Any] = {}
+    entries: dict[float, dict[str, Any]] = {}
+
+    def entry(site_rate: float) -> dict[str, Any]:
+        """The domain entry at ``site_rate`` (one shared object per rate; empty: no bucket)."""
+        if site_rate not in entries:
+            pairs = zip(groups, tk_v1_ranges(len(groups), site_rate), strict=True)
+            ranges = {group: r for group, r in pairs if r is not None}
+            entries[site_rate] = {"groups": ranges} if ranges else {}
+        return entries[site_rate]
+
+    default = entry(rate.default)
+    domains = {domain: default for site, domain in catalog.domains.items()
+               if default and site not in rate.by_site}
     unknown: list[str] = []
-    for site, site_rate in rates.items():
+    for site, site_rate in rate.by_site.items():
         domain = catalog.domain(site)
         if domain is None:
             unknown.append(site)
-            continue
-        if site_rate not in layouts:
-            ranges = tk_v1_ranges(len(groups), site_rate)
-            pairs = zip(groups, ranges, strict=True)
-            layouts[site_rate] = {group: r for group, r in pairs if r is not None}
-        if layouts[site_rate]:
-            domains[domain] = {"groups": layouts[site_rate]}
+        elif entry(site_rate):
+            domains[domain] = entry(site_rate)
     return dict(sorted(domains.items())), sorted(unknown)
 
 
@@ -137,7 +144,7 @@ def edge_document(rows: Iterable[Mapping[str, Any]], catalog: SiteCatalog) -> di
             experiments[row["name"]] = {"start": edge_time(row.get("start"), "start", up=True),
                                         "end": edge_time(row.get("end"), "end", up=False),
                                         "domains": domains}
-    digest = hashlib.sha256(canonical_json(experiments).encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256(orjson.dumps(experiments)).hexdigest()[:16]  # built in sorted order
     comment = f"splitlab edge config {digest}"
     if left_out:
         comment += f"; sites left out, not in the site catalog: {', '.join(left_out)}"
