@@ -14,7 +14,9 @@ RFC 3339 and RFC 3986 do not, and which clients really send:
   ``location.href`` (``|``, ``[``, ``]``, ``{``, ``^``, ...) and refuse only whitespace (and a
   backslash at the start of a path or fragment, for ``uri-reference``).
 
-Other formats are checked strictly by jsonschema-rs.
+Other formats are checked strictly by jsonschema-rs. The schemas validate with jsonschema-rs's
+own (strict, compiled) checks first; these functions look only at the values those refuse, so
+the common event costs no Python call.
 """
 
 from __future__ import annotations
@@ -47,8 +49,16 @@ def is_uri_reference(value: str) -> bool:
     return _URI_REFERENCE.fullmatch(value) is not None
 
 
-FORMATS: Mapping[str, Callable[[str], bool]] = {"uri": is_uri, "uri-reference": is_uri_reference}
-"""Format checkers that replace jsonschema-rs's own for these names."""
+_LENIENT: Mapping[str, Callable[[str], bool]] = {"uri": is_uri, "uri-reference": is_uri_reference}
+
+
+def as_eventgate_accepts(format_name: str, value: str) -> str | None:
+    """The value to store for a string the strict ``format_name`` check refused: ``value``
+    itself or its normalised form when EventGate accepts it, else None."""
+    if format_name == "date-time":
+        return normalize_date_time(value)
+    check = _LENIENT.get(format_name)
+    return value if check is not None and check(value) else None
 
 
 def normalize_date_time(value: str) -> str | None:

@@ -28,7 +28,7 @@ import jsonschema_rs
 import orjson
 
 from splitlab.errors import InvalidEventError
-from splitlab.intake.formats import FORMATS, normalize_date_time, replace_at
+from splitlab.intake.formats import as_eventgate_accepts, replace_at
 from splitlab.intake.violations import from_error, required, violation
 
 MAX_MESSAGE = 300
@@ -93,15 +93,9 @@ class Schema:
         except ValueError as error:  # the validator's own limits, e.g. nesting depth
             raise self._unvalidatable(error) from None
         try:
-            errors = list(self.validator.iter_errors(event))
-            fixed = event
-            for found in errors:
-                if (isinstance(found.kind, jsonschema_rs.ValidationErrorKind.Format)
-                        and found.kind.format == "date-time" and isinstance(found.instance, str)
-                        and (utc := normalize_date_time(found.instance)) is not None):
-                    fixed = replace_at(fixed, found.instance_path, utc)
-            if fixed is not event:
-                errors = list(self.validator.iter_errors(fixed))
+            fixed, errors = self._eventgate_errors(event)
+            if fixed is not event and (errors or not self.validator.is_valid(fixed)):
+                fixed, errors = self._eventgate_errors(fixed)
         except ValueError as error:
             raise self._unvalidatable(error) from None
         if not errors:
@@ -113,6 +107,22 @@ class Schema:
             text = text[:MAX_MESSAGE] + "..."
         raise InvalidEventError(f"{where}: {text} (schema {self.id})",
                                 [v for found in errors for v in from_error(found)])
+
+    def _eventgate_errors(self, event: Any) -> tuple[Any, list[jsonschema_rs.ValidationError]]:
+        """``event`` with the format values EventGate accepts normalised, and the errors that
+        remain (strict format errors on values EventGate accepts are not errors)."""
+        fixed, remaining = event, []
+        for found in self.validator.iter_errors(event):
+            kind = found.kind
+            if (isinstance(kind, jsonschema_rs.ValidationErrorKind.Format)
+                    and isinstance(found.instance, str)):
+                value = as_eventgate_accepts(kind.format, found.instance)
+                if value is not None:
+                    if value != found.instance:
+                        fixed = replace_at(fixed, found.instance_path, value)
+                    continue
+            remaining.append(found)
+        return fixed, remaining
 
     @staticmethod
     def _unvalidatable(error: ValueError) -> InvalidEventError:
@@ -176,8 +186,7 @@ def compile_schema(document: Any, schema_id: str) -> Schema:
     if not isinstance(document, dict) or document.get("$id") != schema_id:
         raise schema_error(f"schema file for {schema_id} does not declare $id {schema_id}")
     try:
-        validator = jsonschema_rs.Draft7Validator(
-            document, validate_formats=True, formats=dict(FORMATS))
+        validator = jsonschema_rs.Draft7Validator(document, validate_formats=True)
     except ValueError as error:  # not a valid draft-07 schema
         raise schema_error(f"schema {schema_id} cannot be compiled: {error}") from None
     return Schema(id=schema_id, title=str(document.get("title", "")), validator=validator)
