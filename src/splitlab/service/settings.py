@@ -12,7 +12,7 @@
 | ``SPLITLAB_STREAMS_FILE`` | event stream config (JSON or YAML) | built-in streams |
 | ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
 | ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
-| ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue before 503 | 10000 |
+| ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue (more: sync) | 10000 |
 | ``SPLITLAB_EVENTS_CORS_ORIGINS`` | page origins allowed by CORS (comma-separated; ``*``) | none |
 | ``SPLITLAB_CLIENT_EXPERIMENTS`` | comma-separated names of the client experiments | all |
 | ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
