@@ -72,7 +72,7 @@ class PageRewriter:
         if coding and coding != "identity":
             self._codec = codec_for(coding, context.brotli)
             if self._codec is None:
-                self._give_up("encoding")
+                self.give_up("encoding")
             else:
                 self._decoder = self._codec.decoder()
 
@@ -86,7 +86,7 @@ class PageRewriter:
         try:
             self._page += self._decoder.decode(data) if self._decoder else data
         except CodingError:
-            return self._give_up("encoding")
+            return self.give_up("encoding")
         found = self._scanner.scan(self._page)  # type: ignore[arg-type]
         if found is not None:
             return self._decorate(found)
@@ -102,12 +102,19 @@ class PageRewriter:
             return b""
         return self._without_body()
 
+    def abandon(self) -> None:
+        """The body failed (or was cut off) before the outcome was known: nothing was seen, so
+        the held exposures are dropped (``request_failed``); the page is not counted."""
+        if self.outcome is None:
+            self.outcome, self._passing = "failed", True
+            self._manager.release_exposures(False, "request_failed")
+
     def _decorate(self, found: tuple[int, int]) -> bytes:
         response = self._response
         decoration = encoded_decoration(self._manager, self._context.options,
                                         response.content_type)
         if decoration is None:
-            return self._give_up("charset")
+            return self.give_up("charset")
         page = splice_page(bytes(self._page), found, self._scanner.head_end, *decoration)
         self._raw, self._page = [], bytearray()
         self._settle("decorated")
@@ -129,11 +136,12 @@ class PageRewriter:
 
     def _without_body(self) -> bytes:
         if not self._page.strip():
-            return self._give_up("empty")
-        return self._give_up("no_body_tag" if self._scanner.document else "fragment")
+            return self.give_up("empty")
+        return self.give_up("no_body_tag" if self._scanner.document else "fragment")
 
-    def _give_up(self, outcome: str) -> bytes:
-        """Send the body as the app made it."""
+    def give_up(self, outcome: str) -> bytes:
+        """Stop: the body (what was held back of it) is sent as the app made it, and the page
+        counts as not decorated for ``outcome``."""
         raw, self._raw, self._page = b"".join(self._raw), [], bytearray()
         self._passing = True
         self._settle(outcome)

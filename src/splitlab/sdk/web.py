@@ -116,6 +116,11 @@ def is_html(content_type: str | None) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/html"
 
 
+def page_status(status: int) -> bool:
+    """Whether a response with this status carries a page (not 1xx, 204 or 304)."""
+    return status >= 200 and status not in (204, 304)
+
+
 def keys_document(options: WebOptions, method: str, path: str) -> bytes | None:
     """The JWK set to answer with, when the request is ``GET`` of the bootstrap's keys path."""
     boot = options.bootstrap
