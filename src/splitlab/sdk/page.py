@@ -23,7 +23,7 @@ from splitlab.core.html_scan import BodyScanner
 from splitlab.sdk.encoding import Codec, CodingError, Decoder, Encoder, codec_for
 from splitlab.sdk.manager import ExperimentManager
 from splitlab.sdk.metrics import Metrics
-from splitlab.sdk.web import WebOptions, encoded_decoration
+from splitlab.sdk.web import WebOptions, encoded_decoration, page_charset
 
 log = logging.getLogger("splitlab.sdk")
 SCAN_LIMIT = 1 << 20
@@ -69,7 +69,9 @@ class PageRewriter:
         self._passing = False
         self.outcome: str | None = None
         coding = (response.content_encoding or "").strip().lower()
-        if coding and coding != "identity":
+        if page_charset(response.content_type) is None:
+            self.give_up("charset")
+        elif coding and coding != "identity":
             self._codec = codec_for(coding, context.brotli)
             if self._codec is None:
                 self.give_up("encoding")

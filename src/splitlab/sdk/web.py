@@ -179,15 +179,27 @@ def decorate_html(
 def encoded_decoration(manager: ExperimentManager, options: WebOptions,
                        content_type: str) -> tuple[bytes, bytes] | None:
     """The body classes and the data block (:func:`page_decoration`) in the page's charset, or
-    ``None`` when that charset is unknown or not ASCII-compatible (UTF-16, ISO-2022-JP...):
-    markup found by byte scanning is then not markup."""
+    ``None`` when that charset cannot carry them (:func:`page_charset`)."""
+    charset = page_charset(content_type)
+    if charset is None:
+        return None
+    classes, block = page_decoration(manager, options)
+    try:
+        return classes.encode(charset), block.encode(charset)
+    except UnicodeError:
+        return None
+
+
+def page_charset(content_type: str) -> str | None:
+    """The page's charset (UTF-8 unless declared), or ``None`` when it is unknown or not
+    ASCII-compatible (UTF-16, ISO-2022-JP...): markup found by byte scanning would then not be
+    markup."""
     match = _CHARSET.search(content_type)
     charset = match.group(1) if match else "utf-8"
     try:
         name = codecs.lookup(charset).name
         if name.startswith(_NOT_ASCII_COMPATIBLE) or "<body>".encode(charset) != b"<body>":
             return None
-        classes, block = page_decoration(manager, options)
-        return classes.encode(charset), block.encode(charset)
     except (LookupError, UnicodeError):
         return None
+    return charset
