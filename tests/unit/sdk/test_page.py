@@ -67,7 +67,7 @@ def test_pages_that_cannot_be_decorated_are_sent_as_made_counted_and_not_exposed
 @pytest.mark.parametrize("pieces", [1, 7, 5000])
 def test_decorated_pages_release_their_exposures(pieces: int) -> None:
     body = compress("gzip", PAGE.encode())
-    out, outcome, client, sender = rewrite(body, coding="gzip", pieces=pieces)
+    out, outcome, _client, sender = rewrite(body, coding="gzip", pieces=pieces)
     assert outcome == "decorated"
     assert b"splitlab-config" in zlib.decompress(out, 31)
     assert [e["action"] for e in sender.events] == ["experiment_exposure"]

@@ -194,7 +194,7 @@ def test_a_failing_html_body_is_closed_exactly_once(length: bool) -> None:
         return bodies[-1]
 
     with pytest.raises(OSError):
-        result, _, client, _ = run_wsgi(app)
+        result, _, _, _ = run_wsgi(app)
         try:  # the server's part: iterate, then close whatever happened
             b"".join(result)
         finally:
@@ -234,7 +234,7 @@ def test_compressed_pages_are_decoded_decorated_and_re_encoded(coding: str, leng
                                             if length else []))
         return iter([body[:40], body[40:]])
 
-    result, seen, client, sender = run_wsgi(app)
+    result, seen, _, _ = run_wsgi(app)
     sent = b"".join(result)
     headers = seen["headers"]
     assert isinstance(headers, dict) and headers["Content-Encoding"] == coding
