@@ -18,12 +18,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
+from conftest import ROOT
 from tests.integration.serve_helpers import free_port
 from tests.unit.sdk.compress_helpers import GROUPS
 from tests.unit.sdk.sdk_helpers import IntakeStub, oracle, row
 from tests.unit.sdk.web_helpers import read_page
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.integration
 NAME = "frameworks-banner"

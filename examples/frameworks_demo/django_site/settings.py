@@ -1,6 +1,6 @@
-"""Settings of the Django demo. Serve it with ``uvicorn frameworks_demo.django_site.asgi:application``
-or ``python -m django runserver --settings frameworks_demo.django_site.settings`` (from
-``examples/``).
+"""Settings of the Django demo. Serve it (from ``examples/``) with
+``uvicorn frameworks_demo.django_site.asgi:application`` or
+``python -m django runserver --settings frameworks_demo.django_site.settings``.
 
 ``GZipMiddleware`` comes first (outermost), ``SplitlabMiddleware`` after it: splitlab decorates
 the page before it is compressed. Behind a TLS-terminating proxy, ``SECURE_PROXY_SSL_HEADER``
