@@ -19,6 +19,11 @@ _VALUE = rb"(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'=<`][^\t\n\f\r >]*+)"
 _ATTRS = (rb"(?:[\t\n\f\r /]++|[^\t\n\f\r />=][^\t\n\f\r />=]*+"
           rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VALUE + rb")?+)*+")
 _TAG = re.compile(rb"<(/?)([a-zA-Z][^\t\n\f\r />]*+)(" + _ATTRS + rb")>")
+_SPECIAL = (rb"script|style|textarea|title|xmp|iframe|noembed|noframes|noscript|plaintext|body|"
+            rb"head|html|template|svg|math")
+_SKIP = re.compile(  # text, and tags whose names change nothing here, in one match
+    rb"(?:[^<]++|<(?=[^!/?a-zA-Z])|</?(?!(?i:" + _SPECIAL + rb")[\t\n\f\r />])"
+    rb"[a-zA-Z][^\t\n\f\r />]*+" + _ATTRS + rb">)*+")
 _TAG_NAME = re.compile(rb"</?([a-zA-Z][^\t\n\f\r />]*+)")
 _ATTR_NAME = re.compile(rb"[^\t\n\f\r />=]*+")
 _UNQUOTED = re.compile(rb"[^\t\n\f\r >]*+")
@@ -63,6 +68,9 @@ class BodyScanner:
         """The ``<body>`` tag's span in ``data`` (the page so far), or ``None`` while unseen."""
         at = self._at
         while self.body is None and not self.text_only:
+            if not self._foreign:
+                skipped = _SKIP.match(data, at)
+                at = at if skipped is None else skipped.end()
             lt = data.find(b"<", at)
             if lt < 0 or lt + 1 >= len(data):
                 self._at = len(data) if lt < 0 else lt
