@@ -23,6 +23,7 @@ DESCRIPTIONS: Mapping[str, str] = {
     "splitlab_sdk_events_sent_total": "Events the intake accepted.",
     "splitlab_sdk_events_dropped_total": "Events dropped, by reason.",
     "splitlab_sdk_send_retries_total": "Batches retried after an intake failure.",
+    "splitlab_sdk_undecorated_pages_total": "HTML pages sent without decoration, by reason.",
 }
 """Every counter the SDK knows, with its help text (unknown names are refused)."""
 
