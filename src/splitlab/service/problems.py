@@ -60,6 +60,10 @@ SERVER_ERROR_TEXT = {500: "internal error", 502: "an upstream service failed",
                      503: "temporarily unavailable; retry later"}
 """What a 5xx body says (never the error's own text, which may name hosts or files)."""
 
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 500: "internal_error",
+               502: "upstream_error", 503: "unavailable"}
+"""The problem's ``error`` code where there is no error of the tree (Starlette's, and 5xx)."""
+
 OFREP_PREFIX = "/ofrep/"
 
 _OFREP_CODES: tuple[tuple[type[SplitlabError], str], ...] = (
@@ -107,10 +111,6 @@ def _respond(request: Request, status: int, error: SplitlabError | None, message
         field = error.field if isinstance(error, ConfigError) else None
         body = problem_body(code, message, field)
     return json_response(body, status, headers)
-
-
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 500: "internal_error",
-               502: "upstream_error", 503: "unavailable"}
 
 
 async def splitlab_error(request: Request, exc: Exception) -> Response:

@@ -155,3 +155,18 @@ def test_the_service_follows_a_key_rotation_at_its_next_request(tmp_path: Path) 
         envelope = client.post(PAYLOAD, json={"identifiers": {"edge-unique": "a"}}).json()
     assert envelope["kid"] == before["keys"][1]["kid"] == after["keys"][0]["kid"]
     assert before["keys"][0]["kid"] in [k["kid"] for k in after["keys"]]
+
+
+def test_every_error_of_the_tree_has_its_own_status() -> None:
+    """A class added to the tree without a row in the one mapping would be a silent 500."""
+    import inspect
+
+    from splitlab import errors
+    from splitlab.service.problems import status_of
+
+    server_side = {errors.SinkError: 503, errors.RemoteError: 502, errors.SplitlabError: 500}
+    for _, kind in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(kind, errors.SplitlabError):
+            status = status_of(kind.__new__(kind))
+            assert status == server_side.get(kind, status) and (
+                status < 500 or kind in server_side), (kind.__name__, status)
