@@ -15,10 +15,11 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.sdk.client_payload import PayloadOptions
+from splitlab.service.api_support import JSON_MEDIA_TYPE, json_response
 from splitlab.service.client_access import ApiKeyGate, ExperimentSource
 from splitlab.service.client_delivery import ClientDeliveryComponent
 from splitlab.service.intake import IntakeComponent
@@ -67,7 +68,7 @@ def client_components(settings: Settings, source: ExperimentSource) -> list[Comp
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def document_routes() -> list[BaseRoute]:
@@ -76,7 +77,7 @@ def document_routes() -> list[BaseRoute]:
     spec, page = orjson.dumps(document), docs_page(document)
 
     async def openapi(request: Request) -> Response:
-        return Response(spec, media_type="application/json")
+        return Response(spec, media_type=JSON_MEDIA_TYPE)
 
     async def docs(request: Request) -> Response:
         return Response(page, media_type="text/html")

@@ -47,7 +47,7 @@ from splitlab.intake.sinks import Sink
 from splitlab.intake.spool import SpoolingSink
 from splitlab.intake.sqlite_log import SQLiteSink
 from splitlab.intake.streams import StreamCatalog, load_catalog
-from splitlab.service.api_support import json_response, read_body
+from splitlab.service.api_support import JSON_MEDIA_TYPE, json_response, read_body
 from splitlab.service.cors import CorsPolicy
 from splitlab.service.settings import Settings
 
@@ -86,7 +86,7 @@ def batch_response(statuses: Sequence[EventStatus]) -> Response:
             if not _writable({"invalid": [entry]}):  # at the depth it has in the body
                 entry["event"] = None
         content = orjson.dumps(body)
-    return Response(content, code, media_type="application/json")
+    return Response(content, code, media_type=JSON_MEDIA_TYPE)
 
 
 def _writable(value: Any) -> bool:
