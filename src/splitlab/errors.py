@@ -73,6 +73,22 @@ class AuthError(SplitlabError):
     code = "unauthorized"
 
 
+class ForbiddenError(AuthError):
+    """Credentials were presented but are not valid here (OFREP's 403, unlike 401: none given)."""
+
+    code = "forbidden"
+
+
+class RateLimitedError(SplitlabError):
+    """A client sent more requests than its rate limit; ``retry_after`` is in whole seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidEventError(SplitlabError, ValueError):
     """An event cannot be accepted: unknown stream or schema, or it fails its schema.
 
@@ -112,6 +128,27 @@ class UnsupportedMediaTypeError(BadRequestError):
     code = "unsupported_media_type"
 
 
+class InvalidTextError(BadRequestError):
+    """A request body is JSON in form but holds text that is not Unicode: a lone UTF-16 surrogate
+    escape (``"\\ud83d"``) or bytes that are not UTF-8."""
+
+    code = "invalid_text"
+
+
+class EvaluationError(BadRequestError):
+    """An OpenFeature (OFREP) evaluation request that cannot be evaluated.
+
+    ``error_code`` is OFREP's ``errorCode`` (``INVALID_CONTEXT``, ``TARGETING_KEY_MISSING``,
+    ``PARSE_ERROR``); the service answers 400.
+    """
+
+    code = "invalid_evaluation_request"
+
+    def __init__(self, error_code: str, details: str) -> None:
+        super().__init__(details)
+        self.error_code = error_code
+
+
 class SignatureError(SplitlabError, ValueError):
     """A signed client payload does not verify (altered, expired, or signed by an unknown key)."""
 
@@ -122,3 +159,13 @@ class AnalysisError(SplitlabError, ValueError):
     """Analysis input is unusable: unreadable events, an unknown experiment, a bad metric."""
 
     code = "invalid_analysis_input"
+
+
+class RemoteError(SplitlabError):
+    """A splitlab server refused a request (``status``: its HTTP status; 0: not reached)."""
+
+    code = "remote_error"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status})" if status else message)
+        self.status = status

@@ -181,9 +181,10 @@ class Registry:
                actor: str) -> Record:
         """Apply a partial update, guarded by ``if_match`` (the ETag the caller last saw).
 
-        Raises :class:`PreconditionRequiredError` without ``if_match``,
-        :class:`PreconditionFailedError` when it is stale, :class:`ConflictError` for an edit the
-        rules forbid, :class:`ConfigError` when the result is invalid.
+        Raises :class:`PreconditionRequiredError` without ``if_match`` or with ``*`` (which
+        would match any revision), :class:`PreconditionFailedError` when it is stale,
+        :class:`ConflictError` for an edit the rules forbid, :class:`ConfigError` when the
+        result is invalid.
         """
         _check_kind(kind)
         return self._change(kind, name, if_match, actor,
@@ -215,6 +216,10 @@ class Registry:
         if if_match is None and require_match:
             raise PreconditionRequiredError(
                 f"updating {kind} {name!r} needs If-Match with its current ETag")
+        if require_match and if_match is not None and if_match.strip() == "*":
+            raise PreconditionRequiredError(
+                f"updating {kind} {name!r} needs If-Match with its current ETag, not '*': '*' "
+                "matches any revision, so it would overwrite a change you have not seen")
         now = self.clock()
         objects = self.tables.objects
         try:
