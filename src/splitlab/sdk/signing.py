@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from splitlab.core.model import canonical_json
+from splitlab.datadir import private_dir
 from splitlab.errors import SignatureError
 from splitlab.sdk.client_payload import payload_bytes
 
@@ -117,7 +118,7 @@ def load_or_create_signer(data_dir: Path) -> PayloadSigner:
 
     path = data_dir / KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         pem = _crypto().Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),

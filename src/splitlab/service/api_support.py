@@ -18,6 +18,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from splitlab.datadir import ADMIN_TOKEN_FILE as TOKEN_FILE
 from splitlab.errors import (
     AuthError,
     BadRequestError,
@@ -33,7 +34,6 @@ from splitlab.errors import (
 MAX_BODY_BYTES = 64 * 1024
 """A config row is a few hundred bytes; anything this large is a mistake or an attack."""
 
-TOKEN_FILE = "admin-token"
 
 _STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
     (PayloadTooLargeError, 413), (BadRequestError, 400), (ConfigError, 422),
