@@ -184,3 +184,25 @@ def test_one_positive_share_and_no_stray_units_says_why_it_is_not_tested(
     assert report.srm.note in text and "--config" not in text
     unconfigured = analyze(engine, Options(EXPERIMENT))
     assert unconfigured.srm.note is not None and "--config" in unconfigured.srm.note
+
+
+def test_an_empty_input_is_named_not_a_temporary_directory(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from splitlab.analysis.simulate import EVENT_SCHEMA
+
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(EVENT_SCHEMA.empty_table(), empty)
+    runner = CliRunner()
+    result = runner.invoke(app, ["analyze", "--experiment", EXPERIMENT, "--events", str(empty)])
+    assert result.exit_code == 2
+    assert f"no events in {empty}" in result.output
+    assert "splitlab-analyze-" not in result.output and "materialize" not in result.output
+    done = runner.invoke(app, ["materialize", "--events", str(empty), "--output",
+                               str(tmp_path / "d")])
+    assert done.exit_code == 0, done.output
+    again = runner.invoke(app, ["analyze", "--experiment", EXPERIMENT, "--data-dir",
+                                str(tmp_path / "d")])
+    assert again.exit_code == 2
+    assert f"no events under {tmp_path / 'd'}" in again.output
+    assert "run `splitlab materialize`" not in again.output
