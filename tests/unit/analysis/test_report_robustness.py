@@ -206,3 +206,15 @@ def test_an_empty_input_is_named_not_a_temporary_directory(tmp_path: Path) -> No
     assert again.exit_code == 2
     assert f"no events under {tmp_path / 'd'}" in again.output
     assert "run `splitlab materialize`" not in again.output
+
+
+def test_shares_that_are_all_zero_are_refused_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps([{"name": EXPERIMENT, "groups": ["control", "treatment"],
+                                   "sample_rate": {"default": 1},
+                                   "user_identifier_type": "mw-user"}]))
+    events = write(tmp_path, units("control", [0] * 3))
+    result = CliRunner().invoke(app, ["analyze", "--experiment", EXPERIMENT, "--events",
+                                      str(events), "--config", str(config), "--weights", "0,0"])
+    assert result.exit_code == 2
+    assert "at least one configured share must be positive" in result.output
