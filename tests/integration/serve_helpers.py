@@ -37,17 +37,19 @@ def server_environment(env: Mapping[str, str] | None) -> dict[str, str]:
 
 @contextmanager
 def server(
-    data_dir: Path, port: int, workers: int = 2, env: Mapping[str, str] | None = None,
-    log: Path | None = None, graceful: bool = False,
+    data_dir: Path | None, port: int, workers: int = 2, env: Mapping[str, str] | None = None,
+    log: Path | None = None, graceful: bool = False, cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``splitlab serve`` on ``port`` with the settings in ``env`` (see
     :func:`server_environment`) and its output in ``log`` (else discarded), in its own process
-    group. At the end the group is killed (SIGKILL), or with ``graceful`` sent SIGTERM and awaited
+    group, run in ``cwd``; without ``data_dir`` no ``--data-dir`` is given (the default applies).
+    At the end the group is killed (SIGKILL), or with ``graceful`` sent SIGTERM and awaited
     (the caller can then check ``returncode``)."""
     command = [sys.executable, "-c", "from splitlab.cli import main; main()", "serve",
-               "--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)]
+               "--port", str(port), "--workers", str(workers)]
+    command += ["--data-dir", str(data_dir)] if data_dir is not None else []
     output = log.open("wb") if log is not None else subprocess.DEVNULL
-    process = subprocess.Popen(command, start_new_session=True, stdout=output,
+    process = subprocess.Popen(command, start_new_session=True, stdout=output, cwd=cwd,
                                stderr=subprocess.STDOUT, env=server_environment(env))
     try:
         deadline = time.monotonic() + 30

@@ -37,8 +37,10 @@ class Options:
 
 @dataclass(frozen=True, slots=True)
 class Srm:
-    """The sample ratio mismatch test over unmixed units (``statistic`` and ``p_value`` are
-    ``None`` when fewer than two groups are known: pass the configured groups)."""
+    """The sample ratio mismatch test over unmixed units. Units in a group whose configured
+    share is 0 are a mismatch by themselves (``statistic`` infinite, ``p_value`` 0). When there
+    is no ratio to test (one group known, or one positive share with every unit in it)
+    ``statistic`` and ``p_value`` are ``None`` and ``note`` says why."""
 
     statistic: float | None
     df: int
@@ -49,6 +51,7 @@ class Srm:
     expected: dict[str, float]
     observed_units: dict[str, int]
     expected_units: dict[str, float]
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +73,15 @@ class GroupResult:
 
 @dataclass(frozen=True, slots=True)
 class MetricResult:
+    """A metric in every group with units. ``error`` says what could not be computed (a group
+    with one unit, a zero denominator, no units in control, a sequential test without a scale);
+    the comparisons it names carry no effect, every other number is reported."""
+
     name: str
     kind: str
     cuped: bool
     groups: list[GroupResult]
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,22 +145,37 @@ def _srm(groups: list[str], counts: dict[str, int], options: Options) -> Srm:
     if len(weights) < len(groups):  # groups seen but not configured are expected to be empty
         weights += [0.0] * (len(groups) - len(weights))
     positive = [i for i, w in enumerate(weights) if w > 0]
+    if not positive:
+        raise AnalysisError("at least one configured share must be positive")
     unexpected = sum(counts.get(groups[i], 0) for i, w in enumerate(weights) if w <= 0)
-    observed = [counts.get(groups[i], 0) for i in positive]
     total = sum(counts.values())
     weight_sum = sum(weights)
-    observed_shares = {g: (counts.get(g, 0) / total if total else 0.0) for g in groups}
     expected_shares = {g: w / weight_sum for g, w in zip(groups, weights, strict=True)}
-    observed_units = {g: counts.get(g, 0) for g in groups}
-    expected_units = {g: total * share for g, share in expected_shares.items()}
+    shares = (
+        {g: (counts.get(g, 0) / total if total else 0.0) for g in groups}, expected_shares,
+        {g: counts.get(g, 0) for g in groups},
+        {g: total * share for g, share in expected_shares.items()},
+    )
+    if unexpected:  # units where none may be: X² is infinite whatever the other counts are
+        return Srm(math.inf, len(groups) - 1, 0.0, options.srm_alpha, True, *shares)
     if len(positive) < 2:
-        return Srm(None, 0, None, options.srm_alpha, False, observed_shares, expected_shares,
-                   observed_units, expected_units)
-    test = stats.chi_square_gof(observed, [weights[i] for i in positive])
-    p_value = 0.0 if unexpected else test.p_value
-    return Srm(math.inf if unexpected else test.statistic, test.df, p_value, options.srm_alpha,
-               p_value < options.srm_alpha, observed_shares, expected_shares, observed_units,
-               expected_units)
+        return Srm(None, 0, None, options.srm_alpha, False, *shares,
+                   note=_untestable(options, groups[positive[0]]))
+    test = stats.chi_square_gof([counts.get(groups[i], 0) for i in positive],
+                                [weights[i] for i in positive])
+    return Srm(test.statistic, test.df, test.p_value, options.srm_alpha,
+               test.p_value < options.srm_alpha, *shares)
+
+
+def _untestable(options: Options, only: str) -> str:
+    """Why there is no ratio to test when every unit is in ``only``, the one group with a share."""
+    if not options.groups:
+        return (f"only one group seen in the data ({only!r}); give --config to name every "
+                "configured group")
+    if len(options.groups) == 1:
+        return f"the experiment has one group ({only!r}): there is no ratio to test"
+    return (f"only {only!r} has a positive configured share and every unit is in it: "
+            "there is no ratio to test")
 
 
 def _breakdown(engine: Engine, column: str) -> dict[str, dict[str, int]]:
@@ -220,35 +243,63 @@ def _moments(n: Any, values: Sequence[Any]) -> stats.Moments:
 def _compare(
     metric: Metric, groups: list[str], moments: dict[str, stats.Moments], options: Options
 ) -> MetricResult:
+    """The metric in each group and each treatment group against control. A group that cannot
+    be compared is reported with its ``n`` and mean, and named in the metric's ``error``."""
     present = [g for g in groups if g in moments]
-    if not present or present[0] != groups[0]:
-        raise AnalysisError(f"metric {metric.name!r}: no units in control group {groups[0]!r}")
     cuped = metric.covariate is not None
+    if not present or present[0] != groups[0]:
+        return MetricResult(metric.name, metric.kind, cuped, [],
+                            f"no units in control group {groups[0]!r}")
     if cuped:
         all_groups = [moments[g] for g in present]
         theta, mean_x = stats.cuped_theta(all_groups), stats.pooled_mean_x(all_groups)
         moments = {g: stats.cuped_adjust(m, theta, mean_x) for g, m in moments.items()}
+    problems = {g: p for g in present if (p := _unusable(metric, moments[g]))}
+    errors = [f"group {g!r} {problem}" for g, problem in problems.items()]
     control = moments[present[0]]
-    estimate = _estimate(metric, control)
-    results = [GroupResult(present[0], control.n, estimate)]
+    results = [GroupResult(present[0], control.n, _estimate(metric, control))]
     for group in present[1:]:
         treatment = moments[group]
-        try:
-            test = (stats.ratio if metric.kind == "ratio" else stats.welch)(
-                control, treatment, options.alpha
-            )
-        except ValueError as error:
-            raise AnalysisError(f"metric {metric.name!r}, group {group!r}: {error}") from error
-        result = GroupResult(
-            group, treatment.n, test.treatment, test.effect, test.relative_effect, test.ci,
-            test.relative_ci, test.p_value,
-        )
-        if metric.tau > 0:
-            scale = metric.tau * abs(test.control)
-            seq = stats.sequential(test.effect, test.se, scale, options.alpha)
-            result = replace(result, sequential_ci=seq.ci, sequential_p_value=seq.p_value)
+        result = GroupResult(group, treatment.n, _estimate(metric, treatment))
+        if present[0] not in problems and group not in problems:
+            result, error = _effect(metric, control, treatment, options, result)
+            errors += [f"group {group!r}: {error}"] if error else []
         results.append(result)
-    return MetricResult(metric.name, metric.kind, cuped, results)
+    return MetricResult(metric.name, metric.kind, cuped, results, "; ".join(errors) or None)
+
+
+def _unusable(metric: Metric, group: stats.Moments) -> str | None:
+    """Why ``group`` cannot be compared with another (``None`` when it can)."""
+    if group.n < 2:
+        return f"has {group.n} unit (a comparison needs at least two)"
+    if metric.kind == "ratio" and group.mean_x == 0:
+        return "has a zero denominator (its units' denominators sum to 0)"
+    return None
+
+
+def _effect(
+    metric: Metric, control: stats.Moments, treatment: stats.Moments, options: Options,
+    result: GroupResult,
+) -> tuple[GroupResult, str | None]:
+    """``result`` with the effect of ``treatment`` against ``control``, and what could not be
+    computed (the sequential test needs a non-zero control estimate to scale ``tau``)."""
+    try:
+        test = (stats.ratio if metric.kind == "ratio" else stats.welch)(
+            control, treatment, options.alpha
+        )
+    except ValueError as error:
+        return result, str(error)
+    result = replace(result, mean=test.treatment, effect=test.effect,
+                     relative_effect=test.relative_effect, ci=test.ci,
+                     relative_ci=test.relative_ci, p_value=test.p_value)
+    if metric.tau <= 0:
+        return result, None
+    scale = metric.tau * abs(test.control)
+    if not scale > 0:
+        return result, ("no sequential test: the control mean is 0, so the mixing scale "
+                        "tau × |control mean| is 0")
+    seq = stats.sequential(test.effect, test.se, scale, options.alpha)
+    return replace(result, sequential_ci=seq.ci, sequential_p_value=seq.p_value), None
 
 
 def _estimate(metric: Metric, group: stats.Moments) -> float:

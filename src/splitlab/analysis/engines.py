@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import sqlglot
 
+from splitlab.analysis.materialize import MANIFEST
 from splitlab.errors import AnalysisError
 
 CANONICAL_DIALECT = "duckdb"
@@ -46,9 +47,13 @@ def transpile(sql: str, dialect: str) -> str:
 def parquet_files(directory: Path) -> list[Path]:
     """The materialised Parquet files under ``directory`` (an error when there are none)."""
     files = sorted(directory.rglob("*.parquet"))
-    if not files:
-        raise AnalysisError(f"no Parquet files under {directory} (run `splitlab materialize`)")
-    return files
+    if files:
+        return files
+    if (directory / MANIFEST).is_file():
+        raise AnalysisError(f"no events under {directory}: the inputs materialised into it "
+                            "held none")
+    raise AnalysisError(f"no Parquet files under {directory}: materialise events into it "
+                        f"first (splitlab materialize --events PATH --output {directory})")
 
 
 class DuckDBEngine:

@@ -63,7 +63,7 @@ def to_text(report: Report) -> str:
                      f"{srm.expected[group]:>9.2%}")
     verdict = "SAMPLE RATIO MISMATCH" if srm.flagged else "no sample ratio mismatch"
     if srm.p_value is None:
-        lines += ["", "SRM: not testable with one group (give --config to name every group)"]
+        lines += ["", f"SRM: not tested: {srm.note}"]
     else:
         lines += ["", f"SRM: chi-square {_number(srm.statistic)} (df {srm.df}), p = "
                   f"{_number(srm.p_value)} -> {verdict} at alpha {srm.alpha:g}"]
@@ -78,6 +78,8 @@ def to_text(report: Report) -> str:
                 f"{relative:>9} {_interval(g.relative_ci, True):>20} {_number(g.p_value):>9} "
                 f"{_number(g.p_value_adjusted):>9}"
             )
+        if metric.error:
+            lines.append(f"  error: {metric.error}")
     return "\n".join(lines) + "\n"
 
 
@@ -87,7 +89,7 @@ def to_html(report: Report) -> str:
     verdict = ("<p class=bad>Sample ratio mismatch: do not trust the effects below.</p>"
                if srm.flagged else "<p class=good>No sample ratio mismatch.</p>")
     if srm.p_value is None:
-        verdict = "<p>Not testable with one known group: give the configured groups.</p>"
+        verdict = f"<p>Not tested: {escape(srm.note or '')}.</p>"
     rows = "".join(
         f"<tr><td>{escape(g)}</td><td>{n:,}</td><td>{srm.observed[g]:.2%}</td>"
         f"<td>{srm.expected[g]:.2%}</td></tr>" for g, n in report.groups.items()
@@ -107,6 +109,8 @@ def to_html(report: Report) -> str:
         sections += [f"<h2>{escape(metric.name)} <small>({escape(metric.kind)}"
                      f"{', CUPED' if metric.cuped else ''})</small></h2>",
                      _metric_table(metric), _effect_svg(metric)]
+        if metric.error:
+            sections.append(f"<p class=bad>Not computed: {escape(metric.error)}.</p>")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>splitlab: {escape(report.experiment)}</title><style>"

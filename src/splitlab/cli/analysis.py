@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from splitlab.cli.common import (
-    err,
-    fail,
-    load_experiment,
-)
+from splitlab.cli.common import err, fail, load_experiment, require_extra
+
+ANALYSIS_MODULES = ("duckdb", "pyarrow", "numpy", "scipy", "sqlglot", "yaml")
 
 
 def materialize_command(
@@ -19,6 +17,7 @@ def materialize_command(
     output: Annotated[Path, typer.Option(help="Analysis directory (Parquet by stream and day).")],
 ) -> None:
     """Materialise events into Parquet analysis tables, skipping inputs already done."""
+    require_extra("analysis", "numpy", "pyarrow")
     from splitlab.analysis.materialize import materialize
     from splitlab.errors import AnalysisError
 
@@ -54,6 +53,7 @@ def analyze_command(
     output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Units per group, sample ratio mismatch and metric effects of one experiment."""
+    require_extra("analysis", *ANALYSIS_MODULES, *(("pyspark",) if engine == "spark" else ()))
     import tempfile
 
     from splitlab.analysis import report as render
@@ -79,8 +79,8 @@ def analyze_command(
         try:
             catalog = load_catalog(metrics) if metrics else []
             directory = data_dir or Path(scratch)
-            if events is not None:
-                materialize(events, directory)
+            if events is not None and not sum(materialize(events, directory).written.values()):
+                fail(f"no events in {events}: nothing to analyse")
             runner = open_engine(engine)
             try:
                 runner.load_events(directory)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from splitlab.core.assignment import Identifier
 from splitlab.core.model import Experiment, experiments_from_document
@@ -20,6 +22,10 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
+DataDirOption = Annotated[Path | None, typer.Option(
+    "--data-dir", show_default=False,
+    help="Data directory (SQLite files, keys, spool); default $SPLITLAB_DATA_DIR, else "
+         ".splitlab/data.")]
 
 
 @app.callback()
@@ -28,9 +34,19 @@ def splitlab_main() -> None:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print a one-line error and exit (2: bad input)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a one-line error and exit (2: bad input). ``message`` is plain text (square
+    brackets in it are printed, not read as markup)."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Exit with a one-line error naming the extra to install when one of ``modules`` (what the
+    command is about to import, from splitlab's optional ``extra``) is not installed."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"this command needs {', '.join(missing)}, from the {extra} extra: "
+             f"pip install 'splitlab[{extra}]'")
 
 
 def load_experiment(config: Path, name: str) -> Experiment:

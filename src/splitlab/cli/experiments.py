@@ -12,7 +12,8 @@ import typer
 if TYPE_CHECKING:
     from splitlab.registry.client import RegistryClient
 
-from splitlab.cli.common import err, fail, out, print_json
+from splitlab.cli.common import err, fail, out, print_json, require_extra
+from splitlab.datadir import ADMIN_TOKEN_FILE, data_dir
 
 T = TypeVar("T")
 
@@ -33,17 +34,30 @@ def registry_client(url: str, token: str | None) -> RegistryClient:
     """A client of the server at ``url`` acting as the current OS user."""
     import getpass
 
+    require_extra("server", "httpx", "yaml")
     from splitlab.registry.client import RegistryClient
 
     return RegistryClient(url, token, actor=getpass.getuser())
 
 
+def token_hint() -> str:
+    """How to pass the admin token, and where a local ``splitlab serve`` keeps it."""
+    path = data_dir() / ADMIN_TOKEN_FILE
+    return (". Writes need the server's admin token: pass --token TOKEN or set "
+            "SPLITLAB_ADMIN_TOKEN (a server started by `splitlab serve` without that variable "
+            f"keeps it in DATA_DIR/{ADMIN_TOKEN_FILE}; run from here, that is "
+            f"--token \"$(cat {path})\")")
+
+
 def remote(action: Callable[[], T]) -> T:
-    """Run a client call; a refusal or an unreachable server becomes a one-line error."""
-    from splitlab.errors import SplitlabError
+    """Run a client call; a refusal or an unreachable server becomes a one-line error (a 401
+    says how to pass the admin token)."""
+    from splitlab.errors import RemoteError, SplitlabError
 
     try:
         return action()
+    except RemoteError as error:
+        fail(f"{error}{token_hint() if error.status == 401 else ''}", 1)
     except SplitlabError as error:
         fail(str(error), 1)
 
@@ -104,6 +118,7 @@ def experiments_create(file: Annotated[Path, typer.Argument(help="A YAML or JSON
                        url: UrlOption = DEFAULT_URL, token: TokenOption = None,
                        as_json: JsonOption = False) -> None:
     """Create an experiment from a file holding one row."""
+    require_extra("server", "yaml")
     import yaml
 
     try:
@@ -171,6 +186,7 @@ def experiments_import(
     url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False,
 ) -> None:
     """Create or update experiments and instruments from a file (idempotent)."""
+    require_extra("server", "httpx", "yaml")
     from splitlab.registry.client import load_document
 
     document = remote(lambda: load_document(file))

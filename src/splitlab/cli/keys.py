@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from splitlab.cli.common import err
+from splitlab.cli.common import DataDirOption, err, require_extra
+from splitlab.datadir import data_dir as find_data_dir
 
 keys_app = typer.Typer(help="The client payload signing keys.", no_args_is_help=True)
 
 
 @keys_app.command("rotate")
 def rotate_command(
-    data_dir: Annotated[Path, typer.Option(help="Data directory of the service.")] = Path("data"),
+    data_dir: DataDirOption = None,
 ) -> None:
     """Make the next key the signing key, publish a new next key, keep the retired one published
     until the next rotation; print the new JWK set.
@@ -24,9 +23,11 @@ def rotate_command(
     file load it at start: restart them. Rotate at most once per hour (the key set's cache time),
     so every browser already holds the key that signs next.
     """
+    require_extra("sign", "cryptography")
     from splitlab.sdk.signing import KEY_FILE, rotate_signing_keys
 
-    signer = rotate_signing_keys(data_dir.resolve())
-    err.print(f"signing key: {(data_dir / KEY_FILE).resolve()} (kid {signer.jwk['kid']})",
+    directory = find_data_dir(data_dir)
+    signer = rotate_signing_keys(directory)
+    err.print(f"signing key: {directory / KEY_FILE} (kid {signer.jwk['kid']})",
               highlight=False, soft_wrap=True)
     typer.echo(json.dumps(signer.jwks(), indent=2))

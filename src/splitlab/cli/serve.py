@@ -9,13 +9,14 @@ from typing import Annotated
 
 import typer
 
-from splitlab.cli.common import err, fail
+from splitlab.cli.common import DataDirOption, err, fail, require_extra
+from splitlab.datadir import ENV as DATA_DIR_ENV
+from splitlab.datadir import data_dir as find_data_dir
+from splitlab.datadir import private_dir
 
 
 def serve_command(
-    data_dir: Annotated[Path, typer.Option(help="Data directory (SQLite files, keys).")] = Path(
-        "data"
-    ),
+    data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
@@ -31,14 +32,14 @@ def serve_command(
     import os
     import signal
 
+    require_extra("server", "uvicorn", "starlette", "orjson", "sqlalchemy", "cryptography")
     import uvicorn
 
     from splitlab.service.api_support import ensure_admin_token
     from splitlab.service.metrics import MULTIPROCESS_DIR, fresh_metrics_dir
 
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["SPLITLAB_DATA_DIR"] = str(data_dir)
+    data_dir = private_dir(find_data_dir(data_dir))
+    os.environ[DATA_DIR_ENV] = str(data_dir)
     if demo:
         os.environ["SPLITLAB_DEMO"] = "1"
     if site_catalog is not None:
@@ -69,17 +70,17 @@ def serve_command(
 
 
 
-def client_keys_command(
-    data_dir: Annotated[Path, typer.Option(help="Data directory of the service.")] = Path("data"),
-) -> None:
+def client_keys_command(data_dir: DataDirOption = None) -> None:
     """Print the JWK set of the client payload signing key (creating the key pair if absent).
 
     The private key stays in DATA_DIR/client-signing-key.pem (mode 0600); an application server
     that signs payloads itself loads that file with PayloadSigner.from_pem.
     """
+    require_extra("sign", "cryptography")
     from splitlab.sdk.signing import KEY_FILE, load_or_create_signer
 
-    signer = load_or_create_signer(data_dir.resolve())
-    err.print(f"private key: {(data_dir / KEY_FILE).resolve()}")
+    directory = find_data_dir(data_dir)
+    signer = load_or_create_signer(directory)
+    err.print(f"private key: {directory / KEY_FILE}")
     typer.echo(json.dumps(signer.jwks(), indent=2))
 

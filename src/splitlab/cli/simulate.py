@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from splitlab.cli.common import err, fail, load_experiment
+from splitlab.cli.common import err, fail, load_experiment, require_extra
 from splitlab.core.model import Experiment
 from splitlab.errors import ConfigError
 
@@ -73,6 +73,7 @@ def simulate_command(
     exp = experiment_for(config, experiment, groups)
     lifts = parse_pairs(lift or [], "--lift")
     if output is not None:
+        require_extra("analysis", "numpy", "pyarrow")
         from splitlab.analysis.simulate import Fault, Simulation
 
         lost = parse_pairs([fault], "--fault") if fault else {}

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from splitlab.datadir import private_file
 from splitlab.errors import SinkError
 from splitlab.intake.sinks import GroupCommit, StoredEvent
 
@@ -42,8 +43,9 @@ CREATE INDEX IF NOT EXISTS events_stream_dt ON events (stream, dt);
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection with the log's durability settings, the table created if needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A connection with the log's durability settings, the table created if needed; the file
+    (and the WAL beside it) readable by the owner only."""
+    private_file(path)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                  timeout=BUSY_TIMEOUT_MS / 1000)
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -70,7 +72,7 @@ class SQLiteEventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = connect(path)
-        self._lock = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115
+        self._lock = open(private_file(path.with_name(path.name + ".lock")), "a+b")  # noqa: SIM115
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

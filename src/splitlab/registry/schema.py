@@ -34,6 +34,8 @@ from sqlalchemy import (
     text,
 )
 
+from splitlab.datadir import private_file
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 KINDS = ("experiment", "instrument")
 """What the registry stores: both kinds share one table, told apart by ``kind``."""
@@ -94,8 +96,7 @@ def engine_for(database_url: str | None, data_dir: Path) -> Engine:
             _sqlite_transactions(engine)
             return engine
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{data_dir / 'registry.sqlite'}")
+    engine = create_engine(f"sqlite:///{private_file(data_dir / 'registry.sqlite')}")
     _sqlite_transactions(engine)
     return engine
 

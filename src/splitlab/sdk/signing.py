@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from splitlab.core.model import canonical_json
+from splitlab.datadir import private_dir
 from splitlab.errors import SignatureError
 from splitlab.sdk.client_payload import payload_bytes
 
@@ -160,7 +161,7 @@ def _create_key_if_absent(data_dir: Path, name: str) -> None:
 
     if (data_dir / name).exists():
         return
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     pem = _crypto().Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),

@@ -17,6 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from splitlab.datadir import ADMIN_TOKEN_FILE as TOKEN_FILE
 from splitlab.errors import AuthError, BadRequestError, InvalidTextError, PayloadTooLargeError
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
@@ -29,7 +30,6 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a JSON API body may have (a config row needs 4)."""
 
-TOKEN_FILE = "admin-token"
 
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None

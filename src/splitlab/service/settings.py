@@ -2,7 +2,7 @@
 
 | variable | meaning | default |
 | --- | --- | --- |
-| ``SPLITLAB_DATA_DIR`` | where the embedded SQLite files, keys and spool live | ``./data`` |
+| ``SPLITLAB_DATA_DIR`` | the SQLite files, keys and spool (owner only) | ``.splitlab/data`` |
 | ``SPLITLAB_DATABASE_URL`` | ``postgresql://...`` to use PostgreSQL instead of SQLite | unset |
 | ``SPLITLAB_NATS_URL`` | NATS JetStream for events at scale | unset |
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from splitlab.datadir import data_dir as find_data_dir
 from splitlab.errors import ConfigError
 
 
@@ -56,7 +57,7 @@ class Settings:
         """Settings from ``env`` (default: the process environment)."""
         source = os.environ if env is None else env
         return cls(
-            data_dir=Path(source.get("SPLITLAB_DATA_DIR", "data")).resolve(),
+            data_dir=find_data_dir(None, source),
             database_url=source.get("SPLITLAB_DATABASE_URL") or None,
             nats_url=source.get("SPLITLAB_NATS_URL") or None,
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
