@@ -108,14 +108,13 @@ class SampleRate:
         return self.by_site.get(site, self.default)
 
     def to_wire(self) -> dict[str, Any]:
-        """The Test Kitchen form, with sites sorted and rates in their shortest spelling."""
+        """The Test Kitchen form, with rates in their shortest spelling, sites sorted and keys
+        sorted (``default`` last), as :func:`canonical_json` stores and the registry serves it:
+        Test Kitchen's ``exposure_version`` depends on this key order."""
         wire: dict[str, Any] = {"default": _json_number(self.default)}
-        grouped: dict[str, list[str]] = {}
         for site, rate in self.by_site.items():
-            grouped.setdefault(repr(_json_number(rate)), []).append(site)
-        for key in sorted(grouped):
-            wire[key] = sorted(grouped[key])
-        return wire
+            wire.setdefault(repr(_json_number(rate)), []).append(site)
+        return {key: wire[key] if key == "default" else sorted(wire[key]) for key in sorted(wire)}
 
 
 def parse_time(value: object, where: str) -> datetime | None:
