@@ -1,7 +1,8 @@
 // The PHP 8 behaviours Test Kitchen's exposure_version depends on (see exposure-version.js):
 // json_decode's reading of JSON text, json_encode's output (JSON_UNESCAPED_SLASHES |
 // JSON_UNESCAPED_UNICODE, serialize_precision -1), `<=>` on two strings and sort()'s exact order.
-// The Python core's splitlab.core.php is the other implementation; both pass the same vectors.
+// The Python core's splitlab.core.exposure is the other implementation; both pass the same
+// vectors.
 
 const LONG_MIN = -(2n ** 63n);
 const LONG_MAX = 2n ** 63n - 1n;

@@ -9,9 +9,16 @@ from typing import Any
 import pytest
 
 from conftest import VECTORS
-from splitlab.core.exposure import DEFAULT_SCHEMA, exposure_material, exposure_version
+from splitlab.core.exposure import (
+    DEFAULT_SCHEMA,
+    exposure_material,
+    exposure_version,
+    php_compare,
+    php_double,
+    php_json,
+    php_sort,
+)
 from splitlab.core.model import Experiment
-from splitlab.core.php import php_compare, php_double, php_json, php_sort
 from splitlab.errors import ConfigError
 
 VECTORS_FILE: dict[str, Any] = json.loads(
