@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from splitlab.errors import ConfigError
 
@@ -154,11 +154,20 @@ def _sign(number: float) -> int:
     return (number > 0) - (number < 0)
 
 
-def php_compare(left: str, right: str) -> int:
-    """PHP 8's ``$left <=> $right`` for two strings: -1, 0 or 1."""
-    first, second = _numeric(left), _numeric(right)
-    if first is not None and second is not None:
-        (a, a_over), (b, b_over) = first, second
+class _Operand(NamedTuple):
+    """A string as ``<=>`` sees it: its UTF-8 bytes and its numeric reading (if any)."""
+
+    raw: bytes
+    number: tuple[int | float, int] | None
+
+
+def _operand(text: str) -> _Operand:
+    return _Operand(text.encode("utf-8"), _numeric(text))
+
+
+def _compare(left: _Operand, right: _Operand) -> int:
+    if left.number is not None and right.number is not None:
+        (a, a_over), (b, b_over) = left.number, right.number
         same_overflow = a_over != 0 and a_over == b_over and float(a) - float(b) == 0
         if not same_overflow:
             if isinstance(a, int) and isinstance(b, int):
@@ -169,8 +178,12 @@ def php_compare(left: str, right: str) -> int:
                 return a_over
             if not (a == b and a in (float("inf"), float("-inf"))):
                 return _sign(float(a) - float(b))
-    a_bytes, b_bytes = left.encode("utf-8"), right.encode("utf-8")
-    return (a_bytes > b_bytes) - (a_bytes < b_bytes)
+    return (left.raw > right.raw) - (left.raw < right.raw)
+
+
+def php_compare(left: str, right: str) -> int:
+    """PHP 8's ``$left <=> $right`` for two strings: -1, 0 or 1."""
+    return _compare(_operand(left), _operand(right))
 
 
 class _ZendSort:
@@ -295,8 +308,10 @@ def php_sort(values: Sequence[str]) -> list[str]:
         if not isinstance(item, str):
             raise ConfigError("groups", f"every group must be a string, got {item!r}")
 
+    operands = [_operand(item) for item in items]
+
     def after(a: int, b: int) -> bool:
-        result = php_compare(items[a], items[b])
+        result = _compare(operands[a], operands[b])
         return result > 0 if result else a > b
 
     order = list(range(len(items)))
