@@ -6,6 +6,9 @@ these to HTTP statuses; everything else raises or returns them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class SplitlabError(Exception):
     """Base of every error splitlab raises on purpose."""
@@ -71,9 +74,18 @@ class AuthError(SplitlabError):
 
 
 class InvalidEventError(SplitlabError, ValueError):
-    """An event cannot be accepted: unknown stream or schema, or it fails its schema."""
+    """An event cannot be accepted: unknown stream or schema, or it fails its schema.
+
+    ``violations`` lists every reason, each a JSON object in the shape of EventGate's (AJV's)
+    validation errors: ``keyword``, ``dataPath``, ``instancePath``, ``schemaPath``, ``params``,
+    ``message``.
+    """
 
     code = "invalid_event"
+
+    def __init__(self, message: str, violations: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.violations = tuple(violations)
 
 
 class SinkError(SplitlabError):
@@ -92,6 +104,12 @@ class PayloadTooLargeError(BadRequestError):
     """A request body is over the size limit."""
 
     code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(BadRequestError):
+    """A request body comes in a content type or content encoding that is not accepted."""
+
+    code = "unsupported_media_type"
 
 
 class SignatureError(SplitlabError, ValueError):

@@ -30,6 +30,10 @@ from splitlab.errors import (
     SplitlabError,
 )
 
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+"""The ``Content-Type`` of every JSON response: Wikimedia's edge config fetcher installs a
+config only under exactly this header, and the service answers the same everywhere."""
+
 MAX_BODY_BYTES = 64 * 1024
 """A config row is a few hundred bytes; anything this large is a mistake or an attack."""
 
@@ -44,9 +48,10 @@ _STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None
                   ) -> Response:
-    """A JSON response serialized with orjson."""
+    """A JSON response serialized with orjson, typed :data:`JSON_MEDIA_TYPE` (Starlette's
+    ``JSONResponse`` would say ``application/json`` alone: it adds a charset only to ``text/*``)."""
     return Response(orjson.dumps(content), status_code=status,
-                    headers=dict(headers) if headers else None, media_type="application/json")
+                    headers=dict(headers) if headers else None, media_type=JSON_MEDIA_TYPE)
 
 
 def etag_matches(if_none_match: str | None, *etags: str) -> bool:

@@ -13,10 +13,11 @@ from typing import Protocol
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.sdk.client_payload import PayloadOptions
+from splitlab.service.api_support import json_response
 from splitlab.service.client_delivery import (
     ApiKeyGate,
     ClientDeliveryComponent,
@@ -66,7 +67,7 @@ def client_components(settings: Settings, source: ExperimentSource) -> list[Comp
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def create_app(settings: Settings, components: Sequence[Component] | None = None,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import Experiment
@@ -31,7 +31,7 @@ from splitlab.sdk.bootstrap import KEYS_PATH
 from splitlab.sdk.client import utc_now
 from splitlab.sdk.client_payload import PayloadOptions, build_payload
 from splitlab.sdk.signing import PayloadSigner, load_or_create_signer
-from splitlab.service.api_support import read_body
+from splitlab.service.api_support import json_response, read_body
 
 Clock = Callable[[], datetime]
 
@@ -76,10 +76,10 @@ class ApiKeyGate:
             return None
         presented = self.credential(request)
         if not presented:
-            return JSONResponse({"errorDetails": "an API key is required"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return json_response({"errorDetails": "an API key is required"}, 401,
+                                 {"WWW-Authenticate": "Bearer"})
         if not hmac.compare_digest(presented.encode(), self.api_key.encode()):
-            return JSONResponse({"errorDetails": "the API key is not valid"}, 403)
+            return json_response({"errorDetails": "the API key is not valid"}, 403)
         return None
 
 
@@ -137,8 +137,8 @@ class ClientDeliveryComponent:
 
     async def keys(self, request: Request) -> Response:
         """The JWK set; cacheable for an hour."""
-        return JSONResponse(self._signer().jwks(),
-                            headers={"Cache-Control": "public, max-age=3600"})
+        return json_response(self._signer().jwks(), 200,
+                             {"Cache-Control": "public, max-age=3600"})
 
     async def payload(self, request: Request) -> Response:
         """The signed payload of the unit named in the body."""
@@ -152,8 +152,8 @@ class ClientDeliveryComponent:
             if site is not None and not isinstance(site, str):
                 raise ValueError("'site' must be a string")
         except ValueError as error:
-            return JSONResponse({"error": "bad_request", "detail": str(error)}, 400)
+            return json_response({"error": "bad_request", "detail": str(error)}, 400)
         options = self.options if site is None else dataclasses.replace(self.options, site=site)
         payload = build_payload(self.source.experiments(), identifiers, self.clock(), options)
-        return JSONResponse(self._signer().sign(payload),
-                            headers={"Cache-Control": "private, no-store"})
+        return json_response(self._signer().sign(payload), 200,
+                             {"Cache-Control": "private, no-store"})

@@ -44,7 +44,7 @@ from splitlab.core.assignment import assign
 from splitlab.core.model import Experiment
 from splitlab.sdk.client import utc_now
 from splitlab.sdk.client_payload import PayloadOptions, client_experiments, experiment_entry
-from splitlab.service.api_support import etag_matches, json_response
+from splitlab.service.api_support import JSON_MEDIA_TYPE, etag_matches, json_response
 from splitlab.service.client_delivery import (
     ApiKeyGate,
     Clock,
@@ -201,4 +201,4 @@ class OfrepComponent:
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        return Response(body, 200, headers=headers, media_type="application/json")
+        return Response(body, 200, headers=headers, media_type=JSON_MEDIA_TYPE)

@@ -23,7 +23,9 @@ def _kind_paths(plural: str, singular: str) -> dict[str, Any]:
         {"name": "format", "in": "query", "schema": {"enum": ["config", "analytics"]},
          "description": "config (default): active rows; analytics: all, with status and phases"},
         {"name": "authority", "in": "query", "schema": {"enum": ["mediawiki", "varnish"]},
-         "description": "mediawiki (default): rows; varnish: bin ranges out of 100000 per site"},
+         "description": "mediawiki (default): rows; varnish: the CDN edge config "
+                        "(wmfuniq abtests: experiment → domain → group → [first, last] "
+                        "bucket of 0..99999)"},
         {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
     ]
     actor: dict[str, Any] = {"name": "X-Splitlab-Actor", "in": "header",

@@ -19,8 +19,10 @@ from splitlab.core.model import Experiment, format_time
 from splitlab.errors import BadRequestError, SplitlabError
 from splitlab.registry import views
 from splitlab.registry.demo import seed_demo
+from splitlab.registry.sites import SiteCatalog
 from splitlab.registry.store import Record, Registry
 from splitlab.service.api_support import (
+    JSON_MEDIA_TYPE,
     actor,
     ensure_admin_token,
     error_response,
@@ -98,12 +100,14 @@ class RegistryComponent:
         return self._cache
 
     async def start(self) -> None:
-        """Open (and migrate) the store, load or create the admin token, seed the demo."""
+        """Open (and migrate) the store, load or create the admin token, load the site catalog
+        (:class:`ConfigError` when its file is invalid), seed the demo."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, _ = ensure_admin_token(self.settings.admin_token, self.settings.data_dir)
+        sites = SiteCatalog.load(self.settings.site_catalog)
         self._registry = await run_in_threadpool(
             Registry.open, self.settings.database_url, self.settings.data_dir,
-            prefix=self.settings.table_prefix)
+            prefix=self.settings.table_prefix, sites=sites)
         self._cache = DocumentCache(self._registry, self.signal)
         if self.settings.demo:
             await run_in_threadpool(seed_demo, self._registry)
@@ -162,8 +166,8 @@ class RegistryComponent:
                 return Response(status_code=304, headers=headers)
             if use_gzip:
                 headers["Content-Encoding"] = "gzip"
-                return Response(document.gzip_body, headers=headers, media_type="application/json")
-            return Response(document.body, headers=headers, media_type="application/json")
+                return Response(document.gzip_body, headers=headers, media_type=JSON_MEDIA_TYPE)
+            return Response(document.body, headers=headers, media_type=JSON_MEDIA_TYPE)
 
         return read
 
