@@ -9,6 +9,8 @@ Run: ``.venv/bin/python benchmarks/sdk.py [--requests N] [--calls N]``.
 * manager+: the same plus three ``get_experiment`` lookups and the response header.
 * page: the same plus decorating a small HTML page (config block and body classes).
 * coordinator: ``client.get_assignment_for_user`` calls per second beside bare ``assign``.
+* config load: the 50 served rows built into experiments (what every config refresh costs),
+  beside Test Kitchen's ``exposure_version`` of the same rows alone (its share of the load).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from splitlab.core.assignment import assign
+from splitlab.core.exposure import exposure_version
 from splitlab.core.model import Experiment
 from splitlab.sdk import Client, MemoryConfigSource, MemoryEventSender
 from splitlab.sdk.web import WebOptions, decorate_html
@@ -109,6 +112,15 @@ def main() -> None:
     print(f"  bare core assign                 {1 / per_assign:12,.0f} calls/s")
     print(f"  client.get_assignment_for_user   {1 / per_call:12,.0f} calls/s"
           f"   adds {(per_call - per_assign) * 1e6:5.2f} us/call")
+
+    served = [experiment.to_config() for experiment in experiments]
+    loads = best_of(args.repeats, max(1, args.requests // 100), {
+        "load": lambda _: [Experiment.from_config(row) for row in served],
+        "digest": lambda _: [exposure_version(row) for row in served],
+    })
+    print(f"config load, {len(served)} served rows, best of {args.repeats}")
+    print(f"  Experiment.from_config x{len(served)}   {loads['load'] * 1e3:8.2f} ms/load")
+    print(f"  of which exposure_version     {loads['digest'] * 1e3:8.2f} ms/load")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def run_scenario(client: httpx.Client, token: str, *, one_process: bool = True) 
     assert client.post("/api/v1/experiments", json=scheduled_row(),
                        headers=auth(token)).status_code == 201
 
-    # config (mediawiki): only the running one; the exposure_version is the DESIGN.md digest
+    # config (mediawiki): only the running one; the exposure_version is Test Kitchen's digest
     response = client.get("/api/v1/experiments")
     assert response.status_code == 200
     assert "public" in response.headers["cache-control"]
@@ -74,10 +74,11 @@ def run_scenario(client: httpx.Client, token: str, *, one_process: bool = True) 
     assert [r["name"] for r in rows] == [row["name"]]
     material = {"name": row["name"], "user_identifier_type": "mw-user",
                 "groups": ["control", "treatment"],
-                "sample_rate": {"default": 0.25, "1": ["enwiki"]},
+                "sample_rate": {"1": ["enwiki"], "default": 0.25},  # as served: keys sorted
                 "stream_name": row["stream_name"], "schema_id": row["schema_id"],
                 "contextual_attributes": ["page_namespace"]}
-    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    # PHP's json_encode of these plain values, in Test Kitchen's key order (DESIGN.md)
+    canonical = json.dumps(material, separators=(",", ":"), ensure_ascii=False)
     assert rows[0]["exposure_version"] == hashlib.sha256(canonical.encode()).hexdigest()[:16]
     experiment = Experiment.from_config(rows[0])
     assert assign(2, experiment, "enwiki").in_sample  # rate 1 on enwiki

@@ -91,3 +91,19 @@ export declare function rateFor(sampleRate: SampleRate, site: string | null | un
 export declare class SignatureError extends Error {}
 export declare function verifyEnvelope(
   envelope: Envelope, jwks: JsonWebKeySet, nowSeconds: number): Promise<Record<string, unknown>>;
+
+/** A JSON value as PHP's json_decode reads it: objects keep their key order, integers stay exact. */
+export type PhpJsonValue =
+  | null | boolean | number | bigint | string | PhpJsonValue[] | Map<string, PhpJsonValue>;
+/** Test Kitchen's base schema id, the `schema_id` of a row that names none. */
+export declare const DEFAULT_SCHEMA: "/analytics/product_metrics/web/base/2.1.0";
+/** Parse JSON text keeping what PHP sees: key order (Maps) and integer literals (BigInts). */
+export declare function parseJson(text: string): PhpJsonValue;
+/**
+ * The text Test Kitchen hashes for a served experiment row: pass the row's JSON text or a
+ * parseJson() value for an exact answer (a plain object loses index-like key order).
+ */
+export declare function exposureMaterial(row: string | PhpJsonValue | Record<string, unknown>): string;
+/** Test Kitchen's `exposure_version` of a served experiment row (16 lower-case hex digits). */
+export declare function exposureVersion(
+  row: string | PhpJsonValue | Record<string, unknown>): Promise<string>;

@@ -5,6 +5,8 @@ import { sha256Hex } from "./tk-v1.js";
 import { verifyEnvelope } from "./verify.js";
 
 export { assign, rateFor, subjectId } from "./tk-v1.js";
+export { DEFAULT_SCHEMA, exposureMaterial, exposureVersion } from "./exposure-version.js";
+export { parseJson } from "./php.js";
 export { SignatureError, verifyEnvelope } from "./verify.js";
 
 export const EXPOSURE_ACTION = "experiment_exposure";

@@ -16,17 +16,21 @@ may predate them and must still be assigned exactly as Test Kitchen does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from splitlab.core.exposure import exposure_version
 from splitlab.errors import ConfigError
 
 IDENTIFIER_TYPES = ("mw-user", "edge-unique", "session")
 """The sampling units Test Kitchen knows."""
+
+DEFAULT_STREAM = "product_metrics.web_base"
+"""The stream of Test Kitchen's web base schema (:data:`~splitlab.core.exposure.DEFAULT_SCHEMA`):
+where events of a row that names none go, and what the registry fills in."""
 
 ALGORITHM = "tk-v1"
 MAX_GROUPS = 254
@@ -104,14 +108,13 @@ class SampleRate:
         return self.by_site.get(site, self.default)
 
     def to_wire(self) -> dict[str, Any]:
-        """The Test Kitchen form, with sites sorted and rates in their shortest spelling."""
+        """The Test Kitchen form, with rates in their shortest spelling, sites sorted and keys
+        sorted (``default`` last), as :func:`canonical_json` stores and the registry serves it:
+        Test Kitchen's ``exposure_version`` depends on this key order."""
         wire: dict[str, Any] = {"default": _json_number(self.default)}
-        grouped: dict[str, list[str]] = {}
         for site, rate in self.by_site.items():
-            grouped.setdefault(repr(_json_number(rate)), []).append(site)
-        for key in sorted(grouped):
-            wire[key] = sorted(grouped[key])
-        return wire
+            wire.setdefault(repr(_json_number(rate)), []).append(site)
+        return {key: wire[key] if key == "default" else sorted(wire[key]) for key in sorted(wire)}
 
 
 def parse_time(value: object, where: str) -> datetime | None:
@@ -151,6 +154,29 @@ def parse_window(row: Mapping[str, Any]) -> tuple[datetime | None, datetime | No
     if start is not None and end is not None and start > end:
         raise ConfigError("start", f"is after end ({format_time(start)} > {format_time(end)})")
     return start, end
+
+
+TICK = timedelta(microseconds=1)
+"""The finest step of time here: an experiment is still active during its end's microsecond."""
+
+
+def window_status(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    """Where ``now`` lies in the window ``start <= now <= end`` (Test Kitchen's: both ends
+    included; an open bound is no bound): ``scheduled``, ``running`` or ``ended``."""
+    if end is not None and now > end:
+        return "ended"
+    if start is not None and now < start:
+        return "scheduled"
+    return "running"
+
+
+def window_changes(start: datetime | None, end: datetime | None) -> list[datetime]:
+    """The instants at which :func:`window_status` changes: ``start``, and the first instant
+    past ``end``."""
+    changes = [] if start is None else [start]
+    if end is not None and end < datetime.max.replace(tzinfo=UTC):
+        changes.append(end + TICK)
+    return changes
 
 
 def string_list(value: object, where: str) -> tuple[str, ...]:
@@ -197,12 +223,13 @@ class Experiment:
     """Memo of the assignment module's per-site hash layout (a pure function of the fields)."""
 
     exposure_version: str = field(default="", init=False, compare=False)
-    """The config digest (:func:`config_digest`): changes whenever anything that shapes
-    assignment or events does. Computed once, since events and payloads read it constantly."""
+    """Test Kitchen's config digest of the row :meth:`to_config` serves
+    (:func:`~splitlab.core.exposure.exposure_version`): the version MediaWiki computes for it.
+    Computed once, since events and payloads read it constantly."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_bytes", self.name.encode("utf-8"))
-        object.__setattr__(self, "exposure_version", config_digest(self))
+        object.__setattr__(self, "exposure_version", exposure_version(self._row()))
 
     @classmethod
     def from_config(cls, row: Mapping[str, Any], *, strict: bool = False) -> Experiment:
@@ -261,15 +288,16 @@ class Experiment:
         )
 
     def is_active(self, now: datetime) -> bool:
-        """Whether ``now`` (aware) lies in ``[start, end)``; an open bound is no bound."""
+        """Whether ``now`` (aware) lies in ``start <= now <= end`` (:func:`window_status`)."""
         if now.tzinfo is None:
             raise TypeError("is_active needs an aware datetime (UTC)")
-        if self.start is not None and now < self.start:
-            return False
-        return self.end is None or now < self.end
+        return window_status(self.start, self.end, now) == "running"
 
     def to_config(self) -> dict[str, Any]:
         """The Test Kitchen config row of this experiment, with its ``exposure_version``."""
+        return {**self._row(), "exposure_version": self.exposure_version}
+
+    def _row(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "groups": list(self.groups),
@@ -282,28 +310,12 @@ class Experiment:
             "contextual_attributes": list(self.contextual_attributes),
             "phase_index": self.phase_index,
             "version": self.version,
-            "exposure_version": self.exposure_version,
         }
 
 
 def canonical_json(value: object) -> str:
     """Sorted keys, no whitespace, UTF-8 text: the same bytes for the same content."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def config_digest(experiment: Experiment) -> str:
-    """First 16 hex digits of sha256 over the canonical JSON of the fields that shape exposure."""
-    material = {
-        "name": experiment.name,
-        "user_identifier_type": experiment.user_identifier_type,
-        "groups": sorted(experiment.groups),
-        "sample_rate": experiment.sample_rate.to_wire(),
-        "stream_name": experiment.stream_name,
-        "schema_id": experiment.schema_id,
-        "contextual_attributes": list(experiment.contextual_attributes),
-    }
-    return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()[:16]
-
 
 
 def experiments_from_document(document: object) -> list[Experiment]:

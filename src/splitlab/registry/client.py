@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,8 @@ class RegistryClient:
         return results
 
     def _import_row(self, kind: str, row: dict[str, Any]) -> Imported:
-        wanted = rules.normalize(kind, row, version=0)
-        name = wanted["name"]
+        now = datetime.now(UTC)
+        name = rules.normalize(kind, row, version=0, now=now)["name"]
         try:
             record, etag = self.show(kind, name)
         except RemoteError as error:
@@ -149,6 +150,9 @@ class RegistryClient:
                 raise
             self.create(kind, row)
             return Imported(kind, name, "created")
+        if row.get("start") in (None, ""):  # "from creation": the start the server filled in
+            row = {**row, "start": record["row"].get("start")}
+        wanted = rules.normalize(kind, row, version=0, now=now)
         changes = rules.diff(record["row"], wanted)
         if not changes:
             return Imported(kind, name, "unchanged")

@@ -4,6 +4,12 @@ Rows created in the registry follow stricter rules than configs found in the wil
 are refused, and experiment, instrument and group names follow the enrollment header's grammar
 (DESIGN.md, Wire contracts) so every registry experiment can travel in that header.
 ``version`` and ``exposure_version`` are managed by the registry: given ones are ignored.
+
+Every stored row can be served to Test Kitchen's MediaWiki extension as it is (docs/registry.md,
+"Serving MediaWiki's Test Kitchen extension"): it always carries RFC 3339 ``start`` and ``end``, a
+``stream_name`` and a ``schema_id`` (instruments also a ``sample_unit``). A row saved without them
+gets the defaults of :func:`with_served_defaults`; a value Test Kitchen could not use is refused
+with the field and the reason.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from splitlab.core.exposure import DEFAULT_SCHEMA, exposure_version
 from splitlab.core.headers import EXPERIMENT_NAME, GROUP_NAME
 from splitlab.core.model import (
+    DEFAULT_STREAM,
     Experiment,
     SampleRate,
     format_time,
@@ -28,8 +36,14 @@ MANAGED_FIELDS = frozenset({"version", "exposure_version"})
 """Fields the registry sets itself; values sent by clients are ignored."""
 
 INSTRUMENT_FIELDS = frozenset(
-    {"name", "sample_rate", "start", "end", "stream_name", "schema_id", "contextual_attributes"}
+    {"name", "sample_rate", "sample_unit", "start", "end", "stream_name", "schema_id",
+     "contextual_attributes"}
 )
+OPEN_END = "9999-12-31T23:59:59Z"
+"""The ``end`` of a row saved without one: it runs until it is ended (Test Kitchen needs a date)."""
+SAMPLE_UNITS = ("session", "pageview")
+"""The instrument sample units Test Kitchen's client samples by (``session`` when none is given,
+as Test Kitchen itself assumes)."""
 LOCKED_AFTER_START = ("user_identifier_type", "groups", "start")
 """Changing the first two on a started experiment would move units between groups; moving its
 start (to the future, or clearing it) would make it "not started" and unlock them."""
@@ -45,18 +59,45 @@ def _check_name(row: Mapping[str, Any]) -> str:
     return name
 
 
+def with_served_defaults(kind: str, row: Mapping[str, Any], start: datetime) -> dict[str, Any]:
+    """``row`` with a missing or null ``start`` (``start``: the moment of saving, so "no start"
+    keeps meaning "live from creation"), ``end`` (:data:`OPEN_END`), ``stream_name``
+    (``product_metrics.web_base``), ``schema_id`` (Test Kitchen's base schema) and, for an
+    instrument, ``sample_unit`` (``session``) filled in."""
+    defaults: dict[str, Any] = {
+        "start": format_time(start.replace(microsecond=0)), "end": OPEN_END,
+        "stream_name": DEFAULT_STREAM, "schema_id": DEFAULT_SCHEMA}
+    if kind == "instrument":
+        defaults["sample_unit"] = SAMPLE_UNITS[0]
+    filled = dict(row)
+    for field, value in defaults.items():
+        if filled.get(field) in (None, ""):
+            filled[field] = value
+    return filled
+
+
+def _check_served(row: Mapping[str, Any]) -> None:
+    """Refuse values Test Kitchen cannot use: it sends every event to ``stream_name`` with
+    ``schema_id`` as its ``$schema``."""
+    for field in ("stream_name", "schema_id"):
+        value = optional_str(row.get(field), field)
+        if value is None or not value.strip() or value != value.strip():
+            raise ConfigError(field, f"must be a non-empty name without surrounding spaces, "
+                                     f"got {value!r}: Test Kitchen sends every event with it")
+
+
 def _unmanaged(row: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(row, Mapping):
         raise ConfigError("", f"a row must be a JSON object, got {type(row).__name__}")
     return {k: v for k, v in row.items() if k not in MANAGED_FIELDS}
 
 
-def normalize_experiment(row: Mapping[str, Any], version: int) -> dict[str, Any]:
-    """The stored form of an experiment row (with ``version`` and ``exposure_version``).
-
-    Raises :class:`ConfigError` naming the field that is wrong.
+def normalize_experiment(row: Mapping[str, Any], version: int, now: datetime) -> dict[str, Any]:
+    """The stored form of an experiment row saved at ``now`` (with ``version`` and
+    ``exposure_version``). Raises :class:`ConfigError` naming the field that is wrong.
     """
-    clean = _unmanaged(row)
+    clean = with_served_defaults("experiment", _unmanaged(row), now)
+    _check_served(clean)
     experiment = Experiment.from_config(clean, strict=True)
     _check_name(clean)
     for group in experiment.groups:
@@ -67,36 +108,53 @@ def normalize_experiment(row: Mapping[str, Any], version: int) -> dict[str, Any]
     return stored
 
 
-def normalize_instrument(row: Mapping[str, Any], version: int) -> dict[str, Any]:
-    """The stored form of an instrument row: an event source sampled by ``sample_rate``, with no
-    groups. Raises :class:`ConfigError` naming the field that is wrong."""
-    clean = _unmanaged(row)
+def normalize_instrument(row: Mapping[str, Any], version: int, now: datetime) -> dict[str, Any]:
+    """The stored form of an instrument row saved at ``now``: an event source sampled by
+    ``sample_rate`` per ``sample_unit``, with no groups. Raises :class:`ConfigError` naming the
+    field that is wrong."""
+    clean = with_served_defaults("instrument", _unmanaged(row), now)
     unknown = sorted(set(clean) - INSTRUMENT_FIELDS)
     if unknown:
         raise ConfigError(unknown[0], "is not a known instrument field")
     name = _check_name(clean)
     if "sample_rate" not in clean:
         raise ConfigError("sample_rate", "is required")
+    if clean["sample_unit"] not in SAMPLE_UNITS:
+        raise ConfigError("sample_unit", f"must be one of {', '.join(SAMPLE_UNITS)} (the units "
+                                         f"Test Kitchen samples by), got {clean['sample_unit']!r}")
+    _check_served(clean)
     start, end = parse_window(clean)
     stored: dict[str, Any] = {
         "name": name,
         "sample_rate": SampleRate.parse(clean["sample_rate"]).to_wire(),
+        "sample_unit": clean["sample_unit"],
         "start": format_time(start),
         "end": format_time(end),
     }
     for field in ("stream_name", "schema_id"):
-        stored[field] = optional_str(clean.get(field), field)
+        stored[field] = clean[field]
     stored["contextual_attributes"] = list(
         string_list(clean.get("contextual_attributes"), "contextual_attributes"))
     stored["version"] = version
     return stored
 
 
-def normalize(kind: str, row: Mapping[str, Any], version: int) -> dict[str, Any]:
-    """Validate and normalize a row of ``kind`` (``experiment`` or ``instrument``)."""
+def normalize(kind: str, row: Mapping[str, Any], version: int, now: datetime) -> dict[str, Any]:
+    """Validate and normalize a row of ``kind`` (``experiment`` or ``instrument``) saved at
+    ``now`` (the ``start`` of a row that gives none)."""
     if kind == "experiment":
-        return normalize_experiment(row, version)
-    return normalize_instrument(row, version)
+        return normalize_experiment(row, version, now)
+    return normalize_instrument(row, version, now)
+
+
+def migrate_stored(kind: str, row: Mapping[str, Any], created: datetime) -> dict[str, Any]:
+    """A row stored before the served defaults existed, as it is stored now: the defaults filled
+    in (a missing ``start`` being ``created``, when its "live from creation" began) and, for an
+    experiment, its ``exposure_version`` recomputed as Test Kitchen computes it."""
+    migrated = with_served_defaults(kind, row, created)
+    if kind == "experiment":
+        migrated["exposure_version"] = exposure_version(migrated)
+    return migrated
 
 
 def has_started(row: Mapping[str, Any], now: datetime) -> bool:

@@ -142,10 +142,10 @@ class Registry:
         taken (ended ones included: names are never reused).
         """
         _check_kind(kind)
-        stored = rules.normalize(kind, row, version=1)
+        now = self.clock()
+        stored = rules.normalize(kind, row, version=1, now=now)
         self.sites.check(stored)
         text = canonical_json(stored)
-        now = self.clock()
         objects = self.tables.objects
         try:
             with self.engine.begin() as conn:
@@ -203,7 +203,7 @@ class Registry:
                 raise ConflictError(f"{kind} {name!r} has not started; edit its start and end "
                                     "instead of ending it")
             end = parse_time(old.get("end"), "end")
-            if end is not None and end <= now:
+            if end is not None and end <= now:  # it ends by now: ending it now changes nothing
                 raise ConflictError(f"{kind} {name!r} already ended at {format_time(end)}")
             return rules.merge_patch(old, {"end": format_time(now)})
 
@@ -232,7 +232,7 @@ class Registry:
                         f"current ETag {etag}); read it again and retry")
                 old = json.loads(current.row)
                 revision = current.revision + 1
-                new = rules.normalize(kind, make(old, now), version=revision)
+                new = rules.normalize(kind, make(old, now), version=revision, now=now)
                 if action != "end":  # a site dropped from the catalog must not block ending
                     self.sites.check(new)
                 rules.check_change(kind, old, new, now)

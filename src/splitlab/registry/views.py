@@ -12,22 +12,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from splitlab.core.model import parse_time
+from splitlab.core.model import parse_time, window_changes, window_status
 
 FORMATS = ("config", "analytics")
 AUTHORITIES = ("mediawiki", "varnish")
 
 
 def status(row: Mapping[str, Any], now: datetime) -> str:
-    """``scheduled`` (starts later), ``running`` or ``ended``: running means ``now`` lies in
-    ``[start, end)``, a missing bound being no bound (the SDK's ``Experiment.is_active``)."""
-    start = parse_time(row.get("start"), "start")
-    end = parse_time(row.get("end"), "end")
-    if end is not None and end <= now:
-        return "ended"
-    if start is not None and start > now:
-        return "scheduled"
-    return "running"
+    """``scheduled`` (starts later), ``running`` or ``ended``: running means
+    ``start <= now <= end``, Test Kitchen's window (the SDK's ``Experiment.is_active``)."""
+    return window_status(parse_time(row.get("start"), "start"), parse_time(row.get("end"), "end"),
+                         now)
 
 
 def active(rows: Iterable[Mapping[str, Any]], now: datetime) -> list[Mapping[str, Any]]:
@@ -36,9 +31,11 @@ def active(rows: Iterable[Mapping[str, Any]], now: datetime) -> list[Mapping[str
 
 
 def next_boundary(rows: Iterable[Mapping[str, Any]], now: datetime) -> datetime | None:
-    """The earliest start or end after ``now``: when the active set next changes by itself."""
-    moments = [parse_time(row.get(field), field) for row in rows for field in ("start", "end")]
-    future = [m for m in moments if m is not None and m > now]
+    """The first instant after ``now`` at which the active set changes by itself: a start, or
+    the instant just past an end."""
+    moments = [change for row in rows for change in window_changes(
+        parse_time(row.get("start"), "start"), parse_time(row.get("end"), "end"))]
+    future = [m for m in moments if m > now]
     return min(future) if future else None
 
 

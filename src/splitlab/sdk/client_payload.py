@@ -29,8 +29,8 @@ from datetime import datetime
 from typing import Any
 
 from splitlab.core.assignment import Identifier, assign
-from splitlab.core.model import Experiment, canonical_json
-from splitlab.sdk.shape import DEFAULT_SCHEMA, DEFAULT_STREAM
+from splitlab.core.exposure import DEFAULT_SCHEMA
+from splitlab.core.model import DEFAULT_STREAM, Experiment, canonical_json
 
 PAYLOAD_VERSION = 1
 NAME_KEY_LENGTH = 16

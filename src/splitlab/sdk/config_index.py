@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from splitlab.core.decoration import EnrollmentResult, body_classes
 from splitlab.core.headers import EXPERIMENT_NAME, GROUP_NAME
-from splitlab.core.model import IDENTIFIER_TYPES, Experiment
+from splitlab.core.model import IDENTIFIER_TYPES, Experiment, window_changes
 
 
 @dataclass(slots=True)
@@ -39,11 +39,11 @@ class ConfigIndex:
         for experiment in self.by_name.values():
             if experiment.is_active(now):
                 grouped[experiment.user_identifier_type].append(experiment)
-            for bound in (experiment.start, experiment.end):
-                if bound is not None and bound <= now:
-                    low = max(low, bound)
-                elif bound is not None:
-                    high = min(high, bound)
+            for change in window_changes(experiment.start, experiment.end):
+                if change <= now:
+                    low = max(low, change)
+                else:
+                    high = min(high, change)
         active = {unit: tuple(items) for unit, items in grouped.items()}
         self._window = (low, high, active)
         return active

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from splitlab.core.model import Experiment, format_event_time
+from splitlab.core.exposure import DEFAULT_SCHEMA
+from splitlab.core.model import DEFAULT_STREAM, Experiment, format_event_time
 
-DEFAULT_SCHEMA = "/analytics/product_metrics/web/base/2.1.0"
-DEFAULT_STREAM = "product_metrics.web_base"
 ENROLLMENT_STREAM = "product_metrics.experiment_enrollment"
 ENROLLMENT_ACTION = "experiment_enrollment"
 EXPOSURE_ACTION = "experiment_exposure"

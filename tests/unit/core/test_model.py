@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from splitlab import Experiment
-from splitlab.core.model import SampleRate, experiments_from_document
+from splitlab.core.model import SampleRate, experiments_from_document, window_changes
 from splitlab.errors import ConfigError
 
 
@@ -99,13 +99,14 @@ def test_names_in_the_wild_that_break_registry_rules_are_still_accepted() -> Non
     assert Experiment.from_config(row(name="Übung mit Leerzeichen")).name.startswith("Ü")
 
 
-def test_activity_window_is_start_inclusive_end_exclusive() -> None:
+def test_activity_window_includes_both_ends_as_test_kitchen_does() -> None:
     exp = Experiment.from_config(row())
     assert exp.start is not None and exp.end is not None
     assert not exp.is_active(exp.start - timedelta(microseconds=1))
     assert exp.is_active(exp.start)
-    assert exp.is_active(exp.end - timedelta(microseconds=1))
-    assert not exp.is_active(exp.end)
+    assert exp.is_active(exp.end)
+    assert not exp.is_active(exp.end + timedelta(microseconds=1))
+    assert window_changes(exp.start, exp.end) == [exp.start, exp.end + timedelta(microseconds=1)]
     open_ended = Experiment.from_config(row(start=None, end=None))
     assert open_ended.is_active(datetime(1990, 1, 1, tzinfo=UTC))
     with pytest.raises(TypeError):
@@ -122,11 +123,13 @@ def test_exposure_version_is_the_documented_digest() -> None:
     import json
 
     exp = Experiment.from_config(row())
+    # Test Kitchen's key order, its groups sorted, the rate as served (keys sorted)
     material = (
-        '{"contextual_attributes":["page_namespace"],"groups":["control","treatment"],'
-        '"name":"sticky-header-2026","sample_rate":{"0.5":["dewiki","enwiki"],"default":0.1},'
+        '{"name":"sticky-header-2026","user_identifier_type":"edge-unique",'
+        '"groups":["control","treatment"],"sample_rate":{"0.5":["dewiki","enwiki"],"default":0.1},'
+        '"stream_name":"product_metrics.web_base",'
         '"schema_id":"/analytics/product_metrics/web/base/2.1.0",'
-        '"stream_name":"product_metrics.web_base","user_identifier_type":"edge-unique"}'
+        '"contextual_attributes":["page_namespace"]}'
     )
     json.loads(material)  # the hand-written canonical form is itself valid JSON
     assert exp.exposure_version == hashlib.sha256(material.encode()).hexdigest()[:16]

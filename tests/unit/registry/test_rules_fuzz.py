@@ -3,6 +3,7 @@ becomes a row that validates again unchanged (normalization is idempotent)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -30,6 +31,7 @@ plausible = st.fixed_dictionaries(
               "phase_index": st.integers(-1, 3), "version": json_values, "colour": json_values},
 )
 EXPERIMENT_ONLY = ("groups", "user_identifier_type", "phase_index")
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 @settings(max_examples=300, deadline=None)
@@ -39,8 +41,10 @@ def test_normalize_refuses_cleanly_or_is_idempotent(row: Any) -> None:
         if kind == "instrument" and isinstance(row, dict):
             row = {k: v for k, v in row.items() if k not in EXPERIMENT_ONLY}
         try:
-            stored = rules.normalize(kind, row, version=1)
+            stored = rules.normalize(kind, row, version=1, now=NOW)
         except ConfigError as error:
             assert isinstance(error.field, str) and str(error)
             continue
-        assert rules.normalize(kind, stored, version=1) == stored
+        assert rules.normalize(kind, stored, version=1, now=NOW) == stored
+        for field in ("start", "end", "stream_name", "schema_id"):
+            assert isinstance(stored[field], str) and stored[field], field

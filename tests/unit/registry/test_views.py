@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from splitlab.registry import views
 
@@ -13,10 +13,19 @@ def test_status_and_next_boundary() -> None:
     rows = [{"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
             {"start": "2026-11-25T00:00:00Z", "end": None},
             {"start": None, "end": None},
-            {"start": "2026-10-01T00:00:00Z", "end": "2026-11-22T00:00:00Z"}]
+            {"start": "2026-10-01T00:00:00Z", "end": "2026-11-21T23:59:59Z"}]
     assert [views.status(r, NOW) for r in rows] == ["running", "scheduled", "running", "ended"]
     assert views.next_boundary(rows, NOW) == datetime(2026, 11, 25, tzinfo=UTC)
     assert views.active(rows, NOW) == [rows[0], rows[2]]
+
+
+def test_an_experiment_runs_through_its_end_as_test_kitchen_keeps_it() -> None:
+    ending = {"start": "2026-11-01T00:00:00Z", "end": "2026-11-22T00:00:00Z"}
+    assert views.status(ending, NOW) == "running"
+    assert views.active([ending], NOW) == [ending]
+    after = NOW + timedelta(microseconds=1)
+    assert views.next_boundary([ending], NOW) == after
+    assert views.status(ending, after) == "ended"
 
 
 def test_phases_keep_the_last_state_of_each_phase() -> None:

@@ -50,7 +50,9 @@ def test_unknown_and_inactive_experiments_answer_none() -> None:
     assert client.metrics.value("splitlab_sdk_unknown_experiments_total",
                                 {"experiment": "no-such-experiment"}) == 1
     assert client.get_assignment_for_user(1, "welcome-email-test") is not None
-    clock.now = datetime(2027, 1, 1, tzinfo=UTC)  # end is exclusive
+    clock.now = datetime(2027, 1, 1, tzinfo=UTC)  # the end itself is in (Test Kitchen's window)
+    assert client.get_assignment_for_user(1, "welcome-email-test") is not None
+    clock.now = datetime(2027, 1, 1, tzinfo=UTC) + timedelta(microseconds=1)
     assert client.get_assignment_for_user(1, "welcome-email-test") is None
     clock.now = datetime(2025, 12, 31, tzinfo=UTC)
     assert client.get_assignment_for_user(1, "welcome-email-test") is None
