@@ -9,9 +9,7 @@ from typing import Annotated
 
 import typer
 
-from splitlab.cli.common import (
-    err,
-)
+from splitlab.cli.common import err, fail
 
 
 def serve_command(
@@ -22,6 +20,9 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     demo: Annotated[bool, typer.Option(help="Seed a few realistic experiments.")] = False,
+    results_interval: Annotated[float, typer.Option(
+        envvar="SPLITLAB_RESULTS_INTERVAL",
+        help="Seconds between results runs (0: off; run `splitlab results run` instead).")] = 300,
 ) -> None:
     """Start the service on the embedded default (SQLite; no other server needed).
 
@@ -40,6 +41,9 @@ def serve_command(
     os.environ["SPLITLAB_DATA_DIR"] = str(data_dir)
     if demo:
         os.environ["SPLITLAB_DEMO"] = "1"
+    if results_interval < 0:
+        fail("--results-interval must be 0 or more")
+    os.environ["SPLITLAB_RESULTS_INTERVAL"] = str(results_interval)
     if workers > 1:
         os.environ[MULTIPROCESS_DIR] = str(fresh_metrics_dir(data_dir))
     _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)

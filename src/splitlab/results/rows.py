@@ -36,8 +36,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(slots=True)
 class Tally:
-    """Per experiment, what a batch held: its events, error events naming it, and the time of
-    its latest enrollment event (microseconds since the epoch; 0 when none)."""
+    """Per experiment, what a batch held: its events, error events naming it, and when the
+    latest of its enrollment events arrived (``meta.dt``, microseconds since the epoch; 0 when
+    none)."""
 
     events: int = 0
     errors: int = 0
@@ -179,6 +180,6 @@ def rows_of(events: Iterable[StoredEvent], error_stream: str) -> Rows:
             if name is not None:
                 tally = rows.tally(name)
                 tally.events += 1
-                if action == ENROLLMENT:
-                    tally.last_enrollment_us = max(tally.last_enrollment_us, ts)
+                if action == ENROLLMENT and received is not None:
+                    tally.last_enrollment_us = max(tally.last_enrollment_us, received)
     return rows

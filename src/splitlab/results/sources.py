@@ -17,9 +17,10 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from splitlab.intake.export import EventReader
-from splitlab.results.lake import Batch
+from splitlab.intake.export import EventReader, open_reader
+from splitlab.results.lake import Batch, EventSource
 
 PAGE = 50_000
 GAP_GRACE_SECONDS = 120.0
@@ -97,3 +98,15 @@ class LogSource:
     def close(self) -> None:
         """Close the reader."""
         self.reader.close()
+
+
+def log_sources(data_dir: Path, sink: str, database_url: str | None,
+                table_prefix: str = "") -> list[Callable[[], EventSource]]:
+    """Openers of the event logs the intake writes with ``sink`` (``sqlite`` or
+    ``postgresql``; the JetStream consumer is :mod:`splitlab.results.consumer`'s)."""
+    if sink == "postgresql" and database_url:
+        return [lambda: LogSource("postgresql", open_reader(data_dir, database_url,
+                                                            table_prefix))]
+    if sink == "sqlite":
+        return [lambda: LogSource("sqlite", open_reader(data_dir, None))]
+    return []

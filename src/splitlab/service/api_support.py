@@ -10,7 +10,7 @@ import hmac
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ MAX_BODY_BYTES = 64 * 1024
 """A config row is a few hundred bytes; anything this large is a mistake or an attack."""
 
 TOKEN_FILE = "admin-token"
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 _STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
     (PayloadTooLargeError, 413), (BadRequestError, 400), (ConfigError, 422),
@@ -69,6 +71,18 @@ def error_response(error: SplitlabError) -> Response:
         body["field"] = error.field
     headers = {"WWW-Authenticate": 'Bearer realm="splitlab"'} if status == 401 else None
     return json_response(body, status, headers)
+
+
+def guarded(handler: Handler) -> Handler:
+    """Map the error tree to HTTP responses (4xx naming the problem)."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SplitlabError as error:
+            return error_response(error)
+
+    return run
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

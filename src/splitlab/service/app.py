@@ -7,7 +7,7 @@ only composes them, so areas never import each other.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from starlette.applications import Starlette
@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.registry.store import Registry
 from splitlab.sdk.client_payload import PayloadOptions
 from splitlab.service.client_delivery import (
     ApiKeyGate,
@@ -27,6 +28,7 @@ from splitlab.service.metrics import Metrics, MetricsMiddleware
 from splitlab.service.ofrep import OfrepComponent
 from splitlab.service.rate_limit import RateLimiter
 from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
+from splitlab.service.results_api import ResultsComponent
 from splitlab.service.settings import Settings
 
 
@@ -49,9 +51,31 @@ class Component(Protocol):
 def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
     registry = RegistryComponent(settings, metrics)
+    experiments = RegistryExperiments(registry)
     # The intake first: POST /v1/events is the hottest route, matched before the others.
-    intake = IntakeComponent(settings, metrics.registry)
-    return [intake, registry, *client_components(settings, RegistryExperiments(registry))]
+    intake = IntakeComponent(settings, metrics.registry, running_groups=experiments.running_groups)
+    results = ResultsComponent(settings, lambda: registry.started_registry,
+                               results_scheduler(settings))
+    metrics.add_live(results.gauges)
+    return [intake, registry, results, *client_components(settings, experiments)]
+
+
+def results_scheduler(settings: Settings) -> Callable[[Registry], object] | None:
+    """What starts the in-service scheduler (``None`` when ``results_interval`` is 0)."""
+    if settings.results_interval <= 0:
+        return None
+
+    def start(registry: Registry) -> object:
+        from splitlab.intake.streams import load_catalog
+        from splitlab.results.runner import RunnerConfig, start_thread
+
+        config = RunnerConfig(
+            settings.data_dir, settings.events_sink, settings.database_url,
+            settings.table_prefix, settings.nats_url,
+            error_stream=load_catalog(settings.streams_file).error_stream)
+        return start_thread(registry, config, settings.results_interval)
+
+    return start
 
 
 def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:

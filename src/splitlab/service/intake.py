@@ -135,8 +135,10 @@ class IntakeComponent:
     def __init__(
         self, settings: Settings, registry: CollectorRegistry,
         sinks: Mapping[str, Sink] | None = None, clock: Callable[[], str] = utc_now_text,
+        running_groups: Callable[[], Mapping[str, frozenset[str]]] = dict,
     ) -> None:
         self.settings = settings
+        self.running_groups = running_groups
         self.metrics = IntakeMetrics(registry)
         self.catalog = load_catalog(settings.streams_file)
         self.sinks = dict(sinks) if sinks is not None else build_sinks(
@@ -238,8 +240,12 @@ class IntakeComponent:
         if hasty:
             return self._enqueue(events, context, len(body))
         statuses = await self.pipeline.process(events, context)
-        self.metrics.record(statuses)
+        self._record(events, statuses)
         return batch_response(statuses)
+
+    def _record(self, events: list[Any], statuses: list[EventStatus]) -> None:
+        self.metrics.record(statuses)
+        self.metrics.record_experiments(events, statuses, self.running_groups())
 
     def _enqueue(self, events: list[Any], context: RequestContext, size: int) -> Response:
         if (self._queued_events + len(events) > self.settings.events_hasty_queue
@@ -257,7 +263,7 @@ class IntakeComponent:
         while True:
             events, context, size = await self._queue.get()
             try:
-                self.metrics.record(await self.pipeline.process(events, context))
+                self._record(events, await self.pipeline.process(events, context))
             except Exception:  # a hasty batch has no client waiting; log and go on
                 log.exception("processing a hasty batch failed")
             finally:

@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the config and admin API, and an offline docs page rendering it.
+"""The OpenAPI 3.1 document of the config, admin and results API, and an offline docs page
+rendering it.
 
 The document is written by hand (the API is small and its wire format is fixed by Test Kitchen);
 ``tests/integration/test_registry_api.py`` checks that every documented path answers.
@@ -68,6 +69,48 @@ def _kind_paths(plural: str, singular: str) -> dict[str, Any]:
     }
 
 
+def _results_paths() -> dict[str, Any]:
+    paging = [_NAME,
+              {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                          "maximum": 200, "default": 20}},
+              {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}]
+    metric = {"name": "metric", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/v1/experiments/{name}/results": {"get": {
+            "summary": "The latest results run: the `splitlab analyze --format json` report "
+                       "plus computed_at, events_through, engine and health",
+            "parameters": [_NAME],
+            "responses": {"200": {"description": "The latest run"},
+                          "404": _ERROR}}},
+        "/api/v1/experiments/{name}/results/history": {"get": {
+            "summary": "Every results run, newest first (paged)", "parameters": paging,
+            "responses": {"200": {"description": "{experiment, total, limit, offset, runs}"},
+                          "400": _ERROR, "404": _ERROR}}},
+        "/api/v1/experiments/{name}/metrics": {
+            "get": {"summary": "The metrics the experiment's results compute",
+                    "parameters": [_NAME],
+                    "responses": {"200": {"description": "{experiment, metrics}"},
+                                  "404": _ERROR}},
+            "put": {"security": _AUTH, "summary": "Name the experiment's metrics (in order)",
+                    "parameters": [_NAME], "requestBody": _ROW,
+                    "responses": {"200": {"description": "{experiment, metrics}"},
+                                  "401": _ERROR, "404": _ERROR, "422": _ERROR}}},
+        "/api/v1/metrics": {"get": {"summary": "The metrics catalog",
+                                    "responses": {"200": {"description": "{metrics: [...]}"}}}},
+        "/api/v1/metrics/{metric}": {
+            "get": {"summary": "One metric's definition", "parameters": [metric],
+                    "responses": {"200": {"description": "The metric"}, "404": _ERROR}},
+            "put": {"security": _AUTH, "summary": "Create or replace a metric (a catalog entry)",
+                    "parameters": [metric], "requestBody": _ROW,
+                    "responses": {"200": {"description": "The metric"}, "401": _ERROR,
+                                  "422": _ERROR}},
+            "delete": {"security": _AUTH, "summary": "Remove a metric no experiment names",
+                       "parameters": [metric],
+                       "responses": {"204": {"description": "Removed"}, "401": _ERROR,
+                                     "404": _ERROR, "409": _ERROR}}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the registry's HTTP API."""
     return {
@@ -75,7 +118,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "splitlab registry API", "version": "1",
                  "description": "Test Kitchen compatible config API and the admin API."},
         "paths": {**_kind_paths("experiments", "experiment"),
-                  **_kind_paths("instruments", "instrument"),
+                  **_kind_paths("instruments", "instrument"), **_results_paths(),
                   "/metrics": {"get": {"summary": "Prometheus metrics",
                                        "responses": {"200": {"description": "text"}}}}},
         "components": {

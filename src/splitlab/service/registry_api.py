@@ -7,7 +7,8 @@ refused for any reason changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -16,15 +17,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import Experiment, format_time
-from splitlab.errors import BadRequestError, SplitlabError
+from splitlab.errors import BadRequestError
 from splitlab.registry import views
 from splitlab.registry.demo import seed_demo
 from splitlab.registry.store import Record, Registry
 from splitlab.service.api_support import (
+    Handler,
     actor,
     ensure_admin_token,
-    error_response,
     etag_matches,
+    guarded,
     json_response,
     read_json,
     require_admin,
@@ -42,8 +44,6 @@ SIGNAL_FILE = "registry.changed"
 
 PLURAL = {"experiment": "experiments", "instrument": "instruments"}
 
-Handler = Callable[[Request], Awaitable[Response]]
-
 
 def record_json(record: Record, now_status: str) -> dict[str, Any]:
     """The admin API's view of one record."""
@@ -51,18 +51,6 @@ def record_json(record: Record, now_status: str) -> dict[str, Any]:
             "status": now_status, "created_at": format_time(record.created_at),
             "updated_at": format_time(record.updated_at),
             "ended_at": format_time(record.ended_at), "row": record.row}
-
-
-def guarded(handler: Handler) -> Handler:
-    """Map the error tree to HTTP responses (4xx naming the problem)."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except SplitlabError as error:
-            return error_response(error)
-
-    return run
 
 
 class RegistryComponent:
@@ -257,3 +245,8 @@ class RegistryExperiments:
             self._items = tuple(Experiment.from_config(r.row) for r in records)
             self._counter = counter
         return self._items
+
+    def running_groups(self) -> dict[str, frozenset[str]]:
+        """Each running experiment's groups (the labels the intake may count)."""
+        now = datetime.now(UTC)
+        return {e.name: frozenset(e.groups) for e in self.experiments() if e.is_active(now)}

@@ -17,6 +17,7 @@
 | ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
 | ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
 | ``SPLITLAB_OFREP_RATE_LIMIT`` | OFREP requests per second per client (0: no limit) | ``0`` |
+| ``SPLITLAB_RESULTS_INTERVAL`` | seconds between results runs in the service (0: off) | ``300`` |
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Settings:
     client_api_key: str | None = None
     client_name_salt: str = ""
     ofrep_rate_limit: float = 0.0
+    results_interval: float = 0.0
+    """Seconds between results runs; 0 (the default here, 300 from the environment): none."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +73,7 @@ class Settings:
             client_api_key=source.get("SPLITLAB_CLIENT_API_KEY") or None,
             client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),
             ofrep_rate_limit=_float(source, "SPLITLAB_OFREP_RATE_LIMIT"),
+            results_interval=_float(source, "SPLITLAB_RESULTS_INTERVAL", "300"),
         )
 
 
@@ -89,8 +93,8 @@ def _name_set(text: str | None) -> frozenset[str] | None:
     return frozenset(name.strip() for name in text.split(",") if name.strip())
 
 
-def _float(source: Mapping[str, str], name: str) -> float:
-    text = source.get(name, "0") or "0"
+def _float(source: Mapping[str, str], name: str, default: str = "0") -> float:
+    text = source.get(name, default) or default
     try:
         value = float(text)
     except ValueError:

@@ -115,7 +115,7 @@ def test_error_events_count_towards_their_experiments_error_share(tmp_path: Path
     lake = Lake(tmp_path / "lake")
     tally = lake.tallies()[EXPERIMENT]
     assert (tally.events, tally.errors) == (1, 1)
-    enrolled = datetime(2026, 11, 22, 9, 59, 59, tzinfo=UTC)
+    enrolled = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)  # received, not the client's dt
     assert tally.last_enrollment_us == enrolled.timestamp() * 1e6
     assert lake.events_through() == "2026-11-22T10:00:00.000Z"
     lake.close()
