@@ -29,11 +29,13 @@ def results_run(
     data_dir: Annotated[Path, typer.Option(envvar="SPLITLAB_DATA_DIR",
                                            help="Data directory (the lake is in lake/).")] = Path(
         "data"),
+    lease: Annotated[float, typer.Option(help="Seconds a scheduler that stops answering keeps "
+                                              "the others waiting.")] = 60,
 ) -> None:
     """The results worker: each interval, extend the lake from the event log (or the JetStream
     consumer) and store every running experiment's results in the registry database.
 
-    Reads SPLITLAB_DATABASE_URL, SPLITLAB_EVENTS_SINK, SPLITLAB_NATS_URL,
+    Reads SPLITLAB_DATABASE_URL, SPLITLAB_EVENTS_SINK, SPLITLAB_NATS_URL, SPLITLAB_NATS_STREAM,
     SPLITLAB_TABLE_PREFIX and SPLITLAB_STREAMS_FILE like the service. Only one scheduler computes
     at a time (a lease in the registry database): run as many as you like.
     """
@@ -52,8 +54,9 @@ def results_run(
         registry = Registry.open(settings.database_url, data_dir.resolve(),
                                  prefix=settings.table_prefix)
         config = RunnerConfig(data_dir.resolve(), settings.events_sink, settings.database_url,
-                              settings.table_prefix, settings.nats_url, engine,
-                              load_catalog(settings.streams_file).error_stream)
+                              settings.table_prefix, settings.nats_url, settings.nats_stream,
+                              engine, load_catalog(settings.streams_file).error_stream,
+                              lease_seconds=max(lease, 1.0))
         scheduler = build_scheduler(registry, config)
     except (SplitlabError, ValueError) as error:
         fail(str(error))

@@ -28,6 +28,12 @@ PUBLISH_TIMEOUT = 3.0
 DUPLICATE_WINDOW = 600.0
 
 
+def subject_prefix(stream: str) -> str:
+    """The subjects of ``stream``: ``splitlab.events`` for the default stream, else its name in
+    lower case."""
+    return DEFAULT_PREFIX if stream == DEFAULT_STREAM else stream.lower()
+
+
 async def ensure_stream(js: JetStreamContext, stream: str, subject_prefix: str) -> None:
     """Create the stream holding ``<subject_prefix>.>`` (file storage, the duplicate window)
     unless it exists."""

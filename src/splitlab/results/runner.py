@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splitlab.analysis.engines import Engine, open_engine
+from splitlab.intake.jetstream import DEFAULT_STREAM, subject_prefix
 from splitlab.intake.streams import DEFAULT_ERROR_STREAM
 from splitlab.registry.store import Registry
 from splitlab.results.lake import LAKE_DIR, EventSource, Lake
@@ -27,9 +28,11 @@ class RunnerConfig:
     database_url: str | None = None
     table_prefix: str = ""
     nats_url: str | None = None
+    nats_stream: str = DEFAULT_STREAM
     engine: str = "duckdb"
     error_stream: str = DEFAULT_ERROR_STREAM
     consumer: str = "splitlab-lake"
+    lease_seconds: float = 60.0
 
 
 def sources(config: RunnerConfig) -> list[Callable[[], EventSource]]:
@@ -38,7 +41,8 @@ def sources(config: RunnerConfig) -> list[Callable[[], EventSource]]:
         from splitlab.results.consumer import JetStreamSource
 
         url = config.nats_url or "nats://127.0.0.1:4222"
-        return [lambda: JetStreamSource(url, durable=config.consumer)]
+        return [lambda: JetStreamSource(url, config.nats_stream, config.consumer,
+                                        subject_prefix(config.nats_stream))]
     return log_sources(config.data_dir, config.events_sink, config.database_url,
                        config.table_prefix)
 
@@ -51,7 +55,7 @@ def build_scheduler(registry: Registry, config: RunnerConfig) -> Scheduler:
         return open_engine(config.engine)
 
     return Scheduler(registry, ResultsStore(registry.engine, registry.tables.prefix), lake,
-                     sources(config), engine)
+                     sources(config), engine, lease_seconds=config.lease_seconds)
 
 
 def start_thread(registry: Registry, config: RunnerConfig, interval: float) -> SchedulerThread:

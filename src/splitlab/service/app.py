@@ -71,7 +71,7 @@ def results_scheduler(settings: Settings) -> Callable[[Registry], object] | None
 
         config = RunnerConfig(
             settings.data_dir, settings.events_sink, settings.database_url,
-            settings.table_prefix, settings.nats_url,
+            settings.table_prefix, settings.nats_url, settings.nats_stream,
             error_stream=load_catalog(settings.streams_file).error_stream)
         return start_thread(registry, config, settings.results_interval)
 

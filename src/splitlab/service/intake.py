@@ -38,7 +38,7 @@ from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import format_event_time
 from splitlab.errors import ConfigError, PayloadTooLargeError
-from splitlab.intake.jetstream import JetStreamSink
+from splitlab.intake.jetstream import JetStreamSink, subject_prefix
 from splitlab.intake.metrics import IntakeMetrics
 from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext
 from splitlab.intake.postgres_log import PostgresSink
@@ -119,7 +119,8 @@ def build_sinks(
                 raise ConfigError("SPLITLAB_DATABASE_URL", "the postgresql event sink needs it")
             inner: Sink = PostgresSink(settings.database_url, f"{settings.table_prefix}events")
         elif name == "jetstream":
-            inner = JetStreamSink(settings.nats_url or "nats://127.0.0.1:4222")
+            inner = JetStreamSink(settings.nats_url or "nats://127.0.0.1:4222",
+                                  settings.nats_stream, subject_prefix(settings.nats_stream))
         else:
             raise ConfigError("SPLITLAB_EVENTS_SINK", f"unknown sink {name!r}")
         spool = SQLiteSink(data / f"spool-{name}.sqlite")

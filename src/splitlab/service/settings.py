@@ -5,6 +5,7 @@
 | ``SPLITLAB_DATA_DIR`` | where the embedded SQLite files, keys and spool live | ``./data`` |
 | ``SPLITLAB_DATABASE_URL`` | ``postgresql://...`` to use PostgreSQL instead of SQLite | unset |
 | ``SPLITLAB_NATS_URL`` | NATS JetStream for events at scale | unset |
+| ``SPLITLAB_NATS_STREAM`` | JetStream stream (default subjects ``splitlab.events``) | default |
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
 | ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
@@ -37,6 +38,7 @@ class Settings:
     data_dir: Path
     database_url: str | None = None
     nats_url: str | None = None
+    nats_stream: str = "SPLITLAB_EVENTS"
     admin_token: str | None = None
     demo: bool = False
     table_prefix: str = ""
@@ -60,6 +62,7 @@ class Settings:
             data_dir=Path(source.get("SPLITLAB_DATA_DIR", "data")).resolve(),
             database_url=source.get("SPLITLAB_DATABASE_URL") or None,
             nats_url=source.get("SPLITLAB_NATS_URL") or None,
+            nats_stream=source.get("SPLITLAB_NATS_STREAM") or "SPLITLAB_EVENTS",
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
             table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
