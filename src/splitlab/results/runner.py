@@ -1,5 +1,6 @@
-"""Wiring a scheduler from settings: the same for ``splitlab serve`` (a thread in each worker
-process) and for the separate ``splitlab results run`` worker."""
+"""Wiring a scheduler from settings: the same for ``splitlab serve`` (built on a background thread
+in each worker process, :mod:`splitlab.results.background`) and for the separate ``splitlab
+results run`` worker."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from splitlab.intake.jetstream import DEFAULT_STREAM, subject_prefix
 from splitlab.intake.streams import DEFAULT_ERROR_STREAM
 from splitlab.registry.store import Registry
 from splitlab.results.lake import LAKE_DIR, EventSource, Lake
-from splitlab.results.scheduler import Scheduler, SchedulerThread
+from splitlab.results.scheduler import Scheduler
 from splitlab.results.sources import log_sources
 from splitlab.results.store import ResultsStore
 
@@ -56,10 +57,3 @@ def build_scheduler(registry: Registry, config: RunnerConfig) -> Scheduler:
 
     return Scheduler(registry, ResultsStore(registry.engine, registry.tables.prefix), lake,
                      sources(config), engine, lease_seconds=config.lease_seconds)
-
-
-def start_thread(registry: Registry, config: RunnerConfig, interval: float) -> SchedulerThread:
-    """A scheduler running every ``interval`` seconds on a thread (already started)."""
-    thread = SchedulerThread(build_scheduler(registry, config), interval)
-    thread.start()
-    return thread

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -149,31 +148,3 @@ class Scheduler:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class SchedulerThread:
-    """Runs a scheduler every ``interval`` seconds on a daemon thread until stopped."""
-
-    def __init__(self, scheduler: Scheduler, interval: float) -> None:
-        self.scheduler = scheduler
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="splitlab-results", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.scheduler.run_once()
-            except Exception:  # a failed run is logged; the next interval tries again
-                log.exception("computing results failed")
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-
-    def stop(self) -> None:
-        """Stop after the running computation (if any) and close the scheduler."""
-        self._stop.set()
-        self._thread.join(timeout=120)
-        self.scheduler.close()

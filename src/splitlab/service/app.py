@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.registry.store import Registry
+from splitlab.results.background import Runnable, SchedulerThread
 from splitlab.sdk.client_payload import PayloadOptions
 from splitlab.service.client_delivery import (
     ApiKeyGate,
@@ -60,20 +61,25 @@ def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     return [intake, registry, results, *client_components(settings, experiments)]
 
 
-def results_scheduler(settings: Settings) -> Callable[[Registry], object] | None:
+def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThread] | None:
     """What starts the in-service scheduler (``None`` when ``results_interval`` is 0)."""
     if settings.results_interval <= 0:
         return None
 
-    def start(registry: Registry) -> object:
+    def build(registry: Registry) -> Runnable:
         from splitlab.intake.streams import load_catalog
-        from splitlab.results.runner import RunnerConfig, start_thread
+        from splitlab.results.runner import RunnerConfig, build_scheduler
 
         config = RunnerConfig(
             settings.data_dir, settings.events_sink, settings.database_url,
             settings.table_prefix, settings.nats_url, settings.nats_stream,
             error_stream=load_catalog(settings.streams_file).error_stream)
-        return start_thread(registry, config, settings.results_interval)
+        return build_scheduler(registry, config)
+
+    def start(registry: Registry) -> SchedulerThread:
+        thread = SchedulerThread(lambda: build(registry), settings.results_interval)
+        thread.start()
+        return thread
 
     return start
 

@@ -31,6 +31,7 @@ from splitlab.core.model import format_time
 from splitlab.errors import BadRequestError, NotFoundError
 from splitlab.registry import views
 from splitlab.registry.store import Registry
+from splitlab.results.background import SchedulerThread
 from splitlab.results.store import MetricDefinition, ResultsStore, Run
 from splitlab.service.api_support import (
     ensure_admin_token,
@@ -116,13 +117,13 @@ class ResultsComponent:
     """
 
     def __init__(self, settings: Settings, registry: RegistryRef,
-                 scheduler: Callable[[Registry], Any] | None = None) -> None:
+                 scheduler: Callable[[Registry], SchedulerThread] | None = None) -> None:
         self.settings = settings
         self.registry_ref = registry
         self.start_scheduler = scheduler
         self.gauges = ResultsGauges(self)
         self.token = ""
-        self._thread: Any = None
+        self._thread: SchedulerThread | None = None
 
     def store(self) -> ResultsStore:
         registry = self.registry_ref()
