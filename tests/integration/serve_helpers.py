@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,14 +38,14 @@ def server_environment(env: Mapping[str, str] | None) -> dict[str, str]:
 @contextmanager
 def server(
     data_dir: Path, port: int, workers: int = 2, env: Mapping[str, str] | None = None,
-    log: Path | None = None, graceful: bool = False,
+    log: Path | None = None, graceful: bool = False, args: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``splitlab serve`` on ``port`` with the settings in ``env`` (see
     :func:`server_environment`) and its output in ``log`` (else discarded), in its own process
     group. At the end the group is killed (SIGKILL), or with ``graceful`` sent SIGTERM and awaited
-    (the caller can then check ``returncode``)."""
+    (the caller can then check ``returncode``). ``args`` are more options of ``serve``."""
     command = [sys.executable, "-c", "from splitlab.cli import main; main()", "serve",
-               "--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)]
+               "--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers), *args]
     output = log.open("wb") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(command, start_new_session=True, stdout=output,
                                stderr=subprocess.STDOUT, env=server_environment(env))
