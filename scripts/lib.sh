@@ -12,12 +12,14 @@ ensure_venv() {
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$1]"
 }
 
-# ensure_system_packages: what the test suite needs from Debian (a real browser, Java for Spark).
+# ensure_system_packages: what the test suite needs from Debian (a real browser, Java for Spark,
+# promtool to check the shipped alert rules).
 ensure_system_packages() {
   local missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v wrk >/dev/null || missing+=(wrk)
+  command -v promtool >/dev/null || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     step "apt-get install ${missing[*]}"
     if [ "$(id -u)" = 0 ]; then

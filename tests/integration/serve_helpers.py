@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,15 @@ def server_environment(env: Mapping[str, str] | None) -> dict[str, str]:
 def server(
     data_dir: Path | None, port: int, workers: int = 2, env: Mapping[str, str] | None = None,
     log: Path | None = None, graceful: bool = False, cwd: Path | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``splitlab serve`` on ``port`` with the settings in ``env`` (see
     :func:`server_environment`) and its output in ``log`` (else discarded), in its own process
     group, run in ``cwd``; without ``data_dir`` no ``--data-dir`` is given (the default applies).
-    At the end the group is killed (SIGKILL), or with ``graceful`` sent SIGTERM and awaited
-    (the caller can then check ``returncode``)."""
+    ``args`` are more options of ``serve``. At the end the group is killed (SIGKILL), or with
+    ``graceful`` sent SIGTERM and awaited (the caller can then check ``returncode``)."""
     command = [sys.executable, "-c", "from splitlab.cli import main; main()", "serve",
-               "--port", str(port), "--workers", str(workers)]
+               "--port", str(port), "--workers", str(workers), *args]
     command += ["--data-dir", str(data_dir)] if data_dir is not None else []
     output = log.open("wb") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(command, start_new_session=True, stdout=output, cwd=cwd,

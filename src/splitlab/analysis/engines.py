@@ -2,7 +2,8 @@
 
 Every query is written once, in DuckDB's dialect (see :mod:`splitlab.analysis.queries`), and an
 engine runs it through ``sqlglot`` into its own dialect. Both engines read the same materialised
-Parquet files (:mod:`splitlab.analysis.materialize`) as the view ``events``.
+Parquet files (:mod:`splitlab.analysis.materialize`, the lake) as the view ``events``, in which
+every event appears once (rows sharing ``meta.id`` are deduplicated).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Protocol
 import sqlglot
 
 from splitlab.analysis.materialize import MANIFEST
+from splitlab.analysis.queries import deduplicated
+from splitlab.analysis.table import ANALYSIS_SCHEMA
 from splitlab.errors import AnalysisError
 
 CANONICAL_DIALECT = "duckdb"
@@ -73,9 +76,11 @@ class DuckDBEngine:
         parquet_files(directory)
         pattern = str(directory / "**" / "*.parquet").replace("'", "''")
         self._connection.execute(
-            f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{pattern}', "
+            f"CREATE OR REPLACE VIEW raw_events AS SELECT * FROM read_parquet('{pattern}', "
             "hive_partitioning = false, union_by_name = true)"
         )
+        self._connection.execute("CREATE OR REPLACE VIEW events AS "
+                                 + deduplicated("raw_events", ANALYSIS_SCHEMA.names))
 
     def create_table(self, name: str, select: str) -> None:
         self._connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}")
@@ -116,7 +121,9 @@ class SparkEngine:
     def load_events(self, directory: Path) -> None:
         parquet_files(directory)
         frame = self._spark.read.option("recursiveFileLookup", "true").parquet(str(directory))
-        frame.createOrReplaceTempView("events")
+        frame.createOrReplaceTempView("raw_events")
+        select = deduplicated("raw_events", ANALYSIS_SCHEMA.names)
+        self._spark.sql(transpile(select, "spark")).createOrReplaceTempView("events")
 
     def create_table(self, name: str, select: str) -> None:
         frame = self._spark.sql(transpile(select, "spark")).cache()

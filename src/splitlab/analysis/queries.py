@@ -1,7 +1,8 @@
 """The analysis SQL, written once in DuckDB's dialect (engines transpile it with sqlglot).
 
-Tables: ``events`` (the materialised Parquet); ``triggered`` (one row per ``subject_key``: the
-group, ``action_source``, site and time of its first trigger event); ``units`` (``triggered``
+Tables: ``events`` (the materialised Parquet, each event once: :func:`deduplicated`);
+``triggered`` (one row per ``subject_key``: the group, ``action_source``, site and time of its
+first trigger event); ``units`` (``triggered``
 plus ``mixed`` = 1 when the subject appears in more than one group, and one column per
 :class:`~splitlab.analysis.metrics.Aggregate` of the catalog's declarative metrics).
 """
@@ -19,6 +20,21 @@ DAY_US = 86_400_000_000
 def literal(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def deduplicated(source: str, columns: Sequence[str]) -> str:
+    """The rows of ``source`` with each event once: of the rows sharing ``event_id`` and
+    ``experiment`` (a re-sent or re-delivered event), the earliest is kept, ties broken by the
+    other columns so every engine keeps the same one; rows without an id are all kept."""
+    names = ", ".join(columns)
+    order = ", ".join(f"{c} NULLS FIRST" for c in columns if c not in ("event_id", "experiment"))
+    return f"""
+SELECT {names} FROM {source} WHERE event_id IS NULL
+UNION ALL
+SELECT {names} FROM (
+  SELECT {names}, ROW_NUMBER() OVER (PARTITION BY event_id, experiment ORDER BY {order}) AS copy
+  FROM {source} WHERE event_id IS NOT NULL
+) WHERE copy = 1"""
 
 
 def triggered(experiment: str, trigger: str) -> str:

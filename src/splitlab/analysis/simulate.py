@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from splitlab.analysis.table import EVENT_SCHEMA
 from splitlab.core.assignment import OUT_OF_SAMPLE, SUBJECT_ID_LENGTH, assign_batch
 from splitlab.core.model import Experiment
 
@@ -90,27 +91,6 @@ class Simulation:
 
     def lift(self, group: str) -> float:
         return self.lifts.get(group, 1.0)
-
-
-EVENT_SCHEMA = pa.schema(
-    [
-        ("$schema", pa.string()),
-        ("meta", pa.struct([("id", pa.string()), ("dt", pa.string()), ("stream", pa.string()),
-                            ("domain", pa.string())])),
-        ("dt", pa.string()),
-        ("action", pa.string()),
-        ("action_source", pa.string()),
-        ("action_context", pa.string()),
-        ("mediawiki", pa.struct([("database", pa.string())])),
-        ("performer", pa.struct([("id", pa.int64()), ("is_logged_in", pa.bool_())])),
-        ("experiment", pa.struct([
-            ("enrolled", pa.string()), ("assigned", pa.string()), ("subject_id", pa.string()),
-            ("sampling_unit", pa.string()), ("coordinator", pa.string()),
-            ("exposure_version", pa.string()),
-        ])),
-    ]
-)
-"""The Arrow schema of simulated (and exported) events: the web base fields splitlab reads."""
 
 
 def simulate(spec: Simulation) -> Iterator[pa.Table]:

@@ -5,7 +5,7 @@ Each area's commands live in a module of this package; this module registers the
 
 from __future__ import annotations
 
-from splitlab.cli import analysis, assign, events, experiments, keys, serve, simulate
+from splitlab.cli import analysis, assign, events, experiments, keys, results, serve, simulate
 from splitlab.cli.common import app
 
 app.command("assign")(assign.assign_command)
@@ -17,6 +17,8 @@ app.add_typer(events.events_app, name="events")
 app.command("simulate")(simulate.simulate_command)
 app.command("materialize")(analysis.materialize_command)
 app.command("analyze")(analysis.analyze_command)
+app.add_typer(results.results_app, name="results")
+app.add_typer(results.metrics_app, name="metrics")
 
 __all__ = ["app", "main"]
 

@@ -24,6 +24,9 @@ def serve_command(
     site_catalog: Annotated[Path | None, typer.Option(
         help="Site catalog: database name -> domain, as JSON or one name per line "
              "(env SPLITLAB_SITE_CATALOG; default: built-in).")] = None,
+    results_interval: Annotated[float, typer.Option(
+        envvar="SPLITLAB_RESULTS_INTERVAL",
+        help="Seconds between results runs (0: off; run `splitlab results run` instead).")] = 300,
 ) -> None:
     """Start the service on the embedded default (SQLite; no other server needed).
 
@@ -51,6 +54,9 @@ def serve_command(
         except ConfigError as error:
             fail(f"site catalog {error}")
         os.environ["SPLITLAB_SITE_CATALOG"] = str(site_catalog.resolve())
+    if results_interval < 0:
+        fail("--results-interval must be 0 or more")
+    os.environ["SPLITLAB_RESULTS_INTERVAL"] = str(results_interval)
     if workers > 1:
         os.environ[MULTIPROCESS_DIR] = str(fresh_metrics_dir(data_dir))
     _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)

@@ -28,6 +28,23 @@ PUBLISH_TIMEOUT = 3.0
 DUPLICATE_WINDOW = 600.0
 
 
+def subject_prefix(stream: str) -> str:
+    """The subjects of ``stream``: ``splitlab.events`` for the default stream, else its name in
+    lower case."""
+    return DEFAULT_PREFIX if stream == DEFAULT_STREAM else stream.lower()
+
+
+async def ensure_stream(js: JetStreamContext, stream: str, subject_prefix: str) -> None:
+    """Create the stream holding ``<subject_prefix>.>`` (file storage, the duplicate window)
+    unless it exists."""
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        await js.add_stream(StreamConfig(
+            name=stream, subjects=[f"{subject_prefix}.>"], storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW))
+
+
 class JetStreamSink:
     """Publishes events to a JetStream stream (created on first connect when absent)."""
 
@@ -53,13 +70,7 @@ class JetStreamSink:
             client = await nats.connect(
                 self.url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
             js = client.jetstream(timeout=PUBLISH_TIMEOUT)
-            config = StreamConfig(
-                name=self.stream, subjects=[f"{self.subject_prefix}.>"],
-                storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW)
-            try:
-                await js.stream_info(self.stream)
-            except NotFoundError:
-                await js.add_stream(config)
+            await ensure_stream(js, self.stream, self.subject_prefix)
             self._client, self._js = client, js
             return js
 

@@ -8,13 +8,15 @@ area, and serves it at ``/metrics``. Stream labels are only ever configured stre
 from __future__ import annotations
 
 from collections import Counter as Counter_
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from splitlab.intake.pipeline import EventStatus
 
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+TRIGGERS = ("experiment_exposure", "experiment_enrollment")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -51,6 +53,34 @@ class IntakeMetrics:
             "Hasty batches processed before the answer because the hasty queue had no room.",
             registry=registry)
 
+        self.experiment_events = counter(
+            "splitlab_intake_experiment_events_total",
+            "Exposure and enrollment events accepted, by running experiment, group and action.",
+            ("experiment", "group", "action"))
+        self._experiment_labels: set[tuple[str, str, str]] = set()
+
+    def record_experiments(self, events: Sequence[Any], statuses: Sequence[EventStatus],
+                           running: Mapping[str, frozenset[str]]) -> None:
+        """Count the accepted exposures and enrollments of running experiments (either
+        experiment fragment); labels of experiments no longer running are dropped, so the label
+        set stays bounded by the running experiments and their groups."""
+        tally: Counter_[tuple[str, str, str]] = Counter_()
+        for event, status in zip(events, statuses, strict=False):
+            if status.status != "success" or not isinstance(event, dict):
+                continue
+            action = event.get("action")
+            if action not in TRIGGERS:
+                continue
+            for name, group in experiment_groups(event):
+                if group in running.get(name, ()):
+                    tally[(name, group, action)] += 1
+        for labels, count in tally.items():
+            self.experiment_events.labels(*labels).inc(count)
+            self._experiment_labels.add(labels)
+        for labels in [k for k in self._experiment_labels if k[0] not in running]:
+            self.experiment_events.remove(*labels)
+            self._experiment_labels.discard(labels)
+
     def record(self, statuses: Iterable[EventStatus]) -> None:
         """Count one processed batch (one increment per stream and outcome, not per event)."""
         tally = Counter_((status.stream, status.status) for status in statuses)
@@ -58,3 +88,20 @@ class IntakeMetrics:
         for (stream, status), count in tally.items():
             self.received.labels(stream).inc(count)
             outcome[status].labels(stream).inc(count)
+
+
+def experiment_groups(event: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(experiment, group)`` pairs an event names: the 2.1.0 ``experiment`` fragment, or every
+    enrolled experiment of the 1.3.0 ``experiments`` fragment."""
+    single = event.get("experiment")
+    if isinstance(single, Mapping):
+        name, group = single.get("enrolled"), single.get("assigned")
+        return [(name, group)] if isinstance(name, str) and isinstance(group, str) else []
+    plural = event.get("experiments")
+    if not isinstance(plural, Mapping):
+        return []
+    enrolled, assigned = plural.get("enrolled"), plural.get("assigned")
+    if not isinstance(enrolled, list) or not isinstance(assigned, Mapping):
+        return []
+    return [(n, assigned[n]) for n in enrolled
+            if isinstance(n, str) and isinstance(assigned.get(n), str)]

@@ -73,7 +73,8 @@ class RegistryClient:
         """Close the connection pool."""
         self.http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any request to the server's API; a refusal raises :class:`RemoteError`."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
@@ -89,18 +90,18 @@ class RegistryClient:
     def rows(self, kind: str, *, every: bool = True) -> list[dict[str, Any]]:
         """Every row (``format=analytics``: with status and phases), or only the active ones."""
         params = {"format": "analytics"} if every else {}
-        data: list[dict[str, Any]] = self._call(
+        data: list[dict[str, Any]] = self.call(
             "GET", f"/api/v1/{KIND_PLURALS[kind]}", params=params).json()
         return data
 
     def show(self, kind: str, name: str) -> tuple[dict[str, Any], str]:
         """The record and its ETag."""
-        response = self._call("GET", f"/api/v1/{KIND_PLURALS[kind]}/{name}")
+        response = self.call("GET", f"/api/v1/{KIND_PLURALS[kind]}/{name}")
         return response.json(), response.headers["etag"]
 
     def create(self, kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """Create a record."""
-        created: dict[str, Any] = self._call(
+        created: dict[str, Any] = self.call(
             "POST", f"/api/v1/{KIND_PLURALS[kind]}", json=dict(row)).json()
         return created
 
@@ -109,20 +110,20 @@ class RegistryClient:
         """Patch a record (reading its current ETag first unless ``etag`` is given)."""
         if etag is None:
             _, etag = self.show(kind, name)
-        updated: dict[str, Any] = self._call(
+        updated: dict[str, Any] = self.call(
             "PATCH", f"/api/v1/{KIND_PLURALS[kind]}/{name}", json=dict(patch),
             headers={"If-Match": etag}).json()
         return updated
 
     def end(self, kind: str, name: str) -> dict[str, Any]:
         """End a running record now."""
-        ended: dict[str, Any] = self._call(
+        ended: dict[str, Any] = self.call(
             "POST", f"/api/v1/{KIND_PLURALS[kind]}/{name}/end").json()
         return ended
 
     def history(self, kind: str, name: str) -> list[dict[str, Any]]:
         """Every change, oldest first."""
-        entries: list[dict[str, Any]] = self._call(
+        entries: list[dict[str, Any]] = self.call(
             "GET", f"/api/v1/{KIND_PLURALS[kind]}/{name}/history").json()["history"]
         return entries
 

@@ -39,6 +39,9 @@ from splitlab.datadir import private_file
 MIGRATIONS = Path(__file__).with_name("migrations")
 KINDS = ("experiment", "instrument")
 """What the registry stores: both kinds share one table, told apart by ``kind``."""
+RESULTS_TABLES = ("leases", "experiment_metrics", "metrics", "results_runs")
+"""Tables of the continuous results (migration 0002; ``splitlab.results.store`` describes them),
+in the order they can be dropped."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,8 @@ def migrate(engine: Engine, tables: Tables) -> str:
 def drop_all(engine: Engine, tables: Tables) -> None:
     """Drop every registry table (tests clean up their prefixed tables with this)."""
     with engine.begin() as conn:
+        for name in RESULTS_TABLES:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{tables.prefix}{name}"'))
         for table in (tables.history, tables.objects, tables.state):
             table.drop(conn, checkfirst=True)
         conn.execute(text(f'DROP TABLE IF EXISTS "{tables.prefix}alembic_version"'))

@@ -39,7 +39,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored as UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -116,8 +116,8 @@ class Registry:
     def _record(self, r: Row[Any]) -> Record:
         return Record(kind=r.kind, name=r.name, revision=r.revision, row=json.loads(r.row),
                       etag=etag_for(r.revision, r.row),
-                      created_at=_aware(r.created_at), updated_at=_aware(r.updated_at),
-                      ended_at=None if r.ended_at is None else _aware(r.ended_at))
+                      created_at=as_utc(r.created_at), updated_at=as_utc(r.updated_at),
+                      ended_at=None if r.ended_at is None else as_utc(r.ended_at))
 
     def _select(self, conn: Connection, kind: str, name: str) -> Row[Any]:
         objects = self.tables.objects
@@ -262,7 +262,7 @@ class Registry:
             current = self._select(conn, kind, name)
             found = conn.execute(select(history).where(history.c.object_id == current.id)
                                  .order_by(history.c.revision))
-            return [Change(revision=h.revision, at=_aware(h.at), actor=h.actor,
+            return [Change(revision=h.revision, at=as_utc(h.at), actor=h.actor,
                            action=h.action, row=json.loads(h.row), changes=json.loads(h.changes))
                     for h in found]
 

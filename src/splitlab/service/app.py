@@ -8,7 +8,7 @@ Errors raised by any area become responses in one place, :mod:`splitlab.service.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 import orjson
@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.registry.store import Registry
+from splitlab.results.background import Runnable, SchedulerThread
 from splitlab.sdk.client_payload import PayloadOptions
 from splitlab.service.api_support import JSON_MEDIA_TYPE, json_response
 from splitlab.service.client_access import ApiKeyGate, ExperimentSource
@@ -29,6 +31,7 @@ from splitlab.service.openapi import docs_page, openapi_document
 from splitlab.service.problems import exception_handlers
 from splitlab.service.rate_limit import RateLimiter
 from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
+from splitlab.service.results_api import ResultsComponent
 from splitlab.service.settings import Settings
 
 
@@ -51,9 +54,36 @@ class Component(Protocol):
 def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     """The areas the service runs with ``settings``; each may add collectors to ``metrics``."""
     registry = RegistryComponent(settings, metrics)
+    experiments = RegistryExperiments(registry)
     # The intake first: POST /v1/events is the hottest route, matched before the others.
-    intake = IntakeComponent(settings, metrics.registry)
-    return [intake, registry, *client_components(settings, RegistryExperiments(registry))]
+    intake = IntakeComponent(settings, metrics.registry, running_groups=experiments.running_groups)
+    results = ResultsComponent(settings, lambda: registry.started_registry,
+                               results_scheduler(settings))
+    metrics.add_live(results.gauges)
+    return [intake, registry, results, *client_components(settings, experiments)]
+
+
+def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThread] | None:
+    """What starts the in-service scheduler (``None`` when ``results_interval`` is 0)."""
+    if settings.results_interval <= 0:
+        return None
+
+    def build(registry: Registry) -> Runnable:
+        from splitlab.intake.streams import load_catalog
+        from splitlab.results.runner import RunnerConfig, build_scheduler
+
+        config = RunnerConfig(
+            settings.data_dir, settings.events_sink, settings.database_url,
+            settings.table_prefix, settings.nats_url, settings.nats_stream,
+            error_stream=load_catalog(settings.streams_file).error_stream)
+        return build_scheduler(registry, config)
+
+    def start(registry: Registry) -> SchedulerThread:
+        thread = SchedulerThread(lambda: build(registry), settings.results_interval)
+        thread.start()
+        return thread
+
+    return start
 
 
 def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:

@@ -47,7 +47,7 @@ from splitlab.errors import (
     UnsupportedMediaTypeError,
 )
 from splitlab.intake.body import Inflater, parse_json
-from splitlab.intake.jetstream import JetStreamSink
+from splitlab.intake.jetstream import JetStreamSink, subject_prefix
 from splitlab.intake.metrics import IntakeMetrics
 from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext
 from splitlab.intake.postgres_log import PostgresSink
@@ -148,7 +148,8 @@ def build_sinks(
                 raise ConfigError("SPLITLAB_DATABASE_URL", "the postgresql event sink needs it")
             inner: Sink = PostgresSink(settings.database_url, f"{settings.table_prefix}events")
         elif name == "jetstream":
-            inner = JetStreamSink(settings.nats_url or "nats://127.0.0.1:4222")
+            inner = JetStreamSink(settings.nats_url or "nats://127.0.0.1:4222",
+                                  settings.nats_stream, subject_prefix(settings.nats_stream))
         else:
             raise ConfigError("SPLITLAB_EVENTS_SINK", f"unknown sink {name!r}")
         spool = SQLiteSink(data / f"spool-{name}.sqlite")
@@ -164,8 +165,10 @@ class IntakeComponent:
     def __init__(
         self, settings: Settings, registry: CollectorRegistry,
         sinks: Mapping[str, Sink] | None = None, clock: Callable[[], str] = utc_now_text,
+        running_groups: Callable[[], Mapping[str, frozenset[str]]] = dict,
     ) -> None:
         self.settings = settings
+        self.running_groups = running_groups
         self.metrics = IntakeMetrics(registry)
         self.catalog = load_catalog(settings.streams_file)
         self.sinks = dict(sinks) if sinks is not None else build_sinks(
@@ -283,8 +286,12 @@ class IntakeComponent:
             return Response(status_code=202,
                             headers={STATUS_HEADER: f"{len(events)} events hastily received."})
         statuses = await self.pipeline.process(events, context)
-        self.metrics.record(statuses)
+        self._record(events, statuses)
         return batch_response(statuses)
+
+    def _record(self, events: list[Any], statuses: list[EventStatus]) -> None:
+        self.metrics.record(statuses)
+        self.metrics.record_experiments(events, statuses, self.running_groups())
 
     async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> None:
         """Queue a hasty batch, or, when the queue has no room for it, process it now.
@@ -296,7 +303,7 @@ class IntakeComponent:
         if (self._queued_events + len(events) > self.settings.events_hasty_queue
                 or self._queued_bytes + size > HASTY_MAX_BYTES):
             self.metrics.hasty_inline.inc()
-            self.metrics.record(await self.pipeline.process(events, context))
+            self._record(events, await self.pipeline.process(events, context))
             return
         self._queued_events += len(events)
         self._queued_bytes += size
@@ -307,7 +314,7 @@ class IntakeComponent:
         while True:
             events, context, size = await self._queue.get()
             try:
-                self.metrics.record(await self.pipeline.process(events, context))
+                self._record(events, await self.pipeline.process(events, context))
             except Exception:  # a hasty batch has no client waiting; log and go on
                 log.exception("processing a hasty batch failed")
             finally:

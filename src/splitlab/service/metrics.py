@@ -27,6 +27,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +53,13 @@ class Metrics:
             "splitlab_config_version",
             "The registry change counter behind the config documents the workers serve.",
             registry=self.registry, multiprocess_mode="livemax")
+        self._live: list[Collector] = []
+
+    def add_live(self, collector: Collector) -> None:
+        """Add a collector that computes its values at each scrape (from a database, say): it
+        answers for every worker, so in multiprocess mode it is asked directly."""
+        self.registry.register(collector)
+        self._live.append(collector)
 
     async def endpoint(self, request: Request) -> Response:
         """``GET /metrics``: this process's collectors, or every worker's in multiprocess mode."""
@@ -59,6 +67,8 @@ class Metrics:
         if os.environ.get(MULTIPROCESS_DIR):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            for collector in self._live:
+                registry.register(collector)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     def close(self) -> None:

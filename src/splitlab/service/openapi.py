@@ -82,7 +82,7 @@ def _kind_paths(plural: str, singular: str) -> dict[str, Any]:
 def _intake_paths() -> dict[str, Any]:
     message = _json("{message}", "Message")
     statuses = _json("EventGate's summary and per-event statuses", "EventStatuses")
-    return {"/v1/events": {
+    events = {
         "post": {
             "summary": "Send events (EventGate's contract): a JSON array of events, or one event",
             "parameters": [{"name": "hasty", "in": "query", "schema": {"type": "boolean"},
@@ -102,7 +102,8 @@ def _intake_paths() -> dict[str, Any]:
         "options": {"summary": "CORS preflight (origins in SPLITLAB_EVENTS_CORS_ORIGINS)",
                     "responses": {"204": {"description": "Allowed"},
                                   "403": {"description": "Origin not allowed"}}},
-    }}
+    }
+    return {"/v1/events": events, "/v1/events/": events}  # EventGate answers both
 
 
 def _ofrep_paths() -> dict[str, Any]:
@@ -180,15 +181,57 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+def _results_paths() -> dict[str, Any]:
+    paging = [_NAME,
+              {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                          "maximum": 200, "default": 20}},
+              {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}]
+    metric = {"name": "metric", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/v1/experiments/{name}/results": {"get": {
+            "summary": "The latest results run: the `splitlab analyze --format json` report "
+                       "plus computed_at, events_through, engine and health",
+            "parameters": [_NAME],
+            "responses": {"200": {"description": "The latest run"},
+                          "404": _ERROR}}},
+        "/api/v1/experiments/{name}/results/history": {"get": {
+            "summary": "Every results run, newest first (paged)", "parameters": paging,
+            "responses": {"200": {"description": "{experiment, total, limit, offset, runs}"},
+                          "400": _ERROR, "404": _ERROR}}},
+        "/api/v1/experiments/{name}/metrics": {
+            "get": {"summary": "The metrics the experiment's results compute",
+                    "parameters": [_NAME],
+                    "responses": {"200": {"description": "{experiment, metrics}"},
+                                  "404": _ERROR}},
+            "put": {"security": _AUTH, "summary": "Name the experiment's metrics (in order)",
+                    "parameters": [_NAME], "requestBody": _ROW,
+                    "responses": {"200": {"description": "{experiment, metrics}"},
+                                  "401": _ERROR, "404": _ERROR, "422": _ERROR}}},
+        "/api/v1/metrics": {"get": {"summary": "The metrics catalog",
+                                    "responses": {"200": {"description": "{metrics: [...]}"}}}},
+        "/api/v1/metrics/{metric}": {
+            "get": {"summary": "One metric's definition", "parameters": [metric],
+                    "responses": {"200": {"description": "The metric"}, "404": _ERROR}},
+            "put": {"security": _AUTH, "summary": "Create or replace a metric (a catalog entry)",
+                    "parameters": [metric], "requestBody": _ROW,
+                    "responses": {"200": {"description": "The metric"}, "401": _ERROR,
+                                  "422": _ERROR}},
+            "delete": {"security": _AUTH, "summary": "Remove a metric no experiment names",
+                       "parameters": [metric],
+                       "responses": {"204": {"description": "Removed"}, "401": _ERROR,
+                                     "404": _ERROR, "409": _ERROR}}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of every route of the service."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "splitlab API", "version": "1",
                  "description": "Test Kitchen compatible config API, the admin API, the event "
-                              "intake (EventGate's contract), OFREP and client delivery."},
+                              "intake (EventGate's contract), results, OFREP and client delivery."},
         "paths": {**_kind_paths("experiments", "experiment"),
-                  **_kind_paths("instruments", "instrument"),
+                  **_kind_paths("instruments", "instrument"), **_results_paths(),
                   **_intake_paths(), **_ofrep_paths(), **_client_paths(), **_service_paths()},
         "components": {
             "securitySchemes": {

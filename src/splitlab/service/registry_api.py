@@ -8,6 +8,7 @@ refused for any reason changes nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -234,3 +235,8 @@ class RegistryExperiments:
             self._items = tuple(Experiment.from_config(r.row) for r in records)
             self._counter = counter
         return self._items
+
+    def running_groups(self) -> dict[str, frozenset[str]]:
+        """Each running experiment's groups (the labels the intake may count)."""
+        now = datetime.now(UTC)
+        return {e.name: frozenset(e.groups) for e in self.experiments() if e.is_active(now)}

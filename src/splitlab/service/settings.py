@@ -5,6 +5,7 @@
 | ``SPLITLAB_DATA_DIR`` | the SQLite files, keys and spool (owner only) | ``.splitlab/data`` |
 | ``SPLITLAB_DATABASE_URL`` | ``postgresql://...`` to use PostgreSQL instead of SQLite | unset |
 | ``SPLITLAB_NATS_URL`` | NATS JetStream for events at scale | unset |
+| ``SPLITLAB_NATS_STREAM`` | JetStream stream (default subjects ``splitlab.events``) | default |
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
 | ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
@@ -18,6 +19,7 @@
 | ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
 | ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
 | ``SPLITLAB_OFREP_RATE_LIMIT`` | OFREP requests per second per client (0: no limit) | ``0`` |
+| ``SPLITLAB_RESULTS_INTERVAL`` | seconds between results runs in the service (0: off) | ``300`` |
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Settings:
     data_dir: Path
     database_url: str | None = None
     nats_url: str | None = None
+    nats_stream: str = "SPLITLAB_EVENTS"
     admin_token: str | None = None
     demo: bool = False
     table_prefix: str = ""
@@ -51,6 +54,8 @@ class Settings:
     client_api_key: str | None = None
     client_name_salt: str = ""
     ofrep_rate_limit: float = 0.0
+    results_interval: float = 0.0
+    """Seconds between results runs; 0 (the default here, 300 from the environment): none."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +65,7 @@ class Settings:
             data_dir=find_data_dir(None, source),
             database_url=source.get("SPLITLAB_DATABASE_URL") or None,
             nats_url=source.get("SPLITLAB_NATS_URL") or None,
+            nats_stream=source.get("SPLITLAB_NATS_STREAM") or "SPLITLAB_EVENTS",
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
             table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
@@ -74,6 +80,7 @@ class Settings:
             client_api_key=source.get("SPLITLAB_CLIENT_API_KEY") or None,
             client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),
             ofrep_rate_limit=_float(source, "SPLITLAB_OFREP_RATE_LIMIT"),
+            results_interval=_float(source, "SPLITLAB_RESULTS_INTERVAL", "300"),
         )
 
 
@@ -93,8 +100,8 @@ def _name_set(text: str | None) -> frozenset[str] | None:
     return frozenset(name.strip() for name in text.split(",") if name.strip())
 
 
-def _float(source: Mapping[str, str], name: str) -> float:
-    text = source.get(name, "0") or "0"
+def _float(source: Mapping[str, str], name: str, default: str = "0") -> float:
+    text = source.get(name, default) or default
     try:
         value = float(text)
     except ValueError:

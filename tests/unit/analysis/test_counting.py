@@ -136,6 +136,8 @@ def test_materialize_is_incremental(tmp_path: Path) -> None:
 def test_values_come_from_numeric_action_context(tmp_path: Path) -> None:
     rows = [event("s1", "control", "edit_saved", "2026-11-01T00:00:00Z", action_context=c)
             for c in ("12.5", "-3", "{\"x\": 1}", "1e2")]
+    for number, row in enumerate(rows):  # four events, not one sent four times
+        row["meta"] = {**row["meta"], "id": f"value-{number}"}
     source = tmp_path / "e.jsonl"
     source.write_text("".join(json.dumps(e) + "\n" for e in rows))
     materialize(source, tmp_path / "data")
@@ -162,7 +164,7 @@ def test_subject_keys_are_64_bits_of_the_id() -> None:
 
     import pyarrow as pa
 
-    from splitlab.analysis.materialize import subject_keys
+    from splitlab.analysis.table import subject_keys
 
     def signed(value: int) -> int:
         return value - (1 << 64) if value >= 1 << 63 else value
@@ -222,3 +224,23 @@ def test_the_intake_exports_materialise_alike(tmp_path: Path) -> None:
     assert [(r[0], r[2], r[5], r[7], r[8]) for r in tables[1]] == sorted(
         (e["meta"]["id"], e["action"], e["performer"]["id"], e["experiment"]["assigned"],
          e["experiment"]["subject_id"]) for e in rows)
+
+
+def test_an_event_sent_twice_counts_once(engine: DuckDBEngine, tmp_path: Path) -> None:
+    """A client's re-send keeps its meta.id: the count metric sees it once (it saw it twice
+    before the analysis deduplicated by meta.id)."""
+    from splitlab.analysis.metrics import parse_catalog
+
+    clicks = event("s1", "control", "click", "2026-11-01T11:00:00Z")
+    load(engine, tmp_path, [
+        event("s1", "control", "experiment_enrollment", "2026-11-01T10:00:00Z"),
+        event("s2", "treatment", "experiment_enrollment", "2026-11-01T10:00:00Z"),
+        clicks, clicks, {**clicks, "meta": {**clicks["meta"], "id": "other"}},
+        event("s2", "treatment", "click", "2026-11-01T11:00:00Z"),
+        event("s3", "treatment", "experiment_enrollment", "2026-11-01T10:00:00Z"),
+        event("s4", "control", "experiment_enrollment", "2026-11-01T10:00:00Z"),
+    ])
+    catalog = parse_catalog([{"name": "clicks", "kind": "count", "filter": {"action": "click"}}])
+    report = analyze(engine, Options(EXPERIMENT, groups=("control", "treatment")), catalog)
+    assert report.metrics[0].groups[0].mean == 1.0  # s1: the re-sent click once, plus "other"
+    assert report.metrics[0].groups[1].mean == 0.5

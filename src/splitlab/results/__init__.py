@@ -1,0 +1,1 @@
+"""The continuous side of analysis: lake writer, scheduler, results store, health checks."""

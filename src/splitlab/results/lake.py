@@ -1,0 +1,248 @@
+"""The lake: the analysis table as Parquet under ``<data dir>/lake/stream=<s>/day=<d>/``, extended
+incrementally from event sources (the event logs, a JetStream consumer).
+
+Guarantees:
+
+- **Exactly once by** ``meta.id``: ``_state.sqlite`` in the lake keeps a 16-byte key of every
+  event id written (the UUID's bytes, or the first 16 bytes of the id's SHA-256 when it is not a
+  UUID in canonical form); an event whose key is there — a re-delivery, a client's re-send, a
+  re-read after a crash — is skipped.
+- **No partial file**: a file is written under a hidden temporary name, fsynced and renamed into
+  place. Its name is recorded as *pending* before it is written, and the batch's ids, the source's
+  checkpoint and the tallies are committed together after the rename; opening the lake deletes the
+  files of a batch that crashed before that commit (their events are read again).
+- **Incremental cost**: a run reads the source from its checkpoint, so it costs the new events
+  (plus one index probe per event), not the size of the lake.
+
+One writer at a time: :meth:`Lake.extend` holds an exclusive lock on ``_state.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from splitlab.intake.sinks import StoredEvent
+from splitlab.intake.streams import DEFAULT_ERROR_STREAM
+from splitlab.results.rows import Tally, rows_of
+
+LAKE_DIR = "lake"
+STATE_FILE = "_state.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ids (key BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (source TEXT PRIMARY KEY, position TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (file TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS files (file TEXT PRIMARY KEY, source TEXT NOT NULL,
+                                  rows INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tallies (experiment TEXT PRIMARY KEY, events INTEGER NOT NULL,
+                                    errors INTEGER NOT NULL, last_enrollment_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_PROBE = 500
+
+
+def id_key(event_id: str) -> bytes:
+    """The 16-byte key of an event id (see the module docstring)."""
+    try:
+        parsed = uuid.UUID(event_id)
+    except ValueError:
+        parsed = None
+    if parsed is not None and str(parsed) == event_id:
+        return parsed.bytes
+    return hashlib.sha256(event_id.encode()).digest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Events read from a source, and the source's checkpoint once they are in the lake
+    (``None`` when the source keeps its own position, as a durable consumer does)."""
+
+    events: Sequence[StoredEvent]
+    position: str | None
+
+
+class EventSource(Protocol):
+    """Where the lake's events come from."""
+
+    name: str
+    """Names the checkpoint and the files (lower-case letters, digits, ``-``)."""
+
+    def batches(self, position: str | None) -> Iterator[Batch]:
+        """Batches of events after ``position`` (the last committed checkpoint, ``None`` at
+        first), until the source has nothing more right now."""
+        ...
+
+    def committed(self, batch: Batch) -> None:
+        """Called once ``batch`` is durably in the lake (a consumer acknowledges it here)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendResult:
+    """What one run did: events read, events written (new ids), duplicates skipped, files."""
+
+    read: int = 0
+    written: int = 0
+    duplicates: int = 0
+    files: int = 0
+
+    def __add__(self, other: ExtendResult) -> ExtendResult:
+        return ExtendResult(self.read + other.read, self.written + other.written,
+                            self.duplicates + other.duplicates, self.files + other.files)
+
+
+class Lake:
+    """The lake under ``root`` (``<data dir>/lake``); close it with :meth:`close`."""
+
+    def __init__(self, root: Path, error_stream: str = DEFAULT_ERROR_STREAM) -> None:
+        self.root = root
+        self.error_stream = error_stream
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(root / "_state.lock", "a+b")  # noqa: SIM115
+        self._db = sqlite3.connect(root / STATE_FILE, isolation_level=None,
+                                   check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.executescript(_SCHEMA)
+        with self._locked():
+            self._recover()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    def _recover(self) -> None:
+        """Delete the files of batches that never committed, and stray temporary files."""
+        for (name,) in self._db.execute("SELECT file FROM pending").fetchall():
+            (self.root / name).unlink(missing_ok=True)
+        self._db.execute("DELETE FROM pending")
+        for stray in self.root.rglob(".*.tmp"):
+            stray.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close the state database."""
+        self._db.close()
+        self._lock.close()
+
+    def checkpoint(self, source: str) -> str | None:
+        """The committed position of ``source`` (``None`` before its first batch)."""
+        row = self._db.execute("SELECT position FROM checkpoints WHERE source = ?",
+                               (source,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def extend(self, source: EventSource) -> ExtendResult:
+        """Move every event ``source`` has now into the lake, batch by batch."""
+        total = ExtendResult()
+        with self._locked():
+            for batch in source.batches(self.checkpoint(source.name)):
+                total = total + self._write(source.name, batch)
+                source.committed(batch)
+        return total
+
+    def _fresh(self, events: Sequence[StoredEvent]) -> list[tuple[bytes, StoredEvent]]:
+        """The events whose ids the lake does not hold yet (the first of repeats in a batch)."""
+        keyed: dict[bytes, StoredEvent] = {}
+        for event in events:
+            keyed.setdefault(id_key(event.id), event)
+        keys = list(keyed)
+        for start in range(0, len(keys), _PROBE):
+            chunk = keys[start:start + _PROBE]
+            marks = ",".join("?" * len(chunk))
+            for (seen,) in self._db.execute(f"SELECT key FROM ids WHERE key IN ({marks})", chunk):
+                keyed.pop(bytes(seen), None)
+        return list(keyed.items())
+
+    def _write(self, source: str, batch: Batch) -> ExtendResult:
+        fresh = self._fresh(batch.events)
+        rows = rows_of((event for _, event in fresh), self.error_stream)
+        table = rows.table()
+        parts = _partitions(rows.columns["stream"], rows.columns["day"])
+        token = uuid.uuid4().hex[:16]
+        names = {part: f"stream={part[0]}/day={part[1]}/part-{source}-{token}.parquet"
+                 for part in parts}
+        self._db.executemany("INSERT INTO pending (file) VALUES (?)",
+                             [(n,) for n in names.values()])
+        for part, indices in parts.items():
+            _write_file(table.take(pa.array(indices, pa.int64())), self.root / names[part])
+        through = max((e.dt for _, e in fresh), default=None)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO ids (key) VALUES (?)", [(k,) for k, _ in fresh])
+            db.executemany("INSERT INTO files (file, source, rows) VALUES (?, ?, ?)",
+                           [(names[p], source, len(i)) for p, i in parts.items()])
+            db.executemany(
+                "INSERT INTO tallies (experiment, events, errors, last_enrollment_us) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (experiment) DO UPDATE SET "
+                "events = events + excluded.events, errors = errors + excluded.errors, "
+                "last_enrollment_us = max(last_enrollment_us, excluded.last_enrollment_us)",
+                [(n, t.events, t.errors, t.last_enrollment_us) for n, t in rows.tallies.items()])
+            if batch.position is not None:
+                db.execute("INSERT INTO checkpoints (source, position) VALUES (?, ?) "
+                           "ON CONFLICT (source) DO UPDATE SET position = excluded.position",
+                           (source, batch.position))
+            if through is not None:
+                db.execute("INSERT INTO facts (key, value) VALUES ('events_through', ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                           (through,))
+            db.execute("DELETE FROM pending")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return ExtendResult(len(batch.events), len(fresh), len(batch.events) - len(fresh),
+                            len(parts))
+
+    def tallies(self) -> dict[str, Tally]:
+        """Per experiment: events, error events naming it, latest enrollment time."""
+        rows = self._db.execute("SELECT experiment, events, errors, last_enrollment_us "
+                                "FROM tallies").fetchall()
+        return {name: Tally(events, errors, last) for name, events, errors, last in rows}
+
+    def events_through(self) -> str | None:
+        """The latest receive time (``meta.dt``) of an event in the lake."""
+        row = self._db.execute("SELECT value FROM facts WHERE key = 'events_through'").fetchone()
+        return None if row is None else str(row[0])
+
+    def has_files(self) -> bool:
+        """Whether any Parquet file has been written."""
+        return self._db.execute("SELECT 1 FROM files WHERE rows > 0 LIMIT 1").fetchone() is not None
+
+
+def _partitions(streams: list[str], days: list[str]) -> dict[tuple[str, str], list[int]]:
+    parts: dict[tuple[str, str], list[int]] = {}
+    for index, key in enumerate(zip(streams, days, strict=True)):
+        parts.setdefault(key, []).append(index)
+    return parts
+
+
+def _write_file(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` atomically: a hidden temporary file, fsync, rename, fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    columns = table.drop_columns(["stream", "day"])
+    with temporary.open("wb") as handle:
+        pq.write_table(columns, handle, compression="zstd")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,150 @@
+"""The scheduler: every interval, extend the lake, then compute and store every running
+experiment's results with its health. Used inside ``splitlab serve`` (a thread per worker
+process) and by the separate ``splitlab results run`` worker.
+
+Only the holder of the lease ``results`` in the registry database computes; the lease lasts
+:attr:`Scheduler.lease_seconds` and is renewed by each run, so when its holder dies another
+scheduler takes over once it expires. A run's report is what ``splitlab analyze --format json``
+prints for the experiment, over the whole lake, with the metrics the experiment names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from splitlab.analysis.analyze import Options, analyze
+from splitlab.analysis.engines import Engine
+from splitlab.analysis.metrics import Metric
+from splitlab.analysis.report import to_dict
+from splitlab.core.model import parse_time
+from splitlab.errors import AnalysisError, NotFoundError
+from splitlab.registry import views
+from splitlab.registry.store import Registry
+from splitlab.results import health
+from splitlab.results.lake import EventSource, ExtendResult, Lake
+from splitlab.results.store import ResultsStore
+
+log = logging.getLogger(__name__)
+LEASE = "results"
+
+
+def holder_name() -> str:
+    """Who holds the lease: host, process and a random part (unique per scheduler)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def weights_of(row: Mapping[str, Any]) -> tuple[float, ...]:
+    """The configured shares of the row's groups: its default traffic split when it has one
+    (``sl-v2``), else equal (``tk-v1``)."""
+    split = row.get("traffic_split")
+    default = split.get("default") if isinstance(split, Mapping) else None
+    if isinstance(default, Mapping):
+        return tuple(float(default.get(group, 0)) for group in row["groups"])
+    return ()
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What one scheduler run did."""
+
+    lake: ExtendResult = field(default_factory=ExtendResult)
+    stored: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class Scheduler:
+    """Computes results on ``engine`` over ``lake`` fed by ``sources``."""
+
+    def __init__(self, registry: Registry, store: ResultsStore, lake: Lake,
+                 sources: Sequence[Callable[[], EventSource]], engine: Callable[[], Engine],
+                 quiet_hours: float = health.DEFAULT_QUIET_HOURS,
+                 lease_seconds: float = 60.0) -> None:
+        self.registry = registry
+        self.store = store
+        self.lake = lake
+        self.sources = sources
+        self.engine_factory = engine
+        self.quiet_hours = quiet_hours
+        self.lease_seconds = lease_seconds
+        self.holder = holder_name()
+        self._engine: Engine | None = None
+
+    def run_once(self) -> RunSummary | None:
+        """One run; ``None`` when another scheduler holds the lease."""
+        if not self.store.acquire(LEASE, self.holder, self.lease_seconds, _now_ms()):
+            return None
+        summary = RunSummary()
+        for open_source in self.sources:
+            try:
+                source = open_source()
+            except NotFoundError:  # the log does not exist yet: nothing has arrived
+                continue
+            try:
+                summary.lake = summary.lake + self.lake.extend(source)
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
+        if not self.lake.has_files():
+            return summary
+        now = datetime.now(UTC)
+        running = [r.row for r in self.registry.records("experiment")
+                   if views.status(r.row, now) == "running"]
+        if not running:
+            return summary
+        engine = self._open_engine()
+        engine.load_events(self.lake.root)
+        tallies = self.lake.tallies()
+        through = self.lake.events_through()
+        for row in running:
+            self.store.acquire(LEASE, self.holder, self.lease_seconds, _now_ms())
+            name = row["name"]
+            try:
+                report, problem = self._report(engine, row)
+            except AnalysisError as error:
+                summary.skipped[name] = str(error)
+                continue
+            checks = [health.srm(report), health.multiple_groups(report),
+                      health.no_events(tallies.get(name), parse_time(row.get("start"), "start"),
+                                       now, self.quiet_hours),
+                      health.error_share(tallies.get(name)), health.metrics(problem)]
+            self.store.save_run(name, datetime.now(UTC), through, engine.name, report,
+                                [c.to_json() for c in checks])
+            summary.stored.append(name)
+        return summary
+
+    def _report(self, engine: Engine, row: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The report (with the experiment's metrics when they can be computed) and, when they
+        cannot, why."""
+        options = Options(row["name"], tuple(row["groups"]), weights_of(row))
+        catalog: list[Metric] = self.store.catalog_for(row["name"])
+        try:
+            return to_dict(analyze(engine, options, catalog)), None
+        except AnalysisError as error:
+            if not catalog:
+                raise
+            return to_dict(analyze(engine, options)), str(error)
+
+    def _open_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = self.engine_factory()
+        return self._engine
+
+    def close(self) -> None:
+        """Give up the lease and close the engine and the lake."""
+        self.store.release(LEASE, self.holder)
+        if self._engine is not None:
+            self._engine.close()
+        self.lake.close()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
