@@ -23,6 +23,10 @@ def serve_command(
     site_catalog: Annotated[Path | None, typer.Option(
         help="Site catalog: database name -> domain, as JSON or one name per line "
              "(env SPLITLAB_SITE_CATALOG; default: built-in).")] = None,
+    schemas: Annotated[Path | None, typer.Option(
+        "--schemas", help="Event schema repository: a checkout laid out as Wikimedia's "
+        "(jsonschema/<title>/<X.Y.Z>[.yaml|.json]), looked in before the built-in schemas "
+        "(env SPLITLAB_SCHEMA_REPOSITORY).")] = None,
 ) -> None:
     """Start the service on the embedded default (SQLite; no other server needed).
 
@@ -50,6 +54,10 @@ def serve_command(
         except ConfigError as error:
             fail(f"site catalog {error}")
         os.environ["SPLITLAB_SITE_CATALOG"] = str(site_catalog.resolve())
+    if schemas is not None:
+        if not schemas.is_dir():
+            fail(f"--schemas {schemas} is not a directory")
+        os.environ["SPLITLAB_SCHEMA_REPOSITORY"] = str(schemas.resolve())
     if workers > 1:
         os.environ[MULTIPROCESS_DIR] = str(fresh_metrics_dir(data_dir))
     _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)
