@@ -66,9 +66,14 @@ def scrub(event: dict[str, Any], keep_user_agent: bool) -> tuple[str, ...]:
 
 
 def _strings(value: object) -> tuple[str, ...]:
+    """The strings in a removed value (itself, or those nested in it), for :func:`redact`."""
     if isinstance(value, str):
         return (value,) if value else _NONE
-    return (orjson.dumps(value).decode(),) if value is not None else _NONE
+    if isinstance(value, dict):
+        return tuple(s for k, v in value.items() for s in (*_strings(k), *_strings(v)))
+    if isinstance(value, list):
+        return tuple(s for item in value for s in _strings(item))
+    return _NONE
 
 
 def redact(text: str, removed: tuple[str, ...]) -> str:
