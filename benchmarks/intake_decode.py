@@ -19,7 +19,10 @@ import jsonschema_rs
 import orjson
 
 from splitlab.intake.body import Inflater, parse_json
+from splitlab.intake.pipeline import Pipeline, RequestContext
 from splitlab.intake.schemas import SchemaRepository
+from splitlab.intake.sinks import MemorySink
+from splitlab.intake.streams import default_catalog
 
 SCHEMA = "/analytics/product_metrics/web/base/2.1.0"
 
@@ -54,6 +57,25 @@ def inflate(body: bytes, encoding: str) -> bytes:
     return inflater.finish()
 
 
+def pipeline_rows(batch: list[dict[str, Any]], repeat: int) -> list[tuple[str, float]]:
+    """The per-event work before storing: the cached ``$schema`` lookup, and ``prepare`` (stream,
+    lookup, enrichment, scrubbing, validation) with and without an ``agent.ua_string`` to remove."""
+    n = len(batch)
+    repository = SchemaRepository()
+    pipeline = Pipeline(repository, default_catalog(), {"default": MemorySink()})
+    context = RequestContext(dt="2026-11-22T00:00:01.000Z", request_id="r", user_agent="UA/1")
+    with_ua = [{**e, "agent": {**e["agent"], "ua_string": "Mozilla/5.0 (X11; Linux x86_64)"}}
+               for e in batch]
+    return [
+        ("lookup: SchemaRepository.get, cached",
+         per_event(lambda: [repository.get(e["$schema"]) for e in batch], n, repeat)),
+        ("prepare: Pipeline.prepare, the same events",
+         per_event(lambda: pipeline.prepare(batch, context), n, repeat)),
+        ("prepare: with agent.ua_string (removed)",
+         per_event(lambda: pipeline.prepare(with_ua, context), n, repeat)),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=50)
@@ -84,6 +106,7 @@ def main() -> None:
          per_event(lambda: [ours.validate(e) for e in batch], n, repeat)),
         ("validate: splitlab, uri with '|', dt '... +0100'",
          per_event(lambda: [ours.validate(e) for e in piped], n, repeat)),
+        *pipeline_rows(batch, repeat),
     ]
     print(f"batch of {n} events, {len(body)} bytes ({len(squeezed)} gzipped); best of {repeat}")
     for name, micros in rows:

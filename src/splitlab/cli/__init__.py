@@ -5,7 +5,17 @@ Each area's commands live in a module of this package; this module registers the
 
 from __future__ import annotations
 
-from splitlab.cli import analysis, assign, events, experiments, keys, results, serve, simulate
+from splitlab.cli import (
+    analysis,
+    assign,
+    events,
+    experiments,
+    keys,
+    results,
+    schemas,
+    serve,
+    simulate,
+)
 from splitlab.cli.common import app
 
 app.command("assign")(assign.assign_command)
@@ -14,6 +24,7 @@ app.command("client-keys")(serve.client_keys_command)
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(experiments.experiments_app, name="experiments")
 app.add_typer(events.events_app, name="events")
+app.add_typer(schemas.schemas_app, name="schemas")
 app.command("simulate")(simulate.simulate_command)
 app.command("materialize")(analysis.materialize_command)
 app.command("analyze")(analysis.analyze_command)

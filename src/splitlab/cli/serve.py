@@ -27,6 +27,10 @@ def serve_command(
     results_interval: Annotated[float, typer.Option(
         envvar="SPLITLAB_RESULTS_INTERVAL",
         help="Seconds between results runs (0: off; run `splitlab results run` instead).")] = 300,
+    schemas: Annotated[Path | None, typer.Option(
+        "--schemas", help="Event schema repository: a checkout laid out as Wikimedia's "
+        "(jsonschema/<title>/<X.Y.Z>[.yaml|.json]), looked in before the built-in schemas "
+        "(env SPLITLAB_SCHEMA_REPOSITORY).")] = None,
 ) -> None:
     """Start the service on the embedded default (SQLite; no other server needed).
 
@@ -57,6 +61,10 @@ def serve_command(
     if results_interval < 0:
         fail("--results-interval must be 0 or more")
     os.environ["SPLITLAB_RESULTS_INTERVAL"] = str(results_interval)
+    if schemas is not None:
+        if not schemas.is_dir():
+            fail(f"--schemas {schemas} is not a directory")
+        os.environ["SPLITLAB_SCHEMA_REPOSITORY"] = str(schemas.resolve())
     if workers > 1:
         os.environ[MULTIPROCESS_DIR] = str(fresh_metrics_dir(data_dir))
     _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)

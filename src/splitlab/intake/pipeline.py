@@ -5,9 +5,10 @@ whose ``$schema`` names a known schema with that stream's ``schema_title``. The 
 ``meta.dt`` (receive time — before validation, because the schemas require it and clients leave it
 to the intake), ``meta.id`` (a UUID when absent or empty), ``meta.request_id`` (from
 ``x-request-id``, where the stream enriches) and the user agent (only where the stream keeps it;
-otherwise any user agent is removed). Client IPs are never stored: IP-bearing request headers and
-``http.client_ip`` are removed from every event. Valid events go to their stream's sink; invalid
-ones become error events on the error stream. Statuses follow EventGate: ``success``,
+otherwise any user agent, ``agent.ua_string`` included, is removed). Client IPs are never stored:
+IP-bearing request headers and ``http.client_ip`` are removed from every event
+(:mod:`splitlab.intake.privacy`). Valid events go to their stream's sink; invalid ones become
+error events on the error stream, scrubbed the same way. Statuses follow EventGate: ``success``,
 ``invalid`` or ``error``; an invalid event's context is ``{message, errors, errorsText}``
 (:mod:`splitlab.intake.violations`).
 """
@@ -25,18 +26,14 @@ from typing import Any, Literal
 import orjson
 
 from splitlab.errors import InvalidEventError
+from splitlab.intake.privacy import NOT_RECORDED, error_event, scrub
 from splitlab.intake.schemas import SchemaRepository
 from splitlab.intake.sinks import Sink, StoredEvent
-from splitlab.intake.streams import ERROR_SCHEMA_ID, StreamCatalog, StreamConfig
+from splitlab.intake.streams import StreamCatalog, StreamConfig
 from splitlab.intake.violations import errors_text, required, violation, wrong_type
 
-# Request headers that carry a client address; never stored, whatever the stream says.
-IP_HEADERS = frozenset(
-    {"x-forwarded-for", "x-client-ip", "x-real-ip", "forwarded", "cf-connecting-ip",
-     "true-client-ip", "x-cluster-client-ip"}
-)
 log = logging.getLogger(__name__)
-TOO_DEEP = "the event is nested more than 250 levels deep"
+TOO_DEEP = NOT_RECORDED
 STORE_FAILED = "the event could not be stored; retry later"
 
 Status = Literal["success", "invalid", "error"]
@@ -111,23 +108,6 @@ class Prepared:
     statuses: list[EventStatus | None]
     accepted: list[Accepted] = field(default_factory=list)
     errors: list[StoredEvent] = field(default_factory=list)
-
-
-def scrub_http(event: dict[str, Any], keep_user_agent: bool) -> None:
-    """Remove client addresses (and the user agent unless kept) from ``event['http']``."""
-    http = event.get("http")
-    if not isinstance(http, dict):
-        return
-    http = dict(http)
-    http.pop("client_ip", None)
-    headers = http.get("request_headers")
-    if isinstance(headers, dict):
-        http["request_headers"] = {
-            k: v for k, v in headers.items()
-            if not (isinstance(k, str) and (k.lower() in IP_HEADERS
-                                            or (k.lower() == "user-agent" and not keep_user_agent)))
-        }
-    event["http"] = http
 
 
 class Pipeline:
@@ -216,7 +196,7 @@ class Pipeline:
         if stream.enrich_headers and context.request_id:
             meta["request_id"] = context.request_id
         event["meta"] = meta
-        scrub_http(event, stream.keep_user_agent)
+        scrub(event, stream.keep_user_agent)
         if stream.keep_user_agent and context.user_agent:
             http = event.setdefault("http", {})
             headers = http.get("request_headers", {}) if isinstance(http, dict) else None
@@ -232,31 +212,14 @@ class Pipeline:
         return stream, StoredEvent(meta["id"], stream.name, context.dt, body)
 
     def _error_event(self, raw: Any, message: str, context: RequestContext) -> StoredEvent:
-        """An error event (error schema) recording ``raw`` and why it was refused."""
-        copy = dict(raw) if isinstance(raw, dict) else raw
-        if isinstance(copy, dict):
-            scrub_http(copy, keep_user_agent=False)
-        meta = copy.get("meta") if isinstance(copy, dict) else None
-        event_id = self.new_id()
-        error: dict[str, Any] = {
-            "$schema": ERROR_SCHEMA_ID,
-            "meta": {"stream": self.catalog.error_stream, "id": event_id, "dt": context.dt},
-            "dt": context.dt,
-            "emitter_id": self.emitter_id,
-            "error_type": "ValidationError",
-            "message": message,
-        }
-        try:
-            error["raw_event"] = orjson.dumps(copy).decode()
-        except orjson.JSONEncodeError:
-            error["message"] = f"{message} (raw event not recorded: {TOO_DEEP})"
+        """An error event recording ``raw`` and why it was refused, scrubbed by the rules of the
+        stream it names (none kept when it names no configured stream) and the error stream."""
+        target = self.catalog.get(self._claimed_stream(raw))
+        keep = bool(target and target.keep_user_agent and self.catalog.error.keep_user_agent)
+        meta = {"stream": self.catalog.error_stream, "dt": context.dt}
         if context.request_id:
-            error["meta"]["request_id"] = context.request_id
-        if isinstance(copy, dict) and isinstance(copy.get("$schema"), str):
-            error["errored_schema_uri"] = copy["$schema"]
-        if isinstance(meta, dict) and isinstance(meta.get("stream"), str):
-            error["errored_stream_name"] = meta["stream"]
-        return StoredEvent(event_id, self.catalog.error_stream, context.dt, orjson.dumps(error))
+            meta["request_id"] = context.request_id
+        return error_event(raw, message, keep, (self.new_id(), self.emitter_id), meta)
 
     async def produce(self, prepared: Prepared) -> list[EventStatus]:
         """Store the prepared batch; each accepted event's status says whether it is durable.

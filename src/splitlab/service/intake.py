@@ -175,7 +175,7 @@ class IntakeComponent:
             settings, self.catalog, lambda name, depth: self.metrics.spool_depth.labels(name)
             .set(depth))
         self.pipeline = Pipeline(
-            SchemaRepository(), self.catalog, self.sinks,
+            SchemaRepository.with_directory(settings.schema_repository), self.catalog, self.sinks,
             on_sink_error=lambda sink: self.metrics.sink_errors.labels(sink).inc())
         self.clock = clock
         self.cors = CorsPolicy(settings.events_cors_origins)

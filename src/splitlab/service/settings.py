@@ -11,6 +11,7 @@
 | ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
 | ``SPLITLAB_SITE_CATALOG`` | site catalog: database name → domain (JSON or dblist) | built-in |
 | ``SPLITLAB_STREAMS_FILE`` | event stream config (JSON or YAML) | built-in streams |
+| ``SPLITLAB_SCHEMA_REPOSITORY`` | schema repository checkout, before the built-in schemas | unset |
 | ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
 | ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
 | ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue (more: sync) | 10000 |
@@ -46,6 +47,7 @@ class Settings:
     table_prefix: str = ""
     site_catalog: Path | None = None
     streams_file: Path | None = None
+    schema_repository: Path | None = None
     events_sink: str = "sqlite"
     events_max_body: int = 4 * 1024 * 1024
     events_hasty_queue: int = 10_000
@@ -71,6 +73,7 @@ class Settings:
             table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
             site_catalog=Path(f) if (f := source.get("SPLITLAB_SITE_CATALOG")) else None,
             streams_file=Path(f) if (f := source.get("SPLITLAB_STREAMS_FILE")) else None,
+            schema_repository=Path(f) if (f := source.get("SPLITLAB_SCHEMA_REPOSITORY")) else None,
             events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
             events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),
             events_hasty_queue=_positive(source, "SPLITLAB_EVENTS_HASTY_QUEUE", 10_000),

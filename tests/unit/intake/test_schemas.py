@@ -54,17 +54,53 @@ def test_error_schema_has_the_published_error_2_1_0_field_set(refdata: Path) -> 
     assert mine == theirs
 
 
-def test_web_base_2_1_0_is_1_3_0_with_the_singular_experiment(refdata: Path) -> None:
+# The contextual attributes Wikimedia's clients send that published 1.3.0 lacks, with the types
+# read from their sources: Metrics Platform js/src/Context.js (VALID_ATTRIBUTE_NAMES, typedefs),
+# Test Kitchen modules/ext.testKitchen/ContextualAttributesFactory.js and
+# includes/Sdk/ContextualAttributesFactory.php.
+ADDED = {("agent", "ua_string"): "string", ("page", "wikidata_id"): "integer",
+         ("mediawiki", "is_production"): "boolean",
+         ("mediawiki", "is_debug_mode"): ["boolean", "integer"]}
+
+
+def without_added(properties: dict[str, Any]) -> dict[str, Any]:
+    trimmed = {k: dict(v) for k, v in properties.items()}
+    for (group, name), kind in ADDED.items():
+        inner = dict(trimmed[group]["properties"])
+        assert inner.pop(name)["type"] == kind, (group, name)
+        trimmed[group]["properties"] = inner
+    return trimmed
+
+
+def test_web_base_1_5_0_is_1_3_0_plus_the_clients_contextual_attributes(refdata: Path) -> None:
+    theirs = skeleton(published(refdata, WEB, "1.3.0"))
+    mine = skeleton(ours(WEB, "1.5.0"))
+    assert mine["$id"] == f"/{WEB}/1.5.0"
+    assert without_added(mine.pop("properties")) == theirs.pop("properties")
+    assert {**mine, "$id": theirs["$id"]} == theirs
+
+
+def test_web_base_2_1_0_is_1_5_0_with_the_singular_experiment(refdata: Path) -> None:
     theirs = skeleton(published(refdata, WEB, "1.3.0"))["properties"]
-    mine = skeleton(ours(WEB, "2.1.0"))["properties"]
+    mine = without_added(skeleton(ours(WEB, "2.1.0"))["properties"])
     assert set(mine) == (set(theirs) - {"experiments"}) | {"experiment"}
-    for name in set(theirs) - {"experiments", "mediawiki"}:
+    for name in set(theirs) - {"experiments"}:
         assert mine[name] == theirs[name], name
     assert set(mine["experiment"]["properties"]) == {
         "enrolled", "assigned", "subject_id", "sampling_unit", "coordinator", "phase_index",
         "version", "other_assigned", "exposure_version"}
     assert mine["experiment"]["properties"]["sampling_unit"]["enum"] == [
         "mw-user", "edge-unique", "session"]
+
+
+@pytest.mark.parametrize("version", ["1.5.0", "2.1.0"])
+def test_reconstructed_versions_say_they_are_not_wikimedias_and_cite_each_added_field(
+        version: str) -> None:
+    document = ours(WEB, version)
+    assert "not available to us" in document["description"]
+    for group, name in ADDED:
+        text = document["properties"][group]["properties"][name]["description"]
+        assert "Source" in text and ("Test Kitchen" in text or "Metrics Platform" in text)
 
 
 @pytest.mark.parametrize(("title", "version"), [(WEB, "1.3.0"), ("error", "2.1.0")])
@@ -117,14 +153,15 @@ def test_ids_are_normalized(uri: str, expected: str) -> None:
     assert SchemaRepository().get(uri).id == expected
 
 
-def test_extra_roots_come_first_and_ids_must_match(tmp_path: Path) -> None:
+def test_an_operator_directory_comes_first_and_ids_must_match(tmp_path: Path) -> None:
     folder = tmp_path / "custom" / "thing"
     folder.mkdir(parents=True)
     (folder / "1.0.0.json").write_text(json.dumps(
         {"$id": "/custom/thing/1.0.0", "title": "custom/thing", "type": "object"}))
     (folder / "2.0.0.json").write_text(json.dumps({"$id": "/custom/thing/9.0.0"}))
-    repo = SchemaRepository([tmp_path])
+    repo = SchemaRepository.with_directory(tmp_path)
     assert repo.get("/custom/thing/1.0.0").title == "custom/thing"
     assert repo.get("/custom/thing/1.0.0") is repo.get("/custom/thing/1.0.0")
+    assert repo.get(f"/{WEB}/2.1.0").location == "built-in"
     with pytest.raises(InvalidEventError, match="does not declare"):
         repo.get("/custom/thing/2.0.0")
