@@ -142,7 +142,7 @@ const [b1, b2] = [bin(unitA, ":layer:", layerName), bin(unitB, ":layer:", layerN
 const [low, high] = bin(unitA, ":layer:", layerName) === b1 ? [unitA, unitB] : [unitB, unitA];
 for (const [tag, range] of [["lo-hi", [b1, b2]], ["shifted", [b1 + 1, b2 + 1]]]) {
   for (const identifier of [low, high]) {
-    add(`layer-${tag}-${identifier}`, { identifier, experiment: "vector-layer-edge", groups: ["control", "treatment"], traffic_split: full, layer: { name: layerName, range } });
+    add(`layer-${tag}-${identifier}`, { identifier, experiment: `vector-layer-edge-${tag}`, groups: ["control", "treatment"], traffic_split: full, layer: { name: layerName, range } });
   }
 }
 // Two experiments splitting one layer: each unit is eligible for exactly one of them.
@@ -156,7 +156,7 @@ for (const identifier of [...ids, ...many(20)]) {
 const edgeUnit = "holdout-edge-unit";
 const edgeBin = bin(edgeUnit, ":holdout:", "global-2026");
 for (const [tag, percent] of [["held", (edgeBin + 1) / 1000], ["free", edgeBin / 1000]]) {
-  add(`holdout-edge-${tag}`, { identifier: edgeUnit, experiment: "vector-holdout-edge", groups: ["control", "treatment"], traffic_split: full, holdouts: [{ name: "global-2026", percent }] });
+  add(`holdout-edge-${tag}`, { identifier: edgeUnit, experiment: `vector-holdout-edge-${tag}`, groups: ["control", "treatment"], traffic_split: full, holdouts: [{ name: "global-2026", percent }] });
 }
 for (const identifier of [...ids, ...many(30)]) {
   add(`holdout-${JSON.stringify(identifier)}`, {
@@ -197,7 +197,7 @@ for (const [n, rate] of equal) {
   const groups = ["control", "b", "c", "d", "e"].slice(0, n);
   const percent = (100 * rate) / n;
   if (Math.round(percent * 1000) / 1000 !== percent) throw new Error(`${percent} has more than 3 decimals`);
-  const name = `vector-equal-${n}`;
+  const name = `vector-equal-${n}-${rate}`;
   for (const identifier of [...ids, ...many(20)]) {
     const input = { identifier, experiment: name, groups, traffic_split: { default: Object.fromEntries(groups.map((g) => [g, percent])) }, tk_v1: { sample_rate: { default: rate } } };
     add(`equal-${n}-${rate}-${JSON.stringify(identifier)}`, input);
@@ -205,6 +205,15 @@ for (const [n, rate] of equal) {
     const index = tkv1(identifier, name, n, rate);
     if ((index === null ? null : groups[index]) !== expected.group) throw new Error(`tk-v1 and sl-v2 differ for ${identifier} in ${name}`);
   }
+}
+
+// Each experiment name stands for one config, so that a reader can load them all at once.
+const configs = new Map();
+for (const c of cases) {
+  const { identifier, site, attributes, ...config } = c.input;
+  const text = JSON.stringify(config);
+  if ((configs.get(c.input.experiment) ?? text) !== text) throw new Error(`${c.input.experiment} has two configs`);
+  configs.set(c.input.experiment, text);
 }
 
 // Rows the algorithm refuses, with the field the error names.
