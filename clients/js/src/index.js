@@ -5,6 +5,8 @@ import { sha256Hex } from "./tk-v1.js";
 import { verifyEnvelope } from "./verify.js";
 
 export { assign, rateFor, subjectId } from "./tk-v1.js";
+export { resolveSlV2, splitFor } from "./sl-v2.js";
+export { evalCondition } from "./targeting.js";
 export { SignatureError, verifyEnvelope } from "./verify.js";
 
 export const EXPOSURE_ACTION = "experiment_exposure";
