@@ -63,18 +63,41 @@ def subject_id(identifier: Identifier, experiment_name: str) -> str:
     return sha256(identifier_bytes(identifier) + experiment_name.encode("utf-8")).hexdigest()
 
 
+def pure_slot(identifier: Identifier, experiment: Experiment, site: str | None = None
+              ) -> Assignment:
+    """The reference implementation of :func:`slot_assign`, in Python."""
+    raw = identifier.encode() if type(identifier) is str else identifier_bytes(identifier)
+    digest = sha256(raw + experiment.name_bytes).hexdigest()
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    group = layout.groups[bisect_right(layout.bounds, digest)]
+    return _new_assignment((digest, group is not None, group))
+
+
+def accelerated_slot(identifier: Identifier, experiment: Experiment, site: str | None = None
+                     ) -> Assignment:
+    """:func:`slot_assign` through the C accelerator."""
+    assert _tkv1 is not None, "the C accelerator is not built"
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    result: Assignment = _tkv1.assign_one(
+        identifier, experiment.name_bytes, layout.slot_groups, layout.threshold, Assignment
+    )
+    return result
+
+
+slot_assign = pure_slot if _tkv1 is None else accelerated_slot
+"""The slot's answer alone, without the ``sl-v2`` gates (for callers that ran them first)."""
+
+
 def pure_assign(
     identifier: Identifier, experiment: Experiment, site: str | None = None,
     attributes: Mapping[str, Any] | None = None,
 ) -> Assignment:
     """The reference implementation of :func:`assign`, in Python."""
-    raw = identifier.encode() if type(identifier) is str else identifier_bytes(identifier)
-    digest = sha256(raw + experiment.name_bytes).hexdigest()
-    layout = experiment.layouts.get(site) or _layout(experiment, site)
-    group = layout.groups[bisect_right(layout.bounds, digest)]
-    if group is not None and layout.gated and _excluded(raw, experiment, attributes):
-        group = None
-    return _new_assignment((digest, group is not None, group))
+    result = pure_slot(identifier, experiment, site)
+    if result.group is not None and experiment.layouts[site].gated and _excluded(
+            identifier_bytes(identifier), experiment, attributes):
+        return _new_assignment((result.subject_id, False, None))
+    return result
 
 
 def accelerated_assign(

@@ -9,12 +9,12 @@ place (:mod:`splitlab.sdk.evaluation`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from hashlib import sha256
+from typing import Any, NamedTuple
 
-from splitlab.core.assignment import Identifier, assign, identifier_bytes
+from splitlab.core.assignment import Identifier, identifier_bytes, slot_assign
 from splitlab.core.model import Experiment
 
 
@@ -41,11 +41,12 @@ class Reason(StrEnum):
     """Evaluation failed; the unit is treated as not enrolled."""
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     """A unit's group in one experiment (``None`` unless assigned or overridden) and the
     reason. ``subject_id`` is the unit's pseudonym in the experiment (``None`` when no
-    identifier or no experiment is known); ``detail`` says more for logs and debuggers."""
+    identifier or no experiment is known); ``detail`` says more for logs and debuggers.
+    (An immutable tuple, like :class:`~splitlab.core.assignment.Assignment`: it is built on
+    every evaluation.)"""
 
     group: str | None
     reason: Reason
@@ -57,6 +58,9 @@ class Resolution:
     def enrolled(self) -> bool:
         """Whether the unit is in the experiment's sample with a group (overrides are not)."""
         return self.reason is Reason.ASSIGNED and self.group is not None
+
+
+_GATES = {"holdout": Reason.HOLDOUT, "layer": Reason.LAYER, "targeting": Reason.TARGETING}
 
 
 def resolve(
@@ -88,10 +92,14 @@ def resolve(
     if identifier is None:
         detail = f"no {experiment.user_identifier_type} identifier"
         return Resolution(None, Reason.NOT_SAMPLED, None, experiment, detail)
-    result = assign(identifier, experiment, site, attributes)
-    if result.group is not None:
-        return Resolution(result.group, Reason.ASSIGNED, result.subject_id, experiment)
-    gate = None if experiment.slv2 is None else experiment.slv2.exclusion(
-        identifier_bytes(identifier), attributes)
-    reason = Reason.NOT_SAMPLED if gate is None else Reason(gate)
-    return Resolution(None, reason, result.subject_id, experiment)
+    v2 = experiment.slv2
+    if v2 is not None and v2.gated:
+        raw = identifier_bytes(identifier)
+        gate = v2.exclusion(raw, attributes)
+        if gate is not None:
+            subject = sha256(raw + experiment.name_bytes).hexdigest()
+            return Resolution(None, _GATES[gate], subject, experiment)
+    result = slot_assign(identifier, experiment, site)
+    if result.group is None:
+        return Resolution(None, Reason.NOT_SAMPLED, result.subject_id, experiment)
+    return Resolution(result.group, Reason.ASSIGNED, result.subject_id, experiment)

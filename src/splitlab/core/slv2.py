@@ -19,14 +19,15 @@ in the order holdout, layer, targeting (:func:`exclusion`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import reduce
 from hashlib import sha256
 from typing import Any, Literal
 
-from splitlab.core.targeting import check_condition, eval_condition
+from splitlab.core.condition_compiler import compile_condition
+from splitlab.core.targeting import check_condition
 from splitlab.errors import ConfigError
 
 ALGORITHM = "sl-v2"
@@ -125,6 +126,13 @@ class SlV2:
     layer: Layer | None = None
     holdouts: tuple[Holdout, ...] = ()
     targeting: Mapping[str, Any] | None = None
+    matcher: Callable[[Mapping[str, Any]], bool] = field(
+        default=lambda attributes: True, init=False, repr=False, compare=False)
+    """``targeting`` compiled once (:mod:`splitlab.core.condition_compiler`)."""
+
+    def __post_init__(self) -> None:
+        if self.targeting is not None:
+            object.__setattr__(self, "matcher", compile_condition(self.targeting))
 
     @property
     def gated(self) -> bool:
@@ -141,11 +149,12 @@ class SlV2:
         """The first gate that keeps the unit (identifier bytes ``raw``) out, in the order
         holdout, layer, targeting; ``None`` when it passes them all. Missing attributes are
         ``null`` to the condition."""
-        if any(holdout.holds(raw) for holdout in self.holdouts):
-            return "holdout"
+        for holdout in self.holdouts:
+            if holdout.holds(raw):
+                return "holdout"
         if self.layer is not None and not self.layer.admits(raw):
             return "layer"
-        if self.targeting is not None and not eval_condition(attributes or {}, self.targeting):
+        if self.targeting is not None and not self.matcher(attributes or {}):
             return "targeting"
         return None
 

@@ -42,10 +42,11 @@ def eval_condition(
     ``$inGroup``/``$notInGroup`` name to their member lists."""
     if not isinstance(condition, Mapping):
         raise TypeError(f"condition must be a mapping, not {type(condition).__name__}")
-    return _condition(attributes, condition, saved_groups or {})
+    return holds(attributes, condition, saved_groups or {})
 
 
-def _condition(subject: Any, condition: Any, groups: SavedGroups) -> bool:
+def holds(subject: Any, condition: Any, groups: SavedGroups) -> bool:
+    """:func:`eval_condition` on any subject (the interpreter; nested conditions use it too)."""
     if not isinstance(condition, Mapping):
         return True  # JavaScript's Object.entries of a non-object has nothing to fail
     for key, value in condition.items():
@@ -57,22 +58,23 @@ def _condition(subject: Any, condition: Any, groups: SavedGroups) -> bool:
                 return False
         elif key == "$and":
             items = value if isinstance(value, list) else []
-            if not all(_condition(subject, item, groups) for item in items):
+            if not all(holds(subject, item, groups) for item in items):
                 return False
         elif key == "$not":
-            if _condition(subject, value, groups):
+            if holds(subject, value, groups):
                 return False
-        elif not _value(value, _path(subject, key), groups):
+        elif not value_matches(value, attribute_at(subject, key), groups):
             return False
     return True
 
 
 def _any(subject: Any, conditions: Any, groups: SavedGroups) -> bool:
     items = conditions if isinstance(conditions, list) else []
-    return not items or any(_condition(subject, item, groups) for item in items)
+    return not items or any(holds(subject, item, groups) for item in items)
 
 
-def _path(subject: Any, path: str) -> Any:
+def attribute_at(subject: Any, path: str) -> Any:
+    """The value at a dot-separated ``path`` of ``subject`` (``None`` when absent)."""
     current = subject
     for part in path.split("."):
         if isinstance(current, Mapping) and part in current:
@@ -91,7 +93,10 @@ def _is_operator_object(value: Any) -> bool:
         isinstance(k, str) and k.startswith("$") for k in value)
 
 
-def _value(condition: Any, value: Any, groups: SavedGroups, insensitive: bool = False) -> bool:
+def value_matches(
+    condition: Any, value: Any, groups: SavedGroups, insensitive: bool = False
+) -> bool:
+    """Whether one attribute ``value`` satisfies a literal or an object of operators."""
     if isinstance(condition, str):
         if insensitive:
             return to_string(value).lower() == condition.lower()
@@ -135,15 +140,15 @@ def _is_in(actual: Any, expected: Any, insensitive: bool = False) -> bool:
 def _all(actual: Any, expected: Any, groups: SavedGroups, insensitive: bool) -> bool:
     if not isinstance(expected, list) or not isinstance(actual, list):
         return False
-    return all(any(_value(e, a, groups, insensitive) for a in actual) for e in expected)
+    return all(any(value_matches(e, a, groups, insensitive) for a in actual) for e in expected)
 
 
 def _elem_match(actual: Any, expected: Any, groups: SavedGroups) -> bool:
     if not isinstance(actual, list):
         return False
     if _is_operator_object(expected):
-        return any(truthy(a) and _value(expected, a, groups) for a in actual)
-    return any(truthy(a) and _condition(a, expected, groups) for a in actual)
+        return any(truthy(a) and value_matches(expected, a, groups) for a in actual)
+    return any(truthy(a) and holds(a, expected, groups) for a in actual)
 
 
 @lru_cache(maxsize=256)
@@ -221,9 +226,9 @@ def _operator(op: str, actual: Any, expected: Any, groups: SavedGroups) -> bool:
         found = _is_in(actual, members if truthy(members) else [])
         return found if op == "$inGroup" else not found
     if op == "$not":
-        return not _value(expected, actual, groups)
+        return not value_matches(expected, actual, groups)
     if op == "$size":
-        return isinstance(actual, list) and _value(expected, len(actual), groups)
+        return isinstance(actual, list) and value_matches(expected, len(actual), groups)
     if op == "$elemMatch":
         return _elem_match(actual, expected, groups)
     if op in ("$all", "$alli"):

@@ -73,3 +73,31 @@ def test_javascript_coercions() -> None:
     assert to_number(None) == 0 and to_number(True) == 1
     assert compare("10", "9") == -1 and compare("10", 9) == 1 and compare("a", 1) is None
     assert stringify({"b": 1, "1": [1.0, None, "ü"]}) == '{"1":[1,null,"ü"],"b":1}'
+
+
+def test_compiled_conditions_answer_as_the_interpreter(refdata: Path) -> None:
+    from splitlab.core.condition_compiler import compile_condition
+
+    failures = []
+    for name, condition, attributes, expected, *rest in growthbook_cases(refdata):
+        if compile_condition(condition, rest[0] if rest else None)(attributes) is not expected:
+            failures.append(name)
+    assert failures == []
+
+
+@pytest.mark.parametrize("attributes", [
+    {}, {"n": None}, {"n": 5}, {"n": 5.5}, {"n": "5"}, {"n": "x"}, {"n": True}, {"n": [5]},
+    {"n": float("nan")}, {"s": "a"}, {"s": ["b", "a"]}, {"s": 1}, {"s": ["1", 1]},
+    {"a": {"b": "a"}}, {"n": 10**30},
+])
+def test_compiled_fast_paths_agree_with_the_interpreter(attributes: dict[str, Any]) -> None:
+    from splitlab.core.condition_compiler import compile_condition
+
+    conditions: list[dict[str, Any]] = [
+        {"n": {"$gte": 5}}, {"n": {"$lt": 5.5}}, {"n": {"$gt": 4, "$lte": 5}}, {"n": 5},
+        {"n": "5"}, {"s": {"$in": ["a", "c"]}}, {"s": {"$in": ["1", 1]}}, {"n": {"$eq": 5}},
+        {"n": {"$ne": 5}}, {"a.b": "a"}, {"$or": [{"n": 5}, {"s": "a"}]}, {"$nor": []},
+        {"$and": [{"n": {"$gte": 1}}]}, {"$not": {"s": {"$in": ["a"]}}}, {"$or": "bad"},
+    ]
+    for condition in conditions:
+        assert compile_condition(condition)(attributes) is eval_condition(attributes, condition)
