@@ -21,9 +21,11 @@ CASES = {
     "assign.py": ["--n", "3000", "--bulk-n", "30000"],
     "sdk.py": ["--requests", "20", "--calls", "200", "--repeats", "1"],
     "client_payload.py": [],
+    "web.py": ["--requests", "5", "--repeats", "1"],
     "analysis.py": ["--sizes", "20000", "--pandas-max", "20000"],
     "config_api.py": ["--seconds", "1", "--connections", "2"],
     "intake.py": ["--duration", "1", "--connections", "2"],
+    "intake_decode.py": ["--batch", "5", "--repeat", "1"],
 }
 NEEDS_WRK = {"config_api.py", "intake.py"}
 

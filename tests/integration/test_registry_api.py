@@ -167,6 +167,7 @@ def test_registry_experiments_see_each_write_at_once(tmp_path: Path) -> None:
         assert "open-start-exp" in [e.name for e in source.experiments()]
         served = [r["name"] for r in client.get("/api/v1/experiments").json()]
         assert served == ["open-start-exp", "source-exp-0", "source-exp-1", "source-exp-2"]
+        etag = client.get("/api/v1/experiments/open-start-exp").headers["etag"]
         refused = client.patch("/api/v1/experiments/open-start-exp", json={"groups": ["x", "y"]},
-                               headers={**headers, "If-Match": "*"})
+                               headers={**headers, "If-Match": etag})
         assert refused.status_code == 409  # live, hence locked

@@ -9,9 +9,7 @@ from typing import Annotated
 
 import typer
 
-from splitlab.cli.common import (
-    err,
-)
+from splitlab.cli.common import err, fail
 
 
 def serve_command(
@@ -22,6 +20,9 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     demo: Annotated[bool, typer.Option(help="Seed a few realistic experiments.")] = False,
+    site_catalog: Annotated[Path | None, typer.Option(
+        help="Site catalog: database name -> domain, as JSON or one name per line "
+             "(env SPLITLAB_SITE_CATALOG; default: built-in).")] = None,
 ) -> None:
     """Start the service on the embedded default (SQLite; no other server needed).
 
@@ -40,6 +41,15 @@ def serve_command(
     os.environ["SPLITLAB_DATA_DIR"] = str(data_dir)
     if demo:
         os.environ["SPLITLAB_DEMO"] = "1"
+    if site_catalog is not None:
+        from splitlab.errors import ConfigError
+        from splitlab.registry.sites import SiteCatalog
+
+        try:  # refuse a bad file before the workers start
+            SiteCatalog.load(site_catalog.resolve())
+        except ConfigError as error:
+            fail(f"site catalog {error}")
+        os.environ["SPLITLAB_SITE_CATALOG"] = str(site_catalog.resolve())
     if workers > 1:
         os.environ[MULTIPROCESS_DIR] = str(fresh_metrics_dir(data_dir))
     _, token_file = ensure_admin_token(os.environ.get("SPLITLAB_ADMIN_TOKEN"), data_dir)

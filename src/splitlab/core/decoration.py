@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.core.html_scan import class_attribute
 from splitlab.core.model import canonical_json
 
 _WHITESPACE = re.compile(r"\s+")
@@ -78,3 +79,33 @@ def json_for_script(value: object) -> str:
     for char, escape in _SCRIPT_UNSAFE.items():
         text = text.replace(char, escape)
     return text
+
+
+def splice_page(page: bytes, body: tuple[int, int], head_end: int, classes: bytes,
+                block: bytes) -> bytes:
+    """``page`` with ``block`` inserted before the ``</head>`` end tag starting at ``head_end``
+    (right after the body tag when ``head_end`` is negative) and ``classes`` (escaped for an
+    attribute) added to the body start tag at ``page[body[0]:body[1]]``, as located by
+    :class:`splitlab.core.html_scan.BodyScanner`."""
+    start, end = body
+    tag = page[start:end]
+    new_tag = with_classes(tag, classes) if classes else tag
+    if head_end >= 0:
+        return page[:head_end] + block + page[head_end:start] + new_tag + page[end:]
+    return page[:start] + new_tag + block + page[end:]
+
+
+def with_classes(tag: bytes, classes: bytes) -> bytes:
+    """A complete start tag with ``classes`` appended to its (first) class attribute, which is
+    added when absent and quoted when it was not."""
+    found = class_attribute(tag)
+    if found is None:
+        return tag[:5] + b' class="' + classes + b'"' + tag[5:]
+    start, end, quote = found
+    if quote < 0:
+        return tag[:end] + b'="' + classes + b'"' + tag[end:]
+    value = tag[start:end]
+    merged = value + b" " + classes if value.strip(b" \t\n\f\r") else classes
+    if quote == 0:
+        return tag[:start] + b'"' + merged.replace(b'"', b"&quot;") + b'"' + tag[end:]
+    return tag[:start] + merged + tag[end:]

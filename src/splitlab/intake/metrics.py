@@ -46,6 +46,10 @@ class IntakeMetrics:
         self.hasty_queue = Gauge(
             "splitlab_event_hasty_queue_events", "Events waiting in the hasty queue.",
             registry=registry, multiprocess_mode="livesum")
+        self.hasty_inline = Counter(
+            "splitlab_event_hasty_inline_total",
+            "Hasty batches processed before the answer because the hasty queue had no room.",
+            registry=registry)
 
     def record(self, statuses: Iterable[EventStatus]) -> None:
         """Count one processed batch (one increment per stream and outcome, not per event)."""

@@ -8,7 +8,8 @@ to the intake), ``meta.id`` (a UUID when absent or empty), ``meta.request_id`` (
 otherwise any user agent is removed). Client IPs are never stored: IP-bearing request headers and
 ``http.client_ip`` are removed from every event. Valid events go to their stream's sink; invalid
 ones become error events on the error stream. Statuses follow EventGate: ``success``,
-``invalid`` or ``error``.
+``invalid`` or ``error``; an invalid event's context is ``{message, errors, errorsText}``
+(:mod:`splitlab.intake.violations`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from splitlab.errors import InvalidEventError
 from splitlab.intake.schemas import SchemaRepository
 from splitlab.intake.sinks import Sink, StoredEvent
 from splitlab.intake.streams import ERROR_SCHEMA_ID, StreamCatalog, StreamConfig
+from splitlab.intake.violations import errors_text, required, violation, wrong_type
 
 # Request headers that carry a client address; never stored, whatever the stream says.
 IP_HEADERS = frozenset(
@@ -84,7 +86,7 @@ class EventStatus:
 
     status: Status
     event: Any
-    context: Mapping[str, str] | None = None
+    context: Mapping[str, Any] | None = None
     stream: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -158,8 +160,10 @@ class Pipeline:
                 stream, stored = self._accept(raw, context)
             except InvalidEventError as error:
                 message = str(error)
+                details = {"message": message, "errors": list(error.violations),
+                           "errorsText": errors_text(error.violations)}
                 prepared.statuses[index] = EventStatus(
-                    "invalid", raw, {"message": message}, self._claimed_stream(raw))
+                    "invalid", raw, details, self._claimed_stream(raw))
                 prepared.errors.append(self._error_event(raw, message, context))
             else:
                 prepared.accepted.append(Accepted(index, raw, stream, stored))
@@ -171,20 +175,39 @@ class Pipeline:
         name = meta.get("stream") if isinstance(meta, dict) else None
         return name if isinstance(name, str) and self.catalog.get(name) is not None else ""
 
-    def _accept(self, raw: Any, context: RequestContext) -> tuple[StreamConfig, StoredEvent]:
+    def _stream(self, raw: Any) -> StreamConfig:
+        """The configured stream ``raw`` names; :class:`InvalidEventError` otherwise."""
         if not isinstance(raw, dict):
-            raise InvalidEventError("an event must be a JSON object")
+            raise InvalidEventError("an event must be a JSON object", [wrong_type([], "object")])
         meta = raw.get("meta")
-        if not isinstance(meta, dict) or not isinstance(meta.get("stream"), str):
-            raise InvalidEventError("meta.stream is missing (the event names no stream)")
-        stream = self.catalog.get(meta["stream"])
+        name = meta.get("stream") if isinstance(meta, dict) else None
+        if not isinstance(name, str):
+            if "meta" not in raw:
+                found = required([], "meta")
+            elif not isinstance(meta, dict):
+                found = wrong_type(["meta"], "object")
+            else:
+                found = (required(["meta"], "stream") if "stream" not in meta
+                         else wrong_type(["meta", "stream"], "string"))
+            raise InvalidEventError("meta.stream is missing (the event names no stream)",
+                                    [found])
+        stream = self.catalog.get(name)
         if stream is None or stream.name == self.catalog.error_stream:
-            raise InvalidEventError(f"stream {meta['stream'][:200]!r} is not configured")
+            message = f"stream {name[:200]!r} is not configured"
+            raise InvalidEventError(message, [violation(
+                "stream", ["meta", "stream"], message, {"stream": name[:200]})])
+        return stream
+
+    def _accept(self, raw: Any, context: RequestContext) -> tuple[StreamConfig, StoredEvent]:
+        stream = self._stream(raw)
         schema = self.schemas.get(raw.get("$schema"))
         if schema.title != stream.schema_title:
-            raise InvalidEventError(
-                f"schema {schema.id} (title {schema.title!r}) is not allowed on stream "
-                f"{stream.name!r}, which takes {stream.schema_title!r}")
+            message = (f"schema {schema.id} (title {schema.title!r}) is not allowed on stream "
+                       f"{stream.name!r}, which takes {stream.schema_title!r}")
+            raise InvalidEventError(message, [violation(
+                "stream", ["$schema"], message,
+                {"schemaTitle": schema.title, "allowedSchemaTitle": stream.schema_title})])
+        meta = raw["meta"]
         event = dict(raw)
         meta = dict(meta)
         meta["dt"] = context.dt
@@ -202,8 +225,10 @@ class Pipeline:
         try:
             body = orjson.dumps(event)
         except orjson.JSONEncodeError:  # parsing allows 1024 levels, writing JSON 254
-            raise InvalidEventError(TOO_DEEP) from None
-        schema.validate(event)
+            raise InvalidEventError(TOO_DEEP, [violation("depth", [], TOO_DEEP)]) from None
+        stored = schema.validate(event)
+        if stored is not event:  # date-times rewritten to RFC 3339
+            body = orjson.dumps(stored)
         return stream, StoredEvent(meta["id"], stream.name, context.dt, body)
 
     def _error_event(self, raw: Any, message: str, context: RequestContext) -> StoredEvent:

@@ -15,22 +15,12 @@ from typing import Any
 
 import httpx
 
-from splitlab.errors import ConfigError, SplitlabError
+from splitlab.errors import ConfigError, RemoteError
 from splitlab.registry import rules
 
 KIND_PLURALS = {"experiment": "experiments", "instrument": "instruments"}
 VIEW_ONLY = ("status", "phases")
 """Fields the analytics format adds that are not part of a row."""
-
-
-class RemoteError(SplitlabError):
-    """The server refused a request (``status`` is its HTTP status; 0: it was not reached)."""
-
-    code = "remote_error"
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{message} (HTTP {status})" if status else message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

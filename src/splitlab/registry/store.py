@@ -30,6 +30,7 @@ from splitlab.errors import (
 )
 from splitlab.registry import rules
 from splitlab.registry.schema import KINDS, Tables, engine_for, migrate
+from splitlab.registry.sites import SiteCatalog
 
 Clock = Callable[[], datetime]
 
@@ -87,21 +88,26 @@ def _check_kind(kind: str) -> None:
 
 
 class Registry:
-    """The store. Thread-safe (each call uses its own connection); close it with :meth:`close`."""
+    """The store. Thread-safe (each call uses its own connection); close it with :meth:`close`.
 
-    def __init__(self, engine: Engine, tables: Tables, clock: Clock = _utc_now) -> None:
+    ``sites`` is the site catalog: an ``edge-unique`` row naming a site it does not know is
+    refused on save, and the edge config maps sites to domains with it (default: built-in)."""
+
+    def __init__(self, engine: Engine, tables: Tables, clock: Clock = _utc_now,
+                 sites: SiteCatalog | None = None) -> None:
         self.engine = engine
         self.tables = tables
         self.clock = clock
+        self.sites = sites if sites is not None else SiteCatalog.builtin()
 
     @classmethod
     def open(cls, database_url: str | None, data_dir: Path, *, prefix: str = "",
-             clock: Clock = _utc_now) -> Registry:
+             clock: Clock = _utc_now, sites: SiteCatalog | None = None) -> Registry:
         """Connect (PostgreSQL URL, or SQLite in ``data_dir``) and apply pending migrations."""
         tables = Tables.build(prefix)
         engine = engine_for(database_url, data_dir)
         migrate(engine, tables)
-        return cls(engine, tables, clock)
+        return cls(engine, tables, clock, sites)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -137,6 +143,7 @@ class Registry:
         """
         _check_kind(kind)
         stored = rules.normalize(kind, row, version=1)
+        self.sites.check(stored)
         text = canonical_json(stored)
         now = self.clock()
         objects = self.tables.objects
@@ -174,9 +181,10 @@ class Registry:
                actor: str) -> Record:
         """Apply a partial update, guarded by ``if_match`` (the ETag the caller last saw).
 
-        Raises :class:`PreconditionRequiredError` without ``if_match``,
-        :class:`PreconditionFailedError` when it is stale, :class:`ConflictError` for an edit the
-        rules forbid, :class:`ConfigError` when the result is invalid.
+        Raises :class:`PreconditionRequiredError` without ``if_match`` or with ``*`` (which
+        would match any revision), :class:`PreconditionFailedError` when it is stale,
+        :class:`ConflictError` for an edit the rules forbid, :class:`ConfigError` when the
+        result is invalid.
         """
         _check_kind(kind)
         return self._change(kind, name, if_match, actor,
@@ -208,6 +216,10 @@ class Registry:
         if if_match is None and require_match:
             raise PreconditionRequiredError(
                 f"updating {kind} {name!r} needs If-Match with its current ETag")
+        if require_match and if_match is not None and if_match.strip() == "*":
+            raise PreconditionRequiredError(
+                f"updating {kind} {name!r} needs If-Match with its current ETag, not '*': '*' "
+                "matches any revision, so it would overwrite a change you have not seen")
         now = self.clock()
         objects = self.tables.objects
         try:
@@ -221,6 +233,8 @@ class Registry:
                 old = json.loads(current.row)
                 revision = current.revision + 1
                 new = rules.normalize(kind, make(old, now), version=revision)
+                if action != "end":  # a site dropped from the catalog must not block ending
+                    self.sites.check(new)
                 rules.check_change(kind, old, new, now)
                 changes = rules.diff(old, new)
                 if not changes:

@@ -2,8 +2,7 @@
 
 - ``config`` / ``mediawiki``: the Test Kitchen rows of the active experiments, as application
   servers read them.
-- ``config`` / ``varnish``: per experiment, per site, each group's bin range out of 100000, for an
-  edge that buckets ``floor(h * 100000)`` of the ``tk-v1`` hash ``h`` (DESIGN.md).
+- ``config`` / ``varnish``: the edge config of Wikimedia's CDN (:mod:`splitlab.registry.edge`).
 - ``analytics``: every experiment, active or not, with its status and its phases.
 """
 
@@ -13,10 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from splitlab.core.model import SampleRate, parse_time
-
-BINS = 100_000
-"""The edge's bucket count: bins ``[start, end)`` out of this many."""
+from splitlab.core.model import parse_time
 
 FORMATS = ("config", "analytics")
 AUTHORITIES = ("mediawiki", "varnish")
@@ -44,34 +40,6 @@ def next_boundary(rows: Iterable[Mapping[str, Any]], now: datetime) -> datetime 
     moments = [parse_time(row.get(field), field) for row in rows for field in ("start", "end")]
     future = [m for m in moments if m is not None and m > now]
     return min(future) if future else None
-
-
-def bin_ranges(groups: Sequence[str], rate: float) -> dict[str, list[int]]:
-    """Each group's ``[start, end)`` bins: group ``i`` of ``n`` holds ``h`` in
-    ``[i/n, (i + rate)/n)``, rounded to whole bins."""
-    n = max(1, len(groups))
-    return {
-        group: [round(i * BINS / n), round((i + rate) * BINS / n)]
-        for i, group in enumerate(groups)
-    }
-
-
-def varnish_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The edge's view of an experiment row: bin ranges for the default rate and per site."""
-    rate = SampleRate.parse(row["sample_rate"])
-    groups = row["groups"]
-    bins = {"default": bin_ranges(groups, rate.default)}
-    for site in sorted(rate.by_site):
-        bins[site] = bin_ranges(groups, rate.by_site[site])
-    return {
-        "name": row["name"],
-        "user_identifier_type": row["user_identifier_type"],
-        "groups": list(groups),
-        "bins": bins,
-        "exposure_version": row["exposure_version"],
-        "phase_index": row.get("phase_index", 0),
-        "version": row["version"],
-    }
 
 
 _PHASE_FIELDS = ("phase_index", "groups", "user_identifier_type", "sample_rate", "start", "end",

@@ -93,8 +93,9 @@ class ClientBootstrap:
 
     @classmethod
     def from_key_file(cls, path: Path, payload: PayloadOptions | None = None) -> ClientBootstrap:
-        """Sign with the service's key file (``SPLITLAB_DATA_DIR/client-signing-key.pem``);
-        needs the ``cryptography`` package (``splitlab[sign]``)."""
+        """Sign with the service's key file (``SPLITLAB_DATA_DIR/client-signing-key.pem``) and
+        publish the next and previous keys beside it too (read once: restart after
+        ``splitlab keys rotate``); needs the ``cryptography`` package (``splitlab[sign]``)."""
         from splitlab.sdk.signing import PayloadSigner
 
-        return cls(PayloadSigner.from_pem(Path(path).read_bytes()), payload or PayloadOptions())
+        return cls(PayloadSigner.from_key_file(Path(path)), payload or PayloadOptions())

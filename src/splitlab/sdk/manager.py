@@ -32,6 +32,7 @@ from splitlab.sdk.handle import ExperimentHandle
 from splitlab.sdk.metrics import Metrics
 from splitlab.sdk.shape import (
     ENROLLMENT_ACTION,
+    EXPOSURE_ACTION,
     Enrollment,
     EventContext,
     Performer,
@@ -84,6 +85,7 @@ class ExperimentManager:
         self._attributes: dict[str, Any] = {} if runtime.site is None else {"site": runtime.site}
         self._attributes.update(attributes or {})
         self._sent: set[tuple[str, ...]] = set()
+        self._held: list[tuple[dict[str, Any], Enrollment]] | None = None
 
     # -- identities ---------------------------------------------------------------------------
 
@@ -315,7 +317,8 @@ class ExperimentManager:
 
     def emit(self, action: str, enrollment: Enrollment, extra: Mapping[str, Any] | None,
              dedupe: tuple[str, ...] | None) -> bool:
-        """Build and send one event (used by handles); ``False`` when deduplicated or failed."""
+        """Build and send one event (used by handles); ``False`` when deduplicated, failed, or
+        an exposure held back (:meth:`hold_exposures`)."""
         if dedupe is not None:
             key = (*dedupe, enrollment.experiment.name, enrollment.exposure_version)
             if key in self._sent:
@@ -323,12 +326,40 @@ class ExperimentManager:
             self._sent.add(key)
         try:
             context = EventContext(self._runtime.clock(), self._runtime.site, self._performer)
-            self._runtime.events.send(build_event(action, enrollment, context, extra))
+            event = build_event(action, enrollment, context, extra)
+            if action == EXPOSURE_ACTION and self._held is not None:
+                self._held.append((event, enrollment))
+                return False
+            self._runtime.events.send(event)
         except Exception:  # sending never raises into the host
             log.exception("could not send %s for %s", action, enrollment.experiment.name)
             self._runtime.metrics.evaluation_error("send")
             return False
         return True
+
+    def hold_exposures(self) -> None:
+        """Keep exposure events back (built, not sent, not yet counted) until
+        :meth:`release_exposures`: the web middlewares hold them until they know whether the
+        response shows the experiment (a decorated page, an API response) or not."""
+        if self._held is None:
+            self._held = []
+
+    def release_exposures(self, seen: bool, reason: str = "page_not_decorated") -> int:
+        """Stop holding: send and count the held exposures when ``seen``; otherwise drop them,
+        counted in ``splitlab_sdk_events_dropped_total{reason}``. Returns how many were held."""
+        held, self._held = self._held or [], None
+        for event, enrollment in held:
+            if not seen:
+                self._runtime.metrics.events_dropped(reason)
+                continue
+            try:
+                self._runtime.events.send(event)
+            except Exception:  # sending never raises into the host
+                log.exception("could not send the exposure for %s", enrollment.experiment.name)
+                self._runtime.metrics.evaluation_error("send")
+                continue
+            self.count_exposure(enrollment)
+        return len(held)
 
     def count_exposure(self, enrollment: Enrollment) -> None:
         """Count a sent exposure."""

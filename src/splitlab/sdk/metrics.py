@@ -43,6 +43,8 @@ EVENTS_DROPPED = Counter("splitlab_sdk_events_dropped_total", "Events dropped, b
                          ("reason",))
 SEND_RETRIES = Counter("splitlab_sdk_send_retries_total",
                        "Batches retried after an intake failure.")
+UNDECORATED_PAGES = Counter("splitlab_sdk_undecorated_pages_total",
+                            "HTML pages sent without decoration, by reason.", ("reason",))
 
 OVERFLOW_LABEL = "__other__"
 
@@ -92,6 +94,10 @@ class Metrics:
     def send_retry(self) -> None:
         """A batch is retried after an intake failure."""
         self._add(SEND_RETRIES, ())
+
+    def undecorated_page(self, reason: str) -> None:
+        """An HTML page went out without decoration (``reason``: why)."""
+        self._add(UNDECORATED_PAGES, (reason,))
 
     def _add(self, counter: Counter, values: tuple[str, ...], amount: float = 1) -> None:
         key: LabelSet = tuple(zip(counter.labels, values, strict=True))

@@ -9,6 +9,11 @@ The payload travels as text, so a verifier checks the exact bytes that were sign
 them only afterwards; nobody has to re-canonicalise JSON. Public keys are published as a JWK set
 (``kty: OKP``, ``crv: Ed25519``, RFC 8037).
 
+Rotation: a data directory holds the *current* key (which signs), the *next* key (published
+ahead, so verifiers that cached the set already know it when it starts signing) and, after a
+rotation, the *previous* key (still published, so payloads signed just before the rotation
+verify). :func:`rotate_signing_keys` makes the next key current.
+
 Signing needs the ``cryptography`` package (the ``sign`` extra); everything else in the SDK runs
 without it, so the import is deferred to the functions that need it.
 """
@@ -21,6 +26,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +41,11 @@ if TYPE_CHECKING:
 
 ALGORITHM = "EdDSA"
 KEY_FILE = "client-signing-key.pem"
+"""The current key: it signs."""
+NEXT_KEY_FILE = "client-signing-key.next.pem"
+"""The next key: published, signs after the next rotation."""
+PREVIOUS_KEY_FILE = "client-signing-key.previous.pem"
+"""The key retired by the last rotation: published until the next one."""
 
 
 def b64url(data: bytes) -> str:
@@ -69,25 +80,34 @@ def public_jwk(raw_public_key: bytes) -> dict[str, str]:
             "alg": ALGORITHM, "use": "sig"}
 
 
+def _jwk_of(private_key: Ed25519PrivateKey) -> dict[str, str]:
+    from cryptography.hazmat.primitives import serialization
+
+    return public_jwk(private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
 @dataclass(frozen=True, slots=True)
 class PayloadSigner:
-    """Signs payloads with one Ed25519 private key."""
+    """Signs payloads with one Ed25519 private key; ``also_published`` are public JWKs published
+    beside it (the next and previous keys of a rotation)."""
 
     private_key: Ed25519PrivateKey
+    also_published: tuple[dict[str, str], ...] = ()
     jwk: dict[str, str] = field(init=False, compare=False)
     """The public half, as a JWK (with its ``kid``); derived once, since every page is signed."""
 
     def __post_init__(self) -> None:
-        from cryptography.hazmat.primitives import serialization
-
-        raw = self.private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        object.__setattr__(self, "jwk", public_jwk(raw))
+        object.__setattr__(self, "jwk", _jwk_of(self.private_key))
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        """The JWK set to publish at the well-known URL."""
-        return {"keys": [self.jwk]}
+        """The JWK set to publish at the well-known URL: the signing key first, then the others
+        (each ``kid`` once)."""
+        keys = [self.jwk]
+        for jwk in self.also_published:
+            if all(k["kid"] != jwk["kid"] for k in keys):
+                keys.append(jwk)
+        return {"keys": keys}
 
     def sign(self, payload: Mapping[str, Any]) -> dict[str, str]:
         """The envelope of ``payload`` (see the module docstring)."""
@@ -99,48 +119,92 @@ class PayloadSigner:
     @classmethod
     def from_pem(cls, pem: bytes) -> PayloadSigner:
         """A signer from a PKCS#8 PEM private key (what :func:`load_or_create_signer` writes)."""
-        from cryptography.hazmat.primitives import serialization
+        return cls(_private_key(pem))
 
-        key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(key, _crypto().Ed25519PrivateKey):
-            raise TypeError("the signing key must be an Ed25519 private key")
-        return cls(key)
+    @classmethod
+    def from_key_file(cls, path: Path) -> PayloadSigner:
+        """A signer with the key in ``path`` that also publishes the next and previous keys
+        lying beside it (see the module doc), when they exist."""
+        others = []
+        for name in (NEXT_KEY_FILE, PREVIOUS_KEY_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                others.append(_jwk_of(_private_key((path.parent / name).read_bytes())))
+        return cls(_private_key(path.read_bytes()), tuple(others))
+
+
+def _private_key(pem: bytes) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, _crypto().Ed25519PrivateKey):
+        raise TypeError("the signing key must be an Ed25519 private key")
+    private: Ed25519PrivateKey = key
+    return private
+
+
+def _write_private(data_dir: Path, pem: bytes) -> str:
+    """A new file of mode 0600 holding ``pem``, synced; its path (for a link or a rename)."""
+    handle, temporary = tempfile.mkstemp(dir=data_dir, prefix=".key-")  # mode 0600
+    try:
+        os.write(handle, pem)
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    return temporary
+
+
+def _create_key_if_absent(data_dir: Path, name: str) -> None:
+    """Generate a key into ``name`` unless it exists; an atomic link, so processes racing to
+    create it all end up with the same key."""
+    from cryptography.hazmat.primitives import serialization
+
+    if (data_dir / name).exists():
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pem = _crypto().Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    temporary = _write_private(data_dir, pem)
+    try:
+        with contextlib.suppress(FileExistsError):  # another process won: use its key
+            os.link(temporary, data_dir / name)
+    finally:
+        os.unlink(temporary)
 
 
 def load_or_create_signer(data_dir: Path) -> PayloadSigner:
-    """The signer whose key lives in ``data_dir``; a key pair is generated on first use.
+    """The signer whose keys live in ``data_dir``; the current and next keys are generated on
+    first use (mode 0600, published with an atomic link, so several worker processes starting
+    at once end up with the same keys)."""
+    for name in (KEY_FILE, NEXT_KEY_FILE):
+        _create_key_if_absent(data_dir, name)
+    return PayloadSigner.from_key_file(data_dir / KEY_FILE)
 
-    The private key file is created with mode 0600 and published with an atomic link, so several
-    worker processes starting at once end up with the same key.
+
+def rotate_signing_keys(data_dir: Path) -> PayloadSigner:
+    """Make the next key current, keep the current one published as the previous key (the key
+    it replaces is dropped), generate a new next key; the new signer.
+
+    Every step is an atomic rename or link, so a process loading the keys meanwhile sees either
+    the old or the new current key, each with its set. Run one rotation at a time.
     """
-    from cryptography.hazmat.primitives import serialization
-
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        pem = _crypto().Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        handle, temporary = tempfile.mkstemp(dir=data_dir, prefix=".key-")  # mode 0600
-        try:
-            os.write(handle, pem)
-            os.fsync(handle)
-            os.close(handle)
-            with contextlib.suppress(FileExistsError):  # another process won: use its key
-                os.link(temporary, path)
-        finally:
-            os.unlink(temporary)
-    return PayloadSigner.from_pem(path.read_bytes())
+    load_or_create_signer(data_dir)
+    retired = _write_private(data_dir, (data_dir / KEY_FILE).read_bytes())
+    os.replace(retired, data_dir / PREVIOUS_KEY_FILE)
+    os.replace(data_dir / NEXT_KEY_FILE, data_dir / KEY_FILE)
+    return load_or_create_signer(data_dir)
 
 
 def verify_envelope(
-    envelope: Mapping[str, Any], jwks: Mapping[str, Any], now: int | None = None
+    envelope: Mapping[str, Any], jwks: Mapping[str, Any], now: float | None = None
 ) -> dict[str, Any]:
-    """The payload of ``envelope`` once its signature verifies against a key of ``jwks``.
+    """The payload of ``envelope`` once its signature verifies against the key of ``jwks`` with
+    its ``kid`` (any key of the set: the current, next or previous one of a rotation).
 
     Raises :class:`SignatureError` when the envelope is malformed, the key is unknown, the
-    signature does not match, or ``now`` (Unix seconds) is past the payload's ``exp``.
+    signature does not match, or the payload has expired: ``now`` (Unix seconds; the current
+    time when ``None``) is at or past its ``exp`` (a payload without ``exp`` never verifies).
     """
     from cryptography.exceptions import InvalidSignature
 
@@ -156,6 +220,9 @@ def verify_envelope(
     except InvalidSignature:
         raise SignatureError("signature does not match the payload") from None
     payload: dict[str, Any] = json.loads(text)
-    if now is not None and now >= int(payload.get("exp", 0)):
+    expires = payload.get("exp") if isinstance(payload, dict) else None
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        raise SignatureError("payload has no numeric 'exp'")
+    if (time.time() if now is None else now) >= expires:
         raise SignatureError("payload has expired")
     return payload

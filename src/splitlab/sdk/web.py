@@ -13,13 +13,15 @@ body classes also cover the experiments in that payload.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import re
 import secrets
 from dataclasses import dataclass
 
-from splitlab.core.decoration import json_for_script
+from splitlab.core.decoration import json_for_script, splice_page
+from splitlab.core.html_scan import BodyScanner
 from splitlab.sdk.bootstrap import ClientBootstrap, render_bootstrap
 from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
@@ -32,10 +34,8 @@ ENVIRON_KEY = "splitlab.manager"
 CONFIG_ELEMENT_ID = "splitlab-config"
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
-_BODY_TAG = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
-_CLASS_ATTR = re.compile(rb"""\sclass\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
-_HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
-_CHARSET = re.compile(r"charset=([\w-]+)", re.IGNORECASE)
+_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
+_NOT_ASCII_COMPATIBLE = ("iso2022", "hz", "utf-7")  # stateful: ASCII bytes may not be ASCII
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +116,11 @@ def is_html(content_type: str | None) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/html"
 
 
+def page_status(status: int) -> bool:
+    """Whether a response with this status carries a page (not 1xx, 204 or 304)."""
+    return status >= 200 and status not in (204, 304)
+
+
 def keys_document(options: WebOptions, method: str, path: str) -> bytes | None:
     """The JWK set to answer with, when the request is ``GET`` of the bootstrap's keys path."""
     boot = options.bootstrap
@@ -158,34 +163,43 @@ def page_decoration(manager: ExperimentManager, options: WebOptions) -> tuple[st
 def decorate_html(
     body: bytes, content_type: str, manager: ExperimentManager, options: WebOptions
 ) -> bytes | None:
-    """``body`` with the data block and the body classes (:func:`page_decoration`), or ``None``
-    when the page has no ``<body>`` tag or is not in its declared charset (then it is sent as
-    it is)."""
+    """``body`` (a whole, uncompressed page) with the data block and the body classes
+    (:func:`page_decoration`), or ``None`` when the page has no ``<body>`` tag (as an HTML
+    tokenizer reads it) or its charset is not ASCII-compatible (then it is sent as it is)."""
+    scanner = BodyScanner()
+    found = scanner.scan(body)
+    if found is None:
+        return None
+    decoration = encoded_decoration(manager, options, content_type)
+    if decoration is None:
+        return None
+    return splice_page(body, found, scanner.head_end, *decoration)
+
+
+def encoded_decoration(manager: ExperimentManager, options: WebOptions,
+                       content_type: str) -> tuple[bytes, bytes] | None:
+    """The body classes and the data block (:func:`page_decoration`) in the page's charset, or
+    ``None`` when that charset cannot carry them (:func:`page_charset`)."""
+    charset = page_charset(content_type)
+    if charset is None:
+        return None
+    classes, block = page_decoration(manager, options)
+    try:
+        return classes.encode(charset), block.encode(charset)
+    except UnicodeError:
+        return None
+
+
+def page_charset(content_type: str) -> str | None:
+    """The page's charset (UTF-8 unless declared), or ``None`` when it is unknown or not
+    ASCII-compatible (UTF-16, ISO-2022-JP...): markup found by byte scanning would then not be
+    markup."""
     match = _CHARSET.search(content_type)
     charset = match.group(1) if match else "utf-8"
-    tag = _BODY_TAG.search(body)
-    if tag is None:
-        return None
-    text_classes, text_block = page_decoration(manager, options)
     try:
-        classes = text_classes.encode(charset)
-        block = text_block.encode(charset)
-        body.decode(charset)
+        name = codecs.lookup(charset).name
+        if name.startswith(_NOT_ASCII_COMPATIBLE) or "<body>".encode(charset) != b"<body>":
+            return None
     except (LookupError, UnicodeError):
         return None
-    new_tag = _with_classes(tag.group(0), classes) if classes else tag.group(0)
-    head_end = _HEAD_END.search(body, 0, tag.start())
-    if head_end is not None:
-        at = head_end.start()
-        return body[:at] + block + body[at:tag.start()] + new_tag + body[tag.end():]
-    return body[:tag.start()] + new_tag + block + body[tag.end():]
-
-
-def _with_classes(tag: bytes, classes: bytes) -> bytes:
-    """Append ``classes`` (already escaped) to the tag's class attribute, or add one."""
-    existing = _CLASS_ATTR.search(tag)
-    if existing is None:
-        return tag[:5] + b' class="' + classes + b'"' + tag[5:]
-    value = existing.group(2)
-    merged = value + b" " + classes if value.strip() else classes
-    return tag[:existing.start(2)] + merged + tag[existing.end(2):]
+    return charset

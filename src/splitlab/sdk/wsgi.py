@@ -2,7 +2,12 @@
 
 Per request it reads (or issues) the anonymous-id cookie, puts the request's
 :class:`~splitlab.sdk.manager.ExperimentManager` in ``environ["splitlab.manager"]``, and on the
-way out decorates HTML pages or adds the ``X-Experiment-Enrollments`` header to other responses.
+way out decorates HTML pages (compressed ones too, see :mod:`splitlab.sdk.page`) or adds the
+``X-Experiment-Enrollments`` header to other responses. A page with a ``Content-Length`` is
+decorated whole and re-measured; a streamed one is decorated on the fly. The app's iterable is
+closed exactly once, whatever happens (Django's ``request_finished`` depends on it), and a
+response that is not HTML is handed to the server as the app made it (``wsgi.file_wrapper``
+keeps its fast path).
 """
 
 from __future__ import annotations
@@ -12,16 +17,19 @@ from types import TracebackType
 from typing import Any
 
 from splitlab.sdk.client import Client
+from splitlab.sdk.encoding import brotli_module
+from splitlab.sdk.manager import ExperimentManager
+from splitlab.sdk.page import PageContext, PageResponse, PageRewriter, settle_other
 from splitlab.sdk.web import (
     ENVIRON_KEY,
     KEYS_HEADERS,
     RequestFacts,
     WebOptions,
     checked_client,
-    decorate_html,
     is_html,
     keys_document,
     open_request,
+    page_status,
 )
 
 Headers = list[tuple[str, str]]
@@ -37,6 +45,7 @@ class SplitlabWSGIMiddleware:
         self.app = app
         self.client = checked_client(client)
         self.options = options or WebOptions()
+        self._context = PageContext(self.options, self.client.metrics, brotli_module())
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         keys = keys_document(self.options, environ.get("REQUEST_METHOD", ""),
@@ -52,37 +61,62 @@ class SplitlabWSGIMiddleware:
         )
         manager, set_cookie = open_request(self.client, self.options, facts)
         environ[ENVIRON_KEY] = manager
-        extra: Headers = [] if set_cookie is None else [("Set-Cookie", set_cookie)]
-        captured = _Captured()
-        result = self.app(environ, captured.start_response)
-        chunks = iter(result)
+        manager.hold_exposures()
+        captured = _Captured([] if set_cookie is None else [("Set-Cookie", set_cookie)])
+        try:
+            result = self.app(environ, captured.start_response)
+        except BaseException:
+            manager.release_exposures(False, "request_failed")
+            raise
+        closer = _Closer(result)
+        try:
+            return self._respond(environ, start_response, captured, closer)
+        except BaseException:
+            closer.close()
+            manager.release_exposures(False, "request_failed")
+            raise
+
+    def _respond(self, environ: dict[str, Any], start_response: StartResponse,
+                 captured: _Captured, closer: _Closer) -> Iterable[bytes]:
+        manager: ExperimentManager = environ[ENVIRON_KEY]
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        chunks: Iterator[bytes] | None = None
         early: list[bytes] = []
-        while captured.status is None:  # a generator app calls start_response lazily
-            try:
-                early.append(next(chunks))
-            except StopIteration:
-                break
-        if captured.status is None:
-            _close(result)
-            raise RuntimeError("the wrapped WSGI app never called start_response")
-        headers = captured.headers + extra
+        if captured.status is None:  # a generator app calls start_response lazily
+            chunks = iter(closer.result)
+            while captured.status is None:
+                try:
+                    early.append(next(chunks))
+                except StopIteration:
+                    raise RuntimeError("the wrapped WSGI app never called start_response") from None
+        assert captured.status is not None
+        headers = captured.headers
         content_type = _header(headers, "content-type")
-        if is_html(content_type) and _header(headers, "content-encoding") is None:
-            body = b"".join([*captured.written, *early, *chunks])
-            _close(result)
-            decorated = decorate_html(body, content_type or "", manager, self.options)
-            if decorated is not None:
-                body = decorated
-                headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
-                headers.append(("Content-Length", str(len(body))))
+        if not is_html(content_type) or not page_status(int(captured.status[:3])):
+            if not is_html(content_type):
+                header = manager.enrollments_header()
+                if header:
+                    headers.append(("X-Experiment-Enrollments", header))
+            settle_other(manager, head)
             start_response(captured.status, headers, captured.exc_info)
-            return [body]
-        if not is_html(content_type):
-            header = manager.enrollments_header()
-            if header:
-                headers.append(("X-Experiment-Enrollments", header))
-        start_response(captured.status, headers, captured.exc_info)
-        return _Passthrough([*captured.written, *early], chunks, result)
+            if chunks is None and not captured.written:
+                return closer.result  # untouched: the server's fast paths still apply
+            return _Passthrough([*captured.written, *early], chunks or iter(closer.result), closer)
+        response = PageResponse(content_type or "", _header(headers, "content-encoding"), head)
+        rewriter = PageRewriter(manager, self._context, response)
+        first = [*captured.written, *early]
+        rest = chunks if chunks is not None else iter(closer.result)
+        if _header(headers, "content-length") is not None:  # decorated whole, then re-measured
+            body = b"".join([*first, *rest])
+            closer.close()
+            out = rewriter.feed(body) + rewriter.finish()
+            if rewriter.outcome == "decorated":
+                headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(out))))
+            start_response(captured.status, headers, captured.exc_info)
+            return [out]
+        captured.headers = headers
+        return _Streamed(first, rest, closer, _Page(rewriter, captured, start_response))
 
 
 def _header(headers: Headers, name: str) -> str | None:
@@ -92,38 +126,96 @@ def _header(headers: Headers, name: str) -> str | None:
     return None
 
 
-def _close(result: Iterable[bytes]) -> None:
-    close = getattr(result, "close", None)
-    if callable(close):
-        close()
+class _Closer:
+    """Closes the app's iterable once, however often it is asked to."""
+
+    def __init__(self, result: Iterable[bytes]) -> None:
+        self.result = result
+        self._closed = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self.result, "close", None)
+        if callable(close):
+            close()
 
 
 class _Captured:
     """The inner app's ``start_response``: records the status and headers, buffers ``write``."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: Headers) -> None:
         self.status: str | None = None
         self.headers: Headers = []
         self.exc_info: ExcInfo | None = None
         self.written: list[bytes] = []
+        self._extra = extra
 
     def start_response(
         self, status: str, headers: Headers, exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], object]:
-        self.status, self.headers, self.exc_info = status, list(headers), exc_info
+        self.status, self.headers, self.exc_info = status, [*headers, *self._extra], exc_info
         return self.written.append
 
 
 class _Passthrough:
     """The response body as the app produced it, closing the app's iterable when done."""
 
-    def __init__(self, first: list[bytes], rest: Iterator[bytes],
-                 result: Iterable[bytes]) -> None:
-        self._first, self._rest, self._result = first, rest, result
+    def __init__(self, first: list[bytes], rest: Iterator[bytes], closer: _Closer) -> None:
+        self._first, self._rest, self._closer = first, rest, closer
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._first
         yield from self._rest
 
     def close(self) -> None:
-        _close(self._result)
+        self._closer.close()
+
+
+class _Page:
+    """A streamed page's rewriter and the ``start_response`` it calls once it has output."""
+
+    def __init__(self, rewriter: PageRewriter, captured: _Captured,
+                 start_response: StartResponse) -> None:
+        self.rewriter, self._captured, self._start_response = rewriter, captured, start_response
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            captured = self._captured
+            headers = [(n, v) for n, v in captured.headers if n.lower() != "content-length"]
+            self._start_response(captured.status, headers, captured.exc_info)
+
+
+class _Streamed:
+    """A streamed page, decorated as it passes; ``close`` closes the app's iterable."""
+
+    def __init__(self, first: list[bytes], rest: Iterator[bytes], closer: _Closer,
+                 page: _Page) -> None:
+        self._first, self._rest, self._closer, self._page = first, rest, closer, page
+
+    def __iter__(self) -> Iterator[bytes]:
+        rewriter = self._page.rewriter
+        try:
+            for chunk in _chain(self._first, self._rest):
+                out = rewriter.feed(chunk)
+                if out:
+                    self._page.start()
+                    yield out
+            out = rewriter.finish()
+        except BaseException:
+            rewriter.abandon()
+            raise
+        self._page.start()
+        if out:
+            yield out
+
+    def close(self) -> None:
+        self._closer.close()
+
+
+def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield from first
+    yield from rest

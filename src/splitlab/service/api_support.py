@@ -1,7 +1,6 @@
-"""What the JSON APIs share: error → HTTP mapping, bounded JSON bodies, the admin token.
+"""What the JSON APIs share: JSON responses, the one bounded JSON body reader, the admin token.
 
-Only the service maps the error tree to statuses (DESIGN.md, house rule 4): 4xx bodies say what
-was wrong, 5xx bodies say nothing internal.
+Errors are raised from the tree and turned into responses by :mod:`splitlab.service.problems`.
 """
 
 from __future__ import annotations
@@ -18,35 +17,27 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from splitlab.errors import (
-    AuthError,
-    BadRequestError,
-    ConfigError,
-    ConflictError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PreconditionFailedError,
-    PreconditionRequiredError,
-    SplitlabError,
-)
+from splitlab.errors import AuthError, BadRequestError, InvalidTextError, PayloadTooLargeError
+
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+"""The ``Content-Type`` of every JSON response: Wikimedia's edge config fetcher installs a
+config only under exactly this header, and the service answers the same everywhere."""
 
 MAX_BODY_BYTES = 64 * 1024
 """A config row is a few hundred bytes; anything this large is a mistake or an attack."""
 
-TOKEN_FILE = "admin-token"
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a JSON API body may have (a config row needs 4)."""
 
-_STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
-    (PayloadTooLargeError, 413), (BadRequestError, 400), (ConfigError, 422),
-    (NotFoundError, 404), (ConflictError, 409),
-    (PreconditionRequiredError, 428), (PreconditionFailedError, 412), (AuthError, 401),
-)
+TOKEN_FILE = "admin-token"
 
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None
                   ) -> Response:
-    """A JSON response serialized with orjson."""
+    """A JSON response serialized with orjson, typed :data:`JSON_MEDIA_TYPE` (Starlette's
+    ``JSONResponse`` would say ``application/json`` alone: it adds a charset only to ``text/*``)."""
     return Response(orjson.dumps(content), status_code=status,
-                    headers=dict(headers) if headers else None, media_type="application/json")
+                    headers=dict(headers) if headers else None, media_type=JSON_MEDIA_TYPE)
 
 
 def etag_matches(if_none_match: str | None, *etags: str) -> bool:
@@ -55,20 +46,6 @@ def etag_matches(if_none_match: str | None, *etags: str) -> bool:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return "*" in tags or any(etag in tags for etag in etags)
-
-
-def error_response(error: SplitlabError) -> Response:
-    """The HTTP form of an error from the tree: ``{"error": code, "message": ..., "field"?}``."""
-    status = 400
-    for kind, code in _STATUS:
-        if isinstance(error, kind):
-            status = code
-            break
-    body: dict[str, Any] = {"error": error.code, "message": str(error)}
-    if isinstance(error, ConfigError):
-        body["field"] = error.field
-    headers = {"WWW-Authenticate": 'Bearer realm="splitlab"'} if status == 401 else None
-    return json_response(body, status, headers)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -87,15 +64,61 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as JSON, at most :data:`MAX_BODY_BYTES` (413 beyond, 400 if malformed)."""
-    body = await read_body(request)
+def parse_json(body: bytes) -> Any:
+    """``body`` parsed as JSON, nested at most :data:`MAX_JSON_DEPTH` deep.
+
+    Raises :class:`BadRequestError` saying what is wrong: empty, malformed or too deep, and
+    :class:`InvalidTextError` for a string that is not Unicode (a lone surrogate escape such as
+    ``"\\ud83d"``, or bytes that are not UTF-8).
+    """
     if not body.strip():
         raise BadRequestError("the body is empty: send a JSON object")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        if "surrogate" in str(error) or "UTF-8" in str(error):
+            raise InvalidTextError(
+                f"the body holds a string that is not valid Unicode (a lone UTF-16 surrogate "
+                f"such as \\ud83d, or bytes that are not UTF-8): {error}") from None
+        if "depth" in str(error) or "recursion" in str(error):
+            raise BadRequestError(
+                f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
         raise BadRequestError(f"malformed JSON: {error}") from None
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise BadRequestError(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, at most :data:`MAX_BODY_BYTES` (413 beyond; see
+    :func:`parse_json` for the 400s)."""
+    return parse_json(await read_body(request))
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, as :func:`read_json` reads it; an empty body is the
+    empty object (OFREP clients may send none). :class:`BadRequestError` for any other value."""
+    body = await read_body(request)
+    value = parse_json(body) if body.strip() else {}
+    if not isinstance(value, dict):
+        raise BadRequestError("the body must be a JSON object")
+    return value
 
 
 def ensure_admin_token(configured: str | None, data_dir: Path) -> tuple[str, Path | None]:

@@ -1,7 +1,8 @@
 """The ASGI application: every area of the service contributes routes and a lifecycle.
 
 An area (config and admin API, event intake, OFREP, ...) is a :class:`Component`; this module
-only composes them, so areas never import each other.
+only composes them, so areas never import each other (an import-linter contract checks it).
+Errors raised by any area become responses in one place, :mod:`splitlab.service.problems`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,22 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.sdk.client_payload import PayloadOptions
-from splitlab.service.client_delivery import (
-    ApiKeyGate,
-    ClientDeliveryComponent,
-    ExperimentSource,
-)
+from splitlab.service.api_support import JSON_MEDIA_TYPE, json_response
+from splitlab.service.client_access import ApiKeyGate, ExperimentSource
+from splitlab.service.client_delivery import ClientDeliveryComponent
 from splitlab.service.intake import IntakeComponent
 from splitlab.service.metrics import Metrics, MetricsMiddleware
 from splitlab.service.ofrep import OfrepComponent
+from splitlab.service.openapi import docs_page, openapi_document
+from splitlab.service.problems import exception_handlers
 from splitlab.service.rate_limit import RateLimiter
 from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.settings import Settings
@@ -57,16 +59,30 @@ def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
 def client_components(settings: Settings, source: ExperimentSource) -> list[Component]:
     """Client delivery (signed payloads, keys) and OFREP over ``source``."""
     options = PayloadOptions(settings.client_experiments, salt=settings.client_name_salt)
-    gate = ApiKeyGate(settings.client_api_key)
     limiter = RateLimiter(settings.ofrep_rate_limit) if settings.ofrep_rate_limit else None
     return [
-        ClientDeliveryComponent(source, settings.data_dir, options, gate),
-        OfrepComponent(source, options, gate, limiter),
+        ClientDeliveryComponent(source, settings.data_dir, options,
+                                ApiKeyGate(settings.client_api_key)),
+        OfrepComponent(source, options, ApiKeyGate(settings.client_api_key, limiter)),
     ]
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return json_response({"status": "ok"})
+
+
+def document_routes() -> list[BaseRoute]:
+    """``GET /openapi.json`` (every area's routes) and ``GET /docs`` (the page rendering it)."""
+    document = openapi_document()
+    spec, page = orjson.dumps(document), docs_page(document)
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type=JSON_MEDIA_TYPE)
+
+    async def docs(request: Request) -> Response:
+        return Response(page, media_type="text/html")
+
+    return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
 
 
 def create_app(settings: Settings, components: Sequence[Component] | None = None,
@@ -92,10 +108,11 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
                 await part.stop()
             metrics.close()
 
-    routes: list[BaseRoute] = [Route("/healthz", health), Route("/metrics", metrics.endpoint)]
+    routes: list[BaseRoute] = [Route("/healthz", health), Route("/metrics", metrics.endpoint),
+                               *document_routes()]
     for part in parts:
         routes.extend(part.routes())
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers(),
                     middleware=[Middleware(MetricsMiddleware, metrics=metrics)])
     app.state.metrics = metrics
     app.state.components = parts

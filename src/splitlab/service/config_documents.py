@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from splitlab.registry import views
+from splitlab.registry import edge, views
 from splitlab.registry.store import Registry
 from splitlab.service.api_support import etag_matches
 
@@ -55,7 +55,7 @@ def build_body(registry: Registry, key: Key, now: datetime) -> tuple[bytes, date
         history = registry.all_history(kind)
         content: object = [views.analytics_row(r, history.get(r["name"], []), now) for r in rows]
     elif authority == "varnish":
-        content = [views.varnish_row(r) for r in views.active(rows, now)]
+        content = edge.edge_document(views.active(rows, now), registry.sites)
     else:
         content = views.active(rows, now)
     return orjson.dumps(content), until

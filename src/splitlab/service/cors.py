@@ -2,10 +2,11 @@
 
 A beacon or ``fetch`` with a CORS-safelisted content type (``text/plain``, which the browser SDK
 uses) is sent without asking; the answer only matters to a page that reads it. A ``fetch`` with
-``application/json`` (or an ``X-Request-Id`` header) is *preflighted*: the browser first sends
-``OPTIONS`` and posts only when the answer allows the page's origin. Allowed origins come from
-``SPLITLAB_EVENTS_CORS_ORIGINS`` (``*``: any). Credentials are never allowed (the intake reads no
-cookie), so ``*`` is safe to answer with.
+``application/json`` (or an ``X-Request-Id`` or ``Content-Encoding`` header) is *preflighted*:
+the browser first sends ``OPTIONS`` and posts only when the answer allows the page's origin.
+Allowed origins come from ``SPLITLAB_EVENTS_CORS_ORIGINS`` (``*``: any). Credentials are never
+allowed (the intake reads no cookie), so ``*`` is safe to answer with. Answers to an allowed origin
+expose ``X-Status-Message``, EventGate's summary (see :mod:`splitlab.service.intake`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-ALLOWED_HEADERS = frozenset({"content-type", "x-request-id"})
+ALLOWED_HEADERS = frozenset({"content-encoding", "content-type", "x-request-id"})
+EXPOSED_HEADERS = "X-Status-Message"
+"""The intake's summary header (EventGate's reason phrase), readable by an allowed page."""
 MAX_AGE_SECONDS = 86_400
 
 
@@ -39,7 +42,8 @@ class CorsPolicy:
         allowed = self.allow_origin(request.headers.get("origin"))
         if allowed is None:
             return {}
-        return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
+        return {"Access-Control-Allow-Origin": allowed, "Access-Control-Expose-Headers":
+                EXPOSED_HEADERS, "Vary": "Origin"}
 
     def preflight(self, request: Request) -> Response:
         """The answer to ``OPTIONS``: 204 allowing ``POST`` and the requested headers, or 403
@@ -53,7 +57,8 @@ class CorsPolicy:
         asked = request.headers.get("access-control-request-headers", "")
         names = {name.strip().lower() for name in asked.split(",") if name.strip()}
         if method != "POST" or not names <= ALLOWED_HEADERS:
-            return Response("only POST with content-type and x-request-id headers is allowed",
+            return Response("only POST with content-encoding, content-type and x-request-id "
+                            "headers is allowed",
                             403, media_type="text/plain")
         return Response(status_code=204, headers={
             "Access-Control-Allow-Origin": allowed,

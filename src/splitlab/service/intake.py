@@ -1,22 +1,25 @@
 """``POST /v1/events``: the event intake over HTTP, with EventGate's contract.
 
 The body is a JSON array of events or one event object, sent as ``application/json`` or
-``text/plain`` (what ``navigator.sendBeacon`` sends). Answers:
+``text/plain`` (what ``navigator.sendBeacon`` sends), plain or with ``Content-Encoding: gzip`` or
+``deflate`` (:mod:`splitlab.intake.body`). ``/v1/events/`` is the same route. Answers:
 
 | status | when | body |
 | --- | --- | --- |
 | 201 | every event was stored durably | empty |
-| 202 | ``?hasty=true``: the batch was queued (processed after the answer) | empty |
+| 202 | ``?hasty=true``: the batch was taken (processed after the answer) | empty |
 | 207 | some events were stored, some not | ``{message, invalid: [...], error: [...]}`` |
-| 400 | every event was invalid; empty body; bytes that are not JSON | as 207, or ``{message}`` |
-| 413 | body larger than the limit (default 4 MiB) | ``{message}`` |
-| 415 | a content type other than JSON or text | ``{message}`` |
+| 400 | every event invalid; empty; not JSON; not the content encoding | as 207, or ``{message}`` |
+| 413 | body larger than the limit (default 4 MiB), inflated or not | ``{message}`` |
+| 415 | a content type other than JSON or text; an unknown content encoding | ``{message}`` |
 | 500 | no event was stored and at least one failed to store | as 207, nothing internal |
-| 503 | ``?hasty=true`` and the queue is full; retry after ``Retry-After`` seconds | ``{message}`` |
 
-Each per-event entry is EventGate's ``{status, event, context}``; ``message`` is EventGate's
-summary "N out of M events were accepted.". Only ``user-agent`` and ``x-request-id`` are read
-from the request (and ``Origin`` for CORS, :mod:`splitlab.service.cors`); the client address and
+Each per-event entry is EventGate's ``{status, event, context}``. EventGate says what happened in
+the HTTP reason phrase ("All 3 out of 3 events were accepted.", ...). ASGI has no field for a
+reason phrase and uvicorn always sends the standard one, so every answer carries EventGate's text
+in the ``X-Status-Message`` header instead; ``message`` in a body is splitlab's own summary
+"N out of M events were accepted.". Only ``user-agent`` and ``x-request-id`` are read from the
+request (and ``Origin`` for CORS, :mod:`splitlab.service.cors`); the client address and
 ``X-Forwarded-For`` are never looked at.
 """
 
@@ -37,7 +40,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import format_event_time
-from splitlab.errors import ConfigError, PayloadTooLargeError
+from splitlab.errors import (
+    BadRequestError,
+    ConfigError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from splitlab.intake.body import Inflater, parse_json
 from splitlab.intake.jetstream import JetStreamSink
 from splitlab.intake.metrics import IntakeMetrics
 from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext
@@ -47,7 +56,7 @@ from splitlab.intake.sinks import Sink
 from splitlab.intake.spool import SpoolingSink
 from splitlab.intake.sqlite_log import SQLiteSink
 from splitlab.intake.streams import StreamCatalog, load_catalog
-from splitlab.service.api_support import json_response, read_body
+from splitlab.service.api_support import JSON_MEDIA_TYPE, json_response
 from splitlab.service.cors import CorsPolicy
 from splitlab.service.settings import Settings
 
@@ -55,8 +64,9 @@ log = logging.getLogger(__name__)
 MEDIA_TYPES = frozenset({"", "application/json", "text/plain"})
 HASTY_WORKERS = 8
 HASTY_MAX_BYTES = 64 * 1024 * 1024  # request bytes the hasty queue may hold, whatever the count
-RETRY_AFTER_SECONDS = 1
 MAX_HEADER_VALUE = 256
+STATUS_HEADER = "X-Status-Message"
+EMPTY = "Request body was empty. Must provide JSON encoded events."
 
 
 def utc_now_text() -> str:
@@ -64,19 +74,38 @@ def utc_now_text() -> str:
     return format_event_time(datetime.now(UTC))
 
 
-def message(status: int, text: str, headers: Mapping[str, str] | None = None) -> Response:
-    """A JSON ``{message}`` answer."""
-    return json_response({"message": text}, status, headers)
+def message(status: int, text: str, status_text: str | None = None) -> Response:
+    """A JSON ``{message}`` answer; ``status_text`` (default ``text``) in :data:`STATUS_HEADER`."""
+    return json_response({"message": text}, status, {STATUS_HEADER: status_text or text})
+
+
+def status_text(statuses: Sequence[EventStatus]) -> tuple[int, str]:
+    """EventGate's status and reason phrase for a processed batch."""
+    total = len(statuses)
+    success = sum(1 for s in statuses if s.status == "success")
+    invalid = sum(1 for s in statuses if s.status == "invalid")
+    errored = total - success - invalid
+    failed = invalid + errored
+    if not failed:
+        return 201, f"All {success} out of {total} events were accepted."
+    if invalid == total:
+        return 400, f"{invalid} out of {total} events were invalid and not accepted."
+    if failed != total:
+        return 207, (f"{success} out of {total} events were accepted, but {failed} failed "
+                     f"({invalid} invalid and {errored} errored).")
+    return 500, (f"{failed} out of {total} events had failures and were not accepted. "
+                 f"({invalid} invalid and {errored} errored).")
 
 
 def batch_response(statuses: Sequence[EventStatus]) -> Response:
     """EventGate's answer for a processed batch (201, 207, 400 or 500)."""
+    code, text = status_text(statuses)
+    headers = {STATUS_HEADER: text}
+    if code == 201:
+        return Response(status_code=201, headers=headers)
     accepted = sum(1 for s in statuses if s.status == "success")
-    if accepted == len(statuses):
-        return Response(status_code=201)
     invalid = [s.to_json() for s in statuses if s.status == "invalid"]
     failed = [s.to_json() for s in statuses if s.status == "error"]
-    code = 207 if accepted else (500 if failed else 400)
     body = {"message": f"{accepted} out of {len(statuses)} events were accepted.",
             "invalid": invalid, "error": failed}
     try:
@@ -86,7 +115,7 @@ def batch_response(statuses: Sequence[EventStatus]) -> Response:
             if not _writable({"invalid": [entry]}):  # at the depth it has in the body
                 entry["event"] = None
         content = orjson.dumps(body)
-    return Response(content, code, media_type="application/json")
+    return Response(content, code, headers, media_type=JSON_MEDIA_TYPE)
 
 
 def _writable(value: Any) -> bool:
@@ -153,9 +182,11 @@ class IntakeComponent:
         self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> Sequence[BaseRoute]:
-        """``POST /v1/events`` (and its CORS preflight, ``OPTIONS``)."""
-        return [Route("/v1/events", self.post_events, methods=["POST"]),
-                Route("/v1/events", self.preflight, methods=["OPTIONS"])]
+        """``POST /v1/events`` and its CORS preflight ``OPTIONS``, with and without a trailing
+        slash (answered directly: a client that does not follow redirects would drop a 307)."""
+        return [Route(path, endpoint, methods=[method])
+                for path in ("/v1/events", "/v1/events/")
+                for endpoint, method in ((self.post_events, "POST"), (self.preflight, "OPTIONS"))]
 
     def _unique_sinks(self) -> list[Sink]:
         unique: dict[int, Sink] = {}
@@ -190,12 +221,17 @@ class IntakeComponent:
             request_id=request_id[:MAX_HEADER_VALUE] if request_id else None,
             user_agent=user_agent[:MAX_HEADER_VALUE * 4] if user_agent else None)
 
-    async def _read_body(self, request: Request) -> bytes | None:
-        """The body, or None when it exceeds the limit (reading stops there)."""
-        try:
-            return await read_body(request, self.settings.events_max_body)
-        except PayloadTooLargeError:
-            return None
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, inflated per ``Content-Encoding``; reading stops at the size limit
+        (:class:`PayloadTooLargeError`), whether the limit is passed before or after inflating."""
+        limit = self.settings.events_max_body
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
+        inflater = Inflater(request.headers.get("content-encoding", ""), limit)
+        async for chunk in request.stream():
+            inflater.feed(chunk)
+        return inflater.finish()
 
     async def post_events(self, request: Request) -> Response:
         """Accept a batch of events (see the module docstring for the answers)."""
@@ -211,47 +247,61 @@ class IntakeComponent:
         """The CORS preflight of a cross-origin ``fetch`` (see :mod:`splitlab.service.cors`)."""
         return self.cors.preflight(request)
 
-    def _reject(self, reason: str, status: int, text: str) -> Response:
+    def _reject(self, reason: str, status: int, text: str, status_text: str | None = None
+                ) -> Response:
         self.metrics.rejected.labels(reason).inc()
-        return message(status, text)
+        return message(status, text, status_text)
 
     async def _handle(self, request: Request, hasty: bool) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in MEDIA_TYPES:
             return self._reject("media_type", 415, f"content type {media[:100]!r} is not "
                                 "accepted; send application/json or text/plain")
-        body = await self._read_body(request)
-        if body is None:
-            return self._reject("too_large", 413, "the body is larger than "
-                                f"{self.settings.events_max_body} bytes; send smaller batches")
-        if not body.strip():
-            return self._reject("empty", 400, "the body is empty; send a JSON array of events")
         try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            return self._reject("not_json", 400, f"the body is not valid JSON: {error}")
+            body = await self._read_body(request)
+        except PayloadTooLargeError as error:
+            return self._reject("too_large", 413, f"{error}; send smaller batches")
+        except UnsupportedMediaTypeError as error:
+            return self._reject("content_encoding", 415, str(error))
+        except BadRequestError as error:
+            return self._reject("content_encoding", 400, str(error))
+        if not body.strip():
+            return self._reject("empty", 400, "the body is empty; send a JSON array of events",
+                                EMPTY)
+        try:
+            parsed = parse_json(body)
+        except BadRequestError as error:
+            return self._reject("not_json", 400, str(error))
+        if not parsed and isinstance(parsed, list | dict):  # EventGate: [] and {} are empty
+            return self._reject("empty", 400, "the body is an empty array or object; send some "
+                                "events", EMPTY)
         events = parsed if isinstance(parsed, list) else [parsed]
-        if not events:
-            return self._reject("empty", 400, "the body is an empty array; send some events")
         self.metrics.batch_size.observe(len(events))
         context = self._context(request)
         if hasty:
-            return self._enqueue(events, context, len(body))
+            await self._hasty(events, context, len(body))
+            return Response(status_code=202,
+                            headers={STATUS_HEADER: f"{len(events)} events hastily received."})
         statuses = await self.pipeline.process(events, context)
         self.metrics.record(statuses)
         return batch_response(statuses)
 
-    def _enqueue(self, events: list[Any], context: RequestContext, size: int) -> Response:
+    async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> None:
+        """Queue a hasty batch, or, when the queue has no room for it, process it now.
+
+        The queue is bounded (events and bytes), so memory is too; a batch that does not fit
+        waits for its own processing, like a request without ``hasty``, instead of being
+        refused: it is never refused for ever, not even when it alone is larger than the queue.
+        """
         if (self._queued_events + len(events) > self.settings.events_hasty_queue
                 or self._queued_bytes + size > HASTY_MAX_BYTES):
-            self.metrics.rejected.labels("queue_full").inc()
-            return message(503, "the intake is busy; retry later",
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            self.metrics.hasty_inline.inc()
+            self.metrics.record(await self.pipeline.process(events, context))
+            return
         self._queued_events += len(events)
         self._queued_bytes += size
         self.metrics.hasty_queue.set(self._queued_events)
         self._queue.put_nowait((events, context, size))
-        return Response(status_code=202)
 
     async def _hasty_worker(self) -> None:
         while True:

@@ -24,52 +24,46 @@ the OpenFeature provider maps it:
 ``exposure_version``, ``sampling_unit``, ``stream_name`` and ``schema_id`` (what an exposure
 event needs).
 The bulk endpoint lists the active experiments that run on the client (all of them when no
-client list is configured). Errors are ``{key, errorCode, errorDetails}``: ``FLAG_NOT_FOUND``
-(404), ``PARSE_ERROR`` / ``INVALID_CONTEXT`` / ``TARGETING_KEY_MISSING`` (400); an internal
-failure is ``500 {errorDetails}`` (one flag of a bulk answer: ``errorCode: GENERAL``). With an
-API key configured, no credentials → 401 and wrong ones → 403; over the rate limit → 429 with
-``Retry-After``.
+client list is configured). Errors are raised from the tree and answered in OFREP's shape by
+:mod:`splitlab.service.problems`: ``{key, errorCode, errorDetails}`` with ``FLAG_NOT_FOUND``
+(404), ``PARSE_ERROR`` / ``INVALID_CONTEXT`` / ``TARGETING_KEY_MISSING`` (400; text that is not
+Unicode, such as a lone surrogate in the targeting key, is ``INVALID_CONTEXT``); an internal
+failure is ``500 {errorDetails}``. One flag of a bulk answer that cannot be evaluated is
+``{key, errorCode: GENERAL, errorDetails}``, the others are still answered, and the request logs
+one line however many flags failed. With an API key configured, no credentials → 401 and wrong
+ones → 403; over the rate limit → 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import Experiment
 from splitlab.core.resolution import resolve
+from splitlab.errors import EvaluationError, NotFoundError
 from splitlab.sdk.client import utc_now
 from splitlab.sdk.client_payload import PayloadOptions, client_experiments
 from splitlab.sdk.evaluation import flag_metadata, openfeature_reason
-from splitlab.service.api_support import etag_matches, json_response
-from splitlab.service.client_delivery import (
-    ApiKeyGate,
-    Clock,
-    ExperimentSource,
+from splitlab.service.api_support import (
+    JSON_MEDIA_TYPE,
+    etag_matches,
+    json_response,
     read_json_object,
 )
-from splitlab.service.rate_limit import RateLimiter
+from splitlab.service.client_access import ApiKeyGate, Clock, ExperimentSource
 
 log = logging.getLogger(__name__)
-_INTERNAL = {"errorDetails": "internal error while evaluating"}
-
-
-class EvaluationError(ValueError):
-    """A request OFREP answers with 400 and an ``errorCode``."""
-
-    def __init__(self, code: str, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
+_GENERAL = {"errorCode": "GENERAL", "errorDetails": "internal error while evaluating"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +101,24 @@ def evaluate(experiment: Experiment, context: Context, now: datetime) -> dict[st
             "reason": openfeature_reason(found), "metadata": flag_metadata(found)}
 
 
-def evaluate_or_general(experiment: Experiment, context: Context, now: datetime) -> dict[str, Any]:
-    """:func:`evaluate`, or a ``GENERAL`` failure for this flag alone if evaluation breaks."""
-    try:
-        return evaluate(experiment, context, now)
-    except Exception:
-        log.exception("OFREP evaluation of %r failed", experiment.name)
-        return {"key": experiment.name, "errorCode": "GENERAL", **_INTERNAL}
+def evaluate_all(experiments: Sequence[Experiment], context: Context, now: datetime
+                 ) -> list[dict[str, Any]]:
+    """:func:`evaluate` for each experiment; one that breaks is a ``GENERAL`` failure for that
+    flag alone, and the failures of one call are logged as one line."""
+    results: list[dict[str, Any]] = []
+    failed: list[str] = []
+    first: Exception | None = None
+    for experiment in experiments:
+        try:
+            results.append(evaluate(experiment, context, now))
+        except Exception as error:
+            first = first or error
+            failed.append(experiment.name)
+            results.append({"key": experiment.name, **_GENERAL})
+    if first is not None:
+        log.error("OFREP evaluation failed for %d of %d flags (%s)", len(failed),
+                  len(results), ", ".join(failed[:5]), exc_info=first)
+    return results
 
 
 def _etag(body: bytes) -> str:
@@ -127,7 +132,6 @@ class OfrepComponent:
     source: ExperimentSource
     options: PayloadOptions = field(default_factory=PayloadOptions)
     gate: ApiKeyGate = field(default_factory=lambda: ApiKeyGate(None))
-    limiter: RateLimiter | None = None
     clock: Clock = utc_now
 
     def routes(self) -> Sequence[BaseRoute]:
@@ -141,65 +145,26 @@ class OfrepComponent:
     async def stop(self) -> None:
         """Nothing to release."""
 
-    def _refuse(self, request: Request) -> Response | None:
-        refused = self.gate.refuse(request)
-        if refused is not None or self.limiter is None:
-            return refused
-        client = self.gate.credential(request) or (request.client.host if request.client else "")
-        wait = self.limiter.acquire(client)
-        if wait > 0:
-            return json_response({"errorDetails": "rate limit reached"}, 429,
-                         {"Retry-After": str(max(1, int(wait + 0.999)))})
-        return None
-
     async def single(self, request: Request) -> Response:
         """``POST /ofrep/v1/evaluate/flags/{key}``."""
         key = request.path_params["key"]
-        refused = self._refuse(request)
-        if refused is not None:
-            return refused
-        try:
-            body = await read_json_object(request)
-        except ValueError as error:
-            return json_response(
-                {"key": key, "errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
-        try:
-            experiment = next((e for e in self.source.experiments() if e.name == key), None)
-        except Exception:
-            log.exception("OFREP: the experiment source failed")
-            return json_response(_INTERNAL, 500)
+        self.gate.check(request)
+        body = await read_json_object(request)
+        experiment = next((e for e in self.source.experiments() if e.name == key), None)
         if experiment is None:
-            return json_response({"key": key, "errorCode": "FLAG_NOT_FOUND",
-                                  "errorDetails": f"no experiment named {key!r}"}, 404)
-        try:
-            context = parse_context(body)
-        except EvaluationError as error:
-            return json_response(
-                {"key": key, "errorCode": error.code, "errorDetails": error.details}, 400)
-        result = evaluate_or_general(experiment, context, self.clock())
+            raise NotFoundError(f"no experiment named {key!r}")
+        [result] = evaluate_all([experiment], parse_context(body), self.clock())
         return json_response(result, 500 if "errorCode" in result else 200)
 
     async def bulk(self, request: Request) -> Response:
         """``POST /ofrep/v1/evaluate/flags``, with ``ETag`` / ``If-None-Match``."""
-        refused = self._refuse(request)
-        if refused is not None:
-            return refused
-        try:
-            context = parse_context(await read_json_object(request))
-        except EvaluationError as error:
-            return json_response({"errorCode": error.code, "errorDetails": error.details}, 400)
-        except ValueError as error:
-            return json_response({"errorCode": "PARSE_ERROR", "errorDetails": str(error)}, 400)
+        self.gate.check(request)
+        context = parse_context(await read_json_object(request))
         now = self.clock()
-        try:
-            chosen = client_experiments(self.source.experiments(), now, self.options)
-        except Exception:
-            log.exception("OFREP: the experiment source failed")
-            return json_response(_INTERNAL, 500)
-        flags = [evaluate_or_general(e, context, now) for e in chosen]
-        body = json.dumps({"flags": flags}, separators=(",", ":"), ensure_ascii=False).encode()
+        chosen = client_experiments(self.source.experiments(), now, self.options)
+        body = orjson.dumps({"flags": evaluate_all(chosen, context, now)})
         etag = _etag(body)
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        return Response(body, 200, headers=headers, media_type="application/json")
+        return Response(body, 200, headers=headers, media_type=JSON_MEDIA_TYPE)

@@ -1,7 +1,8 @@
-"""The OpenAPI 3.1 document of the config and admin API, and an offline docs page rendering it.
+"""The OpenAPI 3.1 document of every route the service serves, and an offline docs page.
 
-The document is written by hand (the API is small and its wire format is fixed by Test Kitchen);
-``tests/integration/test_registry_api.py`` checks that every documented path answers.
+The document is written by hand (the API is small and its wire formats are fixed by Test
+Kitchen, EventGate and OFREP); ``tests/unit/service/test_openapi.py`` checks that it lists every
+route and method the application serves and nothing else.
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from typing import Any
 
 import orjson
 
-_ERROR = {"description": "What was wrong", "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/Error"}}}}
+
+def _json(description: str, schema: str | None = None) -> dict[str, Any]:
+    content = {"schema": {"$ref": f"#/components/schemas/{schema}"}} if schema else {}
+    return {"description": description, "content": {"application/json": content}}
+
+
+_ERROR = _json("What was wrong", "Error")
 _ROW = {"content": {"application/json": {"schema": {"type": "object"}}}}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -23,7 +29,9 @@ def _kind_paths(plural: str, singular: str) -> dict[str, Any]:
         {"name": "format", "in": "query", "schema": {"enum": ["config", "analytics"]},
          "description": "config (default): active rows; analytics: all, with status and phases"},
         {"name": "authority", "in": "query", "schema": {"enum": ["mediawiki", "varnish"]},
-         "description": "mediawiki (default): rows; varnish: bin ranges out of 100000 per site"},
+         "description": "mediawiki (default): rows; varnish: the CDN edge config "
+                        "(wmfuniq abtests: experiment → domain → group → [first, last] "
+                        "bucket of 0..99999)"},
         {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
     ]
     actor: dict[str, Any] = {"name": "X-Splitlab-Actor", "in": "header",
@@ -37,19 +45,22 @@ def _kind_paths(plural: str, singular: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "JSON array of rows (ETag)"},
                                   "304": {"description": "Not modified"}, "400": _ERROR}},
             "post": {**write, "summary": f"Create an {singular}", "requestBody": _ROW,
-                     "responses": {"201": {"description": "Created (ETag)"}, "401": _ERROR,
+                     "responses": {"201": {"description": "Created (ETag)"}, "400": _ERROR,
+                                   "401": _ERROR,
                                    "409": _ERROR, "413": _ERROR, "422": _ERROR}},
         },
         f"/api/v1/{plural}/{{name}}": {
             "get": {"summary": f"One {singular} with its revision and status",
                     "parameters": [_NAME],
                     "responses": {"200": {"description": "The record (ETag)"}, "404": _ERROR}},
-            "patch": {**write, "summary": f"Change fields of an {singular} (needs If-Match)",
+            "patch": {**write,
+                      "summary": f"Change fields of an {singular} (If-Match: its ETag, not *)",
                       "parameters": [_NAME, actor,
                                      {"name": "If-Match", "in": "header", "required": True,
                                       "schema": {"type": "string"}}],
                       "requestBody": _ROW,
-                      "responses": {"200": {"description": "Updated (ETag)"}, "401": _ERROR,
+                      "responses": {"200": {"description": "Updated (ETag)"}, "400": _ERROR,
+                                    "401": _ERROR,
                                     "404": _ERROR, "409": _ERROR, "412": _ERROR,
                                     "422": _ERROR, "428": _ERROR}},
         },
@@ -68,22 +79,122 @@ def _kind_paths(plural: str, singular: str) -> dict[str, Any]:
     }
 
 
+def _intake_paths() -> dict[str, Any]:
+    message = _json("{message}", "Message")
+    statuses = _json("EventGate's summary and per-event statuses", "EventStatuses")
+    return {"/v1/events": {
+        "post": {
+            "summary": "Send events (EventGate's contract): a JSON array of events, or one event",
+            "parameters": [{"name": "hasty", "in": "query", "schema": {"type": "boolean"},
+                            "description": "true: answer 202 at once, process afterwards"}],
+            "requestBody": {"content": {
+                "application/json": {"schema": {"type": ["array", "object"]}},
+                "text/plain": {"schema": {
+                    "type": "string", "description": "JSON text (navigator.sendBeacon)"}}}},
+            "responses": {
+                "201": {"description": "Every event was stored durably"},
+                "202": {"description": "hasty: the batch was queued"},
+                "207": statuses, "400": _json("Every event invalid (as 207), or the body is "
+                                              "empty or not JSON ({message})"),
+                "413": message, "415": message,
+                "500": _json("No event stored and at least one failed (as 207)"),
+                "503": _json("hasty queue full; retry after Retry-After seconds", "Message")}},
+        "options": {"summary": "CORS preflight (origins in SPLITLAB_EVENTS_CORS_ORIGINS)",
+                    "responses": {"204": {"description": "Allowed"},
+                                  "403": {"description": "Origin not allowed"}}},
+    }}
+
+
+def _ofrep_paths() -> dict[str, Any]:
+    context = {"required": True, "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/EvaluationRequest"}}}}
+    failure = _json("PARSE_ERROR, INVALID_CONTEXT or TARGETING_KEY_MISSING", "OfrepError")
+    plain = _json("OFREP's general error body", "OfrepGeneral")
+    common = {"401": plain, "403": plain, "413": plain,
+              "429": _json("Over the rate limit; Retry-After says when to retry", "OfrepGeneral"),
+              "500": plain}
+    key = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
+           "description": "the experiment name"}
+    return {
+        "/ofrep/v1/evaluate/flags": {"post": {
+            "summary": "OFREP bulk evaluation: every experiment that runs on the client",
+            "security": [{"bearer": []}, {"apiKey": []}], "requestBody": context,
+            "parameters": [{"name": "If-None-Match", "in": "header",
+                            "schema": {"type": "string"}}],
+            "responses": {"200": _json("{flags: [...]} (ETag)"),
+                          "304": {"description": "Not modified"}, "400": failure, **common}}},
+        "/ofrep/v1/evaluate/flags/{key}": {"post": {
+            "summary": "OFREP evaluation of one experiment (a string flag: the group)",
+            "security": [{"bearer": []}, {"apiKey": []}], "requestBody": context,
+            "parameters": [key],
+            "responses": {"200": _json("{key, value, variant, reason, metadata}"),
+                          "400": failure, "404": _json("FLAG_NOT_FOUND", "OfrepError"),
+                          **common}}},
+    }
+
+
+def _client_paths() -> dict[str, Any]:
+    request = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["identifiers"],
+        "properties": {"identifiers": {"type": "object", "additionalProperties": {
+            "type": ["string", "integer"]}}, "site": {"type": "string"}}}}}}
+    return {
+        "/.well-known/splitlab-keys.json": {"get": {
+            "summary": "The JWK set of the payload signing keys (current, next, previous)",
+            "responses": {"200": _json("JWK set (Ed25519), cacheable for an hour")}}},
+        "/client/v1/payload": {"post": {
+            "summary": "The signed client payload of one unit (an envelope)",
+            "security": [{"bearer": []}, {"apiKey": []}], "requestBody": request,
+            "responses": {"200": _json("{alg, kid, payload, sig}"), "400": _ERROR,
+                          "401": _ERROR, "403": _ERROR, "413": _ERROR}}},
+    }
+
+
+def _service_paths() -> dict[str, Any]:
+    def text(summary: str, description: str) -> dict[str, Any]:
+        return {"get": {"summary": summary, "responses": {"200": {"description": description}}}}
+
+    return {"/healthz": text("Liveness", '{"status": "ok"}'),
+            "/metrics": text("Prometheus metrics", "text"),
+            "/openapi.json": text("This document", "OpenAPI 3.1"),
+            "/docs": text("This document as a page", "HTML")}
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error", "message"],
+              "description": "The problem shape of every error outside /ofrep/",
+              "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                             "field": {"type": "string"}}},
+    "Message": {"type": "object", "required": ["message"],
+                "properties": {"message": {"type": "string"}}},
+    "EventStatuses": {"type": "object", "properties": {
+        "message": {"type": "string"}, "invalid": {"type": "array"}, "error": {"type": "array"}}},
+    "EvaluationRequest": {"type": "object", "properties": {"context": {
+        "type": "object", "properties": {"targetingKey": {"type": "string"},
+                                         "site": {"type": "string"}}}}},
+    "OfrepError": {"type": "object", "required": ["errorCode"],
+                   "description": "OFREP's error shape (key on the single-flag route)",
+                   "properties": {"key": {"type": "string"}, "errorCode": {"type": "string"},
+                                  "errorDetails": {"type": "string"}}},
+    "OfrepGeneral": {"type": "object", "properties": {"errorDetails": {"type": "string"}}},
+}
+
+
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document of the registry's HTTP API."""
+    """The OpenAPI document of every route of the service."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "splitlab registry API", "version": "1",
-                 "description": "Test Kitchen compatible config API and the admin API."},
+        "info": {"title": "splitlab API", "version": "1",
+                 "description": "Test Kitchen compatible config API, the admin API, the event "
+                              "intake (EventGate's contract), OFREP and client delivery."},
         "paths": {**_kind_paths("experiments", "experiment"),
                   **_kind_paths("instruments", "instrument"),
-                  "/metrics": {"get": {"summary": "Prometheus metrics",
-                                       "responses": {"200": {"description": "text"}}}}},
+                  **_intake_paths(), **_ofrep_paths(), **_client_paths(), **_service_paths()},
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {"type": "object", "required": ["error", "message"],
-                                  "properties": {"error": {"type": "string"},
-                                                 "message": {"type": "string"},
-                                                 "field": {"type": "string"}}}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "schemas": _SCHEMAS,
         },
     }
 

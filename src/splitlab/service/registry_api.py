@@ -16,14 +16,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import Experiment, format_time
-from splitlab.errors import BadRequestError, SplitlabError
+from splitlab.errors import BadRequestError
 from splitlab.registry import views
 from splitlab.registry.demo import seed_demo
+from splitlab.registry.sites import SiteCatalog
 from splitlab.registry.store import Record, Registry
 from splitlab.service.api_support import (
+    JSON_MEDIA_TYPE,
     actor,
     ensure_admin_token,
-    error_response,
     etag_matches,
     json_response,
     read_json,
@@ -31,7 +32,6 @@ from splitlab.service.api_support import (
 )
 from splitlab.service.config_documents import ChangeSignal, ChangeWatch, DocumentCache
 from splitlab.service.metrics import Metrics
-from splitlab.service.openapi import docs_page, openapi_document
 from splitlab.service.settings import Settings
 
 CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=30, stale-if-error=86400"
@@ -53,18 +53,6 @@ def record_json(record: Record, now_status: str) -> dict[str, Any]:
             "ended_at": format_time(record.ended_at), "row": record.row}
 
 
-def guarded(handler: Handler) -> Handler:
-    """Map the error tree to HTTP responses (4xx naming the problem)."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except SplitlabError as error:
-            return error_response(error)
-
-    return run
-
-
 class RegistryComponent:
     """The registry, its read cache and its routes, as one :class:`Component` of the service."""
 
@@ -74,8 +62,6 @@ class RegistryComponent:
         self._registry: Registry | None = None
         self._cache: DocumentCache | None = None
         self.signal = ChangeSignal(settings.data_dir / SIGNAL_FILE)
-        self._openapi = openapi_document()
-        self._docs = docs_page(self._openapi)
         self.token = ""
 
     @property
@@ -98,12 +84,14 @@ class RegistryComponent:
         return self._cache
 
     async def start(self) -> None:
-        """Open (and migrate) the store, load or create the admin token, seed the demo."""
+        """Open (and migrate) the store, load or create the admin token, load the site catalog
+        (:class:`ConfigError` when its file is invalid), seed the demo."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, _ = ensure_admin_token(self.settings.admin_token, self.settings.data_dir)
+        sites = SiteCatalog.load(self.settings.site_catalog)
         self._registry = await run_in_threadpool(
             Registry.open, self.settings.database_url, self.settings.data_dir,
-            prefix=self.settings.table_prefix)
+            prefix=self.settings.table_prefix, sites=sites)
         self._cache = DocumentCache(self._registry, self.signal)
         if self.settings.demo:
             await run_in_threadpool(seed_demo, self._registry)
@@ -115,30 +103,19 @@ class RegistryComponent:
             self._registry = None
 
     def routes(self) -> Sequence[BaseRoute]:
-        """Read, admin, OpenAPI and docs routes."""
-        routes: list[BaseRoute] = [
-            Route("/openapi.json", self.openapi, methods=["GET"]),
-            Route("/docs", self.docs, methods=["GET"]),
-        ]
+        """Read and admin routes (errors are raised; :mod:`splitlab.service.problems` maps them)."""
+        routes: list[BaseRoute] = []
         for kind, plural in PLURAL.items():
             base = f"/api/v1/{plural}"
             routes += [
-                Route(base, guarded(self._read(kind)), methods=["GET"]),
-                Route(base, guarded(self._create(kind)), methods=["POST"]),
-                Route(base + "/{name}", guarded(self._show(kind)), methods=["GET"]),
-                Route(base + "/{name}", guarded(self._patch(kind)), methods=["PATCH"]),
-                Route(base + "/{name}/end", guarded(self._end(kind)), methods=["POST"]),
-                Route(base + "/{name}/history", guarded(self._history(kind)), methods=["GET"]),
+                Route(base, self._read(kind), methods=["GET"]),
+                Route(base, self._create(kind), methods=["POST"]),
+                Route(base + "/{name}", self._show(kind), methods=["GET"]),
+                Route(base + "/{name}", self._patch(kind), methods=["PATCH"]),
+                Route(base + "/{name}/end", self._end(kind), methods=["POST"]),
+                Route(base + "/{name}/history", self._history(kind), methods=["GET"]),
             ]
         return routes
-
-    async def openapi(self, request: Request) -> Response:
-        """``GET /openapi.json``."""
-        return json_response(self._openapi)
-
-    async def docs(self, request: Request) -> Response:
-        """``GET /docs``: the API reference, rendered from the OpenAPI document (no CDN)."""
-        return Response(self._docs, media_type="text/html")
 
     def _read(self, kind: str) -> Handler:
         async def read(request: Request) -> Response:
@@ -162,8 +139,8 @@ class RegistryComponent:
                 return Response(status_code=304, headers=headers)
             if use_gzip:
                 headers["Content-Encoding"] = "gzip"
-                return Response(document.gzip_body, headers=headers, media_type="application/json")
-            return Response(document.body, headers=headers, media_type="application/json")
+                return Response(document.gzip_body, headers=headers, media_type=JSON_MEDIA_TYPE)
+            return Response(document.body, headers=headers, media_type=JSON_MEDIA_TYPE)
 
         return read
 

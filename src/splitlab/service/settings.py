@@ -8,10 +8,11 @@
 | ``SPLITLAB_ADMIN_TOKEN`` | bearer token for writes; generated on first start when unset | unset |
 | ``SPLITLAB_DEMO`` | ``1`` seeds a few realistic experiments on first start | unset |
 | ``SPLITLAB_TABLE_PREFIX`` | registry table name prefix (isolates test runs) | empty |
+| ``SPLITLAB_SITE_CATALOG`` | site catalog: database name → domain (JSON or dblist) | built-in |
 | ``SPLITLAB_STREAMS_FILE`` | event stream config (JSON or YAML) | built-in streams |
 | ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
 | ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
-| ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue before 503 | 10000 |
+| ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue (more: sync) | 10000 |
 | ``SPLITLAB_EVENTS_CORS_ORIGINS`` | page origins allowed by CORS (comma-separated; ``*``) | none |
 | ``SPLITLAB_CLIENT_EXPERIMENTS`` | comma-separated names of the client experiments | all |
 | ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
@@ -39,6 +40,7 @@ class Settings:
     admin_token: str | None = None
     demo: bool = False
     table_prefix: str = ""
+    site_catalog: Path | None = None
     streams_file: Path | None = None
     events_sink: str = "sqlite"
     events_max_body: int = 4 * 1024 * 1024
@@ -60,6 +62,7 @@ class Settings:
             admin_token=source.get("SPLITLAB_ADMIN_TOKEN") or None,
             demo=source.get("SPLITLAB_DEMO") == "1",
             table_prefix=source.get("SPLITLAB_TABLE_PREFIX", ""),
+            site_catalog=Path(f) if (f := source.get("SPLITLAB_SITE_CATALOG")) else None,
             streams_file=Path(f) if (f := source.get("SPLITLAB_STREAMS_FILE")) else None,
             events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
             events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),

@@ -80,16 +80,18 @@ def test_hashed_names_hide_the_name_and_carry_the_salt() -> None:
 def test_the_key_is_created_once_with_mode_0600_and_signatures_verify(tmp_path: Path) -> None:
     signer = load_or_create_signer(tmp_path)
     key_file = tmp_path / "client-signing-key.pem"
-    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert load_or_create_signer(tmp_path).jwk == signer.jwk
-    assert [p.name for p in tmp_path.iterdir()] == [key_file.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "client-signing-key.next.pem", key_file.name]
+    for path in tmp_path.iterdir():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     payload = build_payload([Experiment.from_config(row("client-one-exp"))],
                             {"edge-unique": "abc"}, NOW)
     envelope = signer.sign(payload)
     # an independent check with the raw key, not through verify_envelope
     Ed25519PublicKey.from_public_bytes(b64url_decode(signer.jwk["x"])).verify(
         b64url_decode(envelope["sig"]), envelope["payload"].encode())
-    assert verify_envelope(envelope, signer.jwks()) == payload
+    assert verify_envelope(envelope, signer.jwks(), now=NOW.timestamp()) == payload
 
 
 def test_a_changed_byte_or_an_expired_payload_is_rejected(tmp_path: Path) -> None:

@@ -31,9 +31,14 @@ def test_class_tokens_are_lower_cased_and_existing_classes_kept() -> None:
                                  f"site-experiment-sticky-header-test-{group}"]
 
 
-def test_wrong_charset_is_not_decorated() -> None:
-    assert decorate_html("<body>é</body>".encode("latin-1"), "text/html; charset=utf-8",
-                         manager(), WebOptions(class_prefix="x")) is None
+def test_only_ascii_compatible_charsets_are_decorated() -> None:
+    for charset in ("utf-16", "iso-2022-jp", "no-such-charset"):
+        page = "<body>日本</body>".encode("utf-16" if charset != "iso-2022-jp" else charset)
+        assert decorate_html(page, f"text/html; charset={charset}", manager(),
+                             WebOptions(class_prefix="x")) is None
+    latin = decorate_html("<body>é</body>".encode("latin-1"), "text/html; charset=ISO-8859-1",
+                          manager(), WebOptions(class_prefix="x"))
+    assert latin is not None and latin.decode("latin-1").endswith("é</body>")
 
 
 def test_script_block_cannot_be_closed_by_data() -> None:

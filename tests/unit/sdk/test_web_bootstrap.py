@@ -18,7 +18,7 @@ from splitlab.sdk.client_payload import PayloadOptions, name_key
 from splitlab.sdk.web import WebOptions
 from splitlab.sdk.wsgi import SplitlabWSGIMiddleware
 
-from .sdk_helpers import make, oracle, row
+from .sdk_helpers import NOW, make, oracle, row
 from .web_helpers import read_page
 
 pytest.importorskip("cryptography")
@@ -75,7 +75,7 @@ def expected_group(name: str) -> str:
 def check_page(text: str, signer: PayloadSigner) -> dict[str, Any]:
     page = read_page(text)
     assert page.blocks == 1 and page.config is not None
-    payload = verify_envelope(page.config, signer.jwks())
+    payload = verify_envelope(page.config, signer.jwks(), now=NOW.timestamp())
     group = expected_group(CLIENT_EXP)
     # only the client experiment the unit's identifiers reach; mw-user has no identifier yet
     assert payload["experiments"] == {CLIENT_EXP: {
@@ -138,7 +138,7 @@ def test_a_payload_with_hashed_names_adds_no_classes(signer: PayloadSigner) -> N
     hashed = TestClient(SplitlabASGIMiddleware(app, client, options(signer, salt="s3cret")))
     page = read_page(hashed.get("/").text)
     assert page.config is not None
-    payload = verify_envelope(page.config, signer.jwks())
+    payload = verify_envelope(page.config, signer.jwks(), now=NOW.timestamp())
     assert set(payload["experiments"]) == {name_key(USER_EXP, "s3cret")}
     # the classes are those of the server's own enrollment, none come from the hashed payload
     plain = TestClient(SplitlabASGIMiddleware(app, client, WebOptions()))

@@ -153,3 +153,105 @@ def test_flask_headers_object_is_accepted_by_the_client() -> None:
     assert response.get_json() == {"group": "treatment"}
     forced = build(client).test_client().get("/direct?mpo=anon-banner-test:control")
     assert forced.get_json() == {"group": "control"}
+
+
+class FailingBody:
+    """An app iterable that yields a first chunk, then raises; counts its close() calls."""
+
+    def __init__(self, start_response, headers) -> None:  # type: ignore[no-untyped-def]
+        start_response("200 OK", headers)
+        self.closed = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"<html><head></head>"
+        raise OSError("the template failed half-way")
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def run_wsgi(app, method: str = "GET", extra: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    client, _, sender = make(ROWS)
+    seen: dict[str, object] = {}
+
+    def start_response(status, headers, exc_info=None):  # type: ignore[no-untyped-def]
+        seen["status"], seen["headers"] = status, dict(headers)
+        return lambda data: None
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": "/", "QUERY_STRING": "",
+               "HTTP_COOKIE": "splitlab_anon=" + "H" * 20, "wsgi.url_scheme": "http",
+               **(extra or {})}
+    return SplitlabWSGIMiddleware(app, client)(environ, start_response), seen, client, sender
+
+
+@pytest.mark.parametrize("length", [True, False])
+def test_a_failing_html_body_is_closed_exactly_once(length: bool) -> None:
+    bodies: list[FailingBody] = []
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        headers = [("Content-Type", "text/html")] + ([("Content-Length", "99")] if length else [])
+        bodies.append(FailingBody(start_response, headers))
+        return bodies[-1]
+
+    with pytest.raises(OSError):
+        result, _, _, _ = run_wsgi(app)
+        try:  # the server's part: iterate, then close whatever happened
+            b"".join(result)
+        finally:
+            result.close()  # type: ignore[attr-defined]
+    assert bodies[0].closed == 1
+
+
+def test_file_wrapper_responses_that_are_not_html_keep_their_fast_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from wsgiref.util import FileWrapper
+
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"\x00" * 1000)
+    wrappers: list[object] = []
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        wrappers.append(environ["wsgi.file_wrapper"](data.open("rb")))
+        return wrappers[-1]
+
+    result, seen, _, _ = run_wsgi(app, extra={"wsgi.file_wrapper": FileWrapper})
+    assert result is wrappers[0]  # the server still sees its own file wrapper
+    assert "X-Experiment-Enrollments" in seen["headers"]  # type: ignore[operator]
+    result.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+@pytest.mark.parametrize("length", [True, False])
+def test_compressed_pages_are_decoded_decorated_and_re_encoded(coding: str, length: bool) -> None:
+    from .compress_helpers import PAGE, check_page, compress
+    from .web_helpers import read_page
+
+    body = compress(coding, PAGE.encode())
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Encoding", coding)]
+        start_response("200 OK", headers + ([("Content-Length", str(len(body)))]
+                                            if length else []))
+        return iter([body[:40], body[40:]])
+
+    result, seen, _, _ = run_wsgi(app)
+    sent = b"".join(result)
+    headers = seen["headers"]
+    assert isinstance(headers, dict) and headers["Content-Encoding"] == coding
+    assert ("Content-Length" in headers) is length
+    if length:
+        assert int(headers["Content-Length"]) == len(sent)
+    text = _decompress(coding, sent).decode()
+    check_page(text, "H" * 20)
+    assert read_page(text).blocks == 1
+
+
+def _decompress(coding: str, data: bytes) -> bytes:
+    import gzip
+    import zlib
+
+    import brotli
+
+    if coding == "br":
+        return bytes(brotli.decompress(data))
+    return zlib.decompress(data) if coding == "deflate" else gzip.decompress(data)

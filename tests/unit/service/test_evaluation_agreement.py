@@ -16,7 +16,7 @@ from conftest import VECTORS
 from splitlab.core.model import Experiment
 from splitlab.sdk import Client, MemoryConfigSource, MemoryEventSender
 from splitlab.service.app import client_components, create_app
-from splitlab.service.client_delivery import StaticExperiments
+from splitlab.service.client_access import StaticExperiments
 from splitlab.service.settings import Settings
 
 pytest.importorskip("openfeature")

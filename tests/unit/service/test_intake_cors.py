@@ -31,13 +31,13 @@ def preflight(service: Service, origin: str, method: str = "POST",
 
 
 def test_preflight_allows_a_configured_origin(cors: Service) -> None:
-    response = preflight(cors, PAGE, headers="Content-Type, X-Request-Id")
+    response = preflight(cors, PAGE, headers="Content-Type, X-Request-Id, Content-Encoding")
     assert response.status_code == 204
     headers = response.headers
     assert headers["access-control-allow-origin"] == PAGE
     assert headers["access-control-allow-methods"] == "POST"
     assert {h.strip() for h in headers["access-control-allow-headers"].split(",")} == {
-        "content-type", "x-request-id"}
+        "content-type", "x-request-id", "content-encoding"}
 
 
 def test_preflight_refuses_other_origins_methods_and_headers(cors: Service) -> None:
@@ -51,6 +51,8 @@ def test_a_post_from_an_allowed_origin_is_readable_by_the_page(cors: Service) ->
     allowed = cors.post([web_event()], headers={"Origin": PAGE})
     assert allowed.status_code == 201
     assert allowed.headers["access-control-allow-origin"] == PAGE
+    assert allowed.headers["access-control-expose-headers"] == "X-Status-Message"
+    assert allowed.headers["x-status-message"] == "All 1 out of 1 events were accepted."
     other = cors.post([web_event()], headers={"Origin": "https://evil.example"})
     assert other.status_code == 201  # stored (like any simple request); the page cannot read it
     assert "access-control-allow-origin" not in other.headers

@@ -224,12 +224,17 @@ def test_hasty_is_202_and_processed_after(service: Service) -> None:
     assert len(service.stored()) == 1 and len(service.stored(ERRORS)) == 1
 
 
-def test_hasty_queue_full_is_503_with_retry_after(tmp_path: Path) -> None:
+def test_hasty_batch_larger_than_the_queue_is_taken_not_refused_for_ever(tmp_path: Path) -> None:
+    """Issue 10 item 3: a hasty batch bigger than the whole queue used to get 503 for ever."""
     for service in make_service(tmp_path, events_hasty_queue=3):
         response = service.post([web_event() for _ in range(4)], params={"hasty": "true"})
-        assert response.status_code == 503
-        assert response.headers["retry-after"] == "1"
+        assert response.status_code == 202
+        assert response.headers["x-status-message"] == "4 events hastily received."
+        assert "retry-after" not in response.headers
+        assert len(service.stored()) == 4  # processed before the answer: the queue had no room
         assert service.post([web_event()], params={"hasty": "true"}).status_code == 202
+        text = service.client.get("/metrics").text
+        assert "splitlab_event_hasty_inline_total 1.0" in text
 
 
 def test_headers_enrich_and_client_addresses_are_ignored(service: Service) -> None:

@@ -14,7 +14,7 @@ from conftest import VECTORS
 from splitlab.core.model import Experiment
 from splitlab.sdk.signing import verify_envelope
 from splitlab.service.app import client_components, create_app
-from splitlab.service.client_delivery import StaticExperiments
+from splitlab.service.client_access import StaticExperiments
 from splitlab.service.ofrep import OfrepComponent
 from splitlab.service.rate_limit import RateLimiter
 from splitlab.service.settings import Settings
@@ -162,7 +162,8 @@ def test_keys_and_signed_payload_endpoint(tmp_path: Path) -> None:
         assert set(payload["experiments"]) <= {"client-button-exp", "server-only-exp"}
         bad = test.post("/client/v1/payload", json={"identifiers": {"edge-unique": [1]}},
                         headers={"x-api-key": "k"})
-        assert bad.status_code == 400 and "identifiers['edge-unique']" in bad.json()["detail"]
+        assert bad.status_code == 400 and "identifiers['edge-unique']" in bad.json()["message"]
+        assert bad.json()["error"] == "bad_request"
 
 
 class BrokenSource:
@@ -172,7 +173,8 @@ class BrokenSource:
 
 def test_internal_failures_are_general_and_say_nothing_internal(tmp_path: Path) -> None:
     config = Settings(data_dir=tmp_path)
-    with TestClient(create_app(config, client_components(config, BrokenSource()))) as test:
+    app = create_app(config, client_components(config, BrokenSource()))
+    with TestClient(app, raise_server_exceptions=False) as test:
         body = {"context": {"targetingKey": "a"}}
         for path in ("/ofrep/v1/evaluate/flags/any-exp-name", "/ofrep/v1/evaluate/flags"):
             response = test.post(path, json=body)
