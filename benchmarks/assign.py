@@ -5,6 +5,11 @@ Baselines over the same identifiers:
 - GrowthBook's Python SDK evaluating a 2-group 50/50 experiment, offline;
 - Eppo's server SDK (compiled Rust evaluator) with a local flag configuration and no poller.
 
+The targeted case evaluates one flag everywhere: a targeting rule (platform is desktop or mobile,
+at least one edit) and a weighted split (10 % control, 30 % treatment): splitlab's ``resolve`` on
+an ``sl-v2`` row, Eppo with an allocation rule and shard ranges, GrowthBook with a rule condition,
+weights and coverage, and again with a namespace (half of it).
+
 Every contender runs the same loop shape (``for key in keys: call(key)``, results dropped).
 
 Run: ``.venv/bin/python benchmarks/assign.py [--n 300000]``. Prints one line per contender and
@@ -76,15 +81,16 @@ def growthbook_rate(keys: list[str]) -> float:
     return max(inline, feature)
 
 
-def eppo_client(log: bool) -> object:
+def eppo_client(log: bool, ranges: tuple[int, ...] = (0, 5000, 10000),
+                rules: list[object] | None = None) -> object:
+    """Eppo with one flag: ``ranges`` are the shard edges of control and treatment."""
     import eppo_client
     from eppo_client.assignment_logger import AssignmentLogger
 
-    half = 5000
     variations = {g: {"key": g, "value": g} for g in ("control", "treatment")}
     split = [
-        {"variationKey": g, "shards": [{"salt": NAME, "ranges": [{"start": s, "end": s + half}]}]}
-        for g, s in (("control", 0), ("treatment", half))
+        {"variationKey": g, "shards": [{"salt": NAME, "ranges": [{"start": s, "end": e}]}]}
+        for g, s, e in (("control", ranges[0], ranges[1]), ("treatment", ranges[1], ranges[2]))
     ]
     flags = {
         "createdAt": "2026-11-22T00:00:00Z",
@@ -94,7 +100,8 @@ def eppo_client(log: bool) -> object:
             NAME: {
                 "key": NAME, "enabled": True, "variationType": "STRING", "totalShards": 10000,
                 "variations": variations,
-                "allocations": [{"key": "all", "rules": [], "splits": split, "doLog": log}],
+                "allocations": [{"key": "all", "rules": rules or [], "splits": split,
+                                 "doLog": log}],
             }
         },
     }
@@ -120,6 +127,61 @@ def eppo_rate(keys: list[str], log: bool) -> float:
 
     label = "with assignment logging" if log else "evaluation only"
     return timed(f"Eppo get_string_assignment, {label}", len(keys), run)
+
+
+PLATFORMS = ("desktop", "mobile", "app")
+
+
+def targeted_case(keys: list[str], single: float) -> None:
+    """The targeted, weighted flag in splitlab, Eppo and GrowthBook (see the module doc)."""
+    from growthbook import GrowthBook
+
+    from splitlab import resolve
+
+    people = [(k, {"platform": PLATFORMS[i % 3], "edit_count": i % 4})
+              for i, k in enumerate(keys)]
+    row = {"name": NAME, "groups": ["control", "treatment"], "algorithm": "sl-v2",
+           "user_identifier_type": "mw-user",
+           "traffic_split": {"default": {"control": 10, "treatment": 30}},
+           "targeting": {"platform": {"$in": ["desktop", "mobile"]}, "edit_count": {"$gte": 1}}}
+    exp = Experiment.from_config(row)
+
+    def run_splitlab() -> None:
+        for key, attributes in people:
+            resolve(key, exp, None, attributes)
+
+    ours = timed("splitlab resolve, targeted + weighted", len(people), run_splitlab)
+    conditions = [{"attribute": "platform", "operator": "ONE_OF", "value": ["desktop", "mobile"]},
+                  {"attribute": "edit_count", "operator": "GTE", "value": 1}]
+    get = eppo_client(False, (0, 1000, 4000), [{"conditions": conditions}])
+    get_assignment = get.get_string_assignment  # type: ignore[attr-defined]
+
+    def run_eppo() -> None:
+        for key, attributes in people:
+            get_assignment(NAME, key, attributes, "none")
+
+    eppo = timed("Eppo get_string_assignment, targeted + weighted", len(people), run_eppo)
+    rule: dict[str, object] = {
+        "key": NAME, "variations": ["control", "treatment"], "weights": [0.25, 0.75],
+        "coverage": 0.4, "hashAttribute": "id",
+        "condition": {"platform": {"$in": ["desktop", "mobile"]}, "edit_count": {"$gte": 1}}}
+    rates = []
+    for label, extra in (("", {}), (", namespace", {"namespace": ["search-ui", 0, 0.5]})):
+        gb = GrowthBook(attributes={}, features={"f": {"defaultValue": "none",
+                                                       "rules": [{**rule, **extra}]}})
+        few = people[: max(1, len(people) // 10)]
+
+        def run_growthbook(gb: GrowthBook = gb, few: list[tuple[str, dict[str, object]]] = few,
+                           ) -> None:
+            for key, attributes in few:
+                gb.set_attributes({"id": key, **attributes})
+                gb.get_feature_value("f", "none")
+
+        rates.append(timed(f"GrowthBook get_feature_value, targeted{label}", len(few),
+                           run_growthbook))
+    print(f"resolve (targeted) vs Eppo:       {ours / eppo:5.2f}x (target >= 3)")
+    print(f"resolve (targeted) vs GrowthBook: {ours / max(rates):5.1f}x (target >= 25)")
+    print(f"resolve (targeted) vs plain assign: {ours / single:5.2f}x")
 
 
 def main() -> None:
@@ -169,6 +231,9 @@ def main() -> None:
         "splitlab assign_many, pure Python, 1 process", len(big),
         lambda: pure_assign_batch(big, exp),
     )
+
+    print(f"targeted, weighted flag over {args.n:,} ids")
+    targeted_case(keys, single)
 
     print()
     print(f"assign vs Eppo (evaluation):   {single / eppo:5.2f}x (target > 1)")

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from splitlab.core.assignment import Assignment, assign
 from splitlab.core.model import Experiment
+from splitlab.core.resolution import Reason, Resolution, resolve
 
 if TYPE_CHECKING:
     from splitlab.bulk import assign_many
 
-__all__ = ["Assignment", "Experiment", "assign", "assign_many"]
+__all__ = [
+    "Assignment", "Experiment", "Reason", "Resolution", "assign", "assign_many", "resolve",
+]
 __version__ = "0.1.0"
 
 

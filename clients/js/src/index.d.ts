@@ -88,6 +88,29 @@ export declare function assign(
   sampleRate: SampleRate, site?: string | null): Promise<AssignmentResult>;
 export declare function subjectId(identifier: string | number, experimentName: string): Promise<string>;
 export declare function rateFor(sampleRate: SampleRate, site: string | null | undefined): number;
+export type Condition = Record<string, unknown>;
+export interface SlV2Row {
+  name: string;
+  groups: string[];
+  traffic_split: Record<string, Record<string, number>>;
+  layer?: { name: string; range: [number, number] };
+  holdouts?: { name: string; percent: number }[];
+  targeting?: Condition;
+}
+export interface Resolution {
+  group: string | null;
+  reason: "assigned" | "not_sampled" | "holdout" | "layer" | "targeting";
+  subject_id: string;
+}
+export declare function resolveSlV2(
+  identifier: string | number, row: SlV2Row, site?: string | null,
+  attributes?: Record<string, unknown>): Promise<Resolution>;
+export declare function splitFor(
+  trafficSplit: SlV2Row["traffic_split"], groups: string[], site: string | null | undefined,
+): { shares: number[]; slots: number; rate: number } | null;
+export declare function evalCondition(
+  attributes: Record<string, unknown>, condition: Condition,
+  savedGroups?: Record<string, unknown[]>): boolean;
 export declare class SignatureError extends Error {}
 export declare function verifyEnvelope(
   envelope: Envelope, jwks: JsonWebKeySet, nowSeconds: number): Promise<Record<string, unknown>>;

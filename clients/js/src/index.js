@@ -7,6 +7,8 @@ import { verifyEnvelope } from "./verify.js";
 export { assign, rateFor, subjectId } from "./tk-v1.js";
 export { DEFAULT_SCHEMA, exposureMaterial, exposureVersion } from "./exposure-version.js";
 export { parseJson } from "./php.js";
+export { resolveSlV2, splitFor } from "./sl-v2.js";
+export { evalCondition } from "./targeting.js";
 export { SignatureError, verifyEnvelope } from "./verify.js";
 
 export const EXPOSURE_ACTION = "experiment_exposure";

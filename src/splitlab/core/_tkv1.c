@@ -1,5 +1,6 @@
 /*
- * Optional accelerator for assignment algorithm tk-v1 (see assignment.py for the contract).
+ * Optional accelerator for assignment algorithms tk-v1 and sl-v2 (see assignment.py for the
+ * contract).
  *
  * The pure-Python implementation in assignment.py is the reference; this module computes the
  * same thing in one call per unit (or per batch) so that a single assignment costs less than a
@@ -13,12 +14,15 @@
  * the tests can check it against hashlib whichever backend is in use.
  *
  * Functions:
- *   assign_one(identifier, salt, groups, threshold, result_type) -> result_type instance
- *       (subject_id, in_sample, group); identifier is an int or a str.
- *   assign_batch(identifiers, salt, count, threshold) -> (joined_subject_ids, group_codes)
- *       group_codes[i] is the group index of unit i, or 255 when it is out of sample.
- * threshold is rate * 2**24; a unit is in sample when (value * count) mod 2**24 < threshold,
- * value being the first 24 bits of the digest, and its group is (value * count) >> 24.
+ *   assign_one(identifier, salt, slot_groups, threshold, result_type) -> result_type instance
+ *       (subject_id, in_sample, group); identifier is an int or a str; slot_groups[k] is the
+ *       group owning slot k (tk-v1: the groups themselves).
+ *   assign_batch(identifiers, salt, slot_codes, threshold) -> (joined_subject_ids, group_codes)
+ *       slot_codes[k] (bytes) is the index of the group owning slot k; group_codes[i] is the
+ *       group index of unit i, or 255 when it is out of sample.
+ * With S slots (at most 10000) and threshold = rate * 2**24, a unit is in sample when
+ * (value * S) mod 2**24 < threshold, value being the first 24 bits of the digest, and its slot
+ * is (value * S) >> 24. The gates of sl-v2 (holdouts, layer, targeting) stay in Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -204,10 +208,13 @@ static long digest_unit(PyObject *identifier, const uint8_t *salt, Py_ssize_t sa
     return value;
 }
 
-/* The group index of a 24-bit value, or -1 when the unit is out of sample. */
+#define MAX_SLOTS 10000
+
+/* The slot of a 24-bit value among count slots, or -1 when the unit is out of sample. */
 static long place(long value, long count, double threshold) {
-    long scaled = value * count;
-    return (double)(scaled & 0xFFFFFF) < threshold ? scaled >> 24 : -1;
+    if (count <= 0) return -1; /* no slots: nobody is in sample */
+    int64_t scaled = (int64_t)value * count;
+    return (double)(scaled & 0xFFFFFF) < threshold ? (long)(scaled >> 24) : -1;
 }
 
 static PyObject *assign_one(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -215,11 +222,15 @@ static PyObject *assign_one(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (nargs != 5 || !PyBytes_Check(args[1]) || !PyTuple_Check(args[2]) ||
         !PyFloat_Check(args[3]) || !PyType_Check(args[4])) {
         PyErr_SetString(PyExc_TypeError,
-                        "assign_one(identifier, salt: bytes, groups: tuple, threshold: float, "
-                        "result_type)");
+                        "assign_one(identifier, salt: bytes, slot_groups: tuple, "
+                        "threshold: float, result_type)");
         return NULL;
     }
     PyObject *groups = args[2];
+    if (PyTuple_GET_SIZE(groups) > MAX_SLOTS) {
+        PyErr_SetString(PyExc_ValueError, "at most 10000 slots");
+        return NULL;
+    }
     PyObject *subject = PyUnicode_New(64, 127);
     if (subject == NULL) return NULL;
     long value = digest_unit(args[0], (const uint8_t *)PyBytes_AS_STRING(args[1]),
@@ -249,17 +260,25 @@ static PyObject *assign_one(PyObject *module, PyObject *const *args, Py_ssize_t 
  * UTF-8 texts are gathered first (holding references), then hashed without touching Python. */
 static PyObject *assign_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 4 || !PyBytes_Check(args[1]) || !PyLong_Check(args[2]) ||
+    if (nargs != 4 || !PyBytes_Check(args[1]) || !PyBytes_Check(args[2]) ||
         !PyFloat_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError,
-                        "assign_batch(identifiers, salt: bytes, count: int, threshold: float)");
+                        "assign_batch(identifiers, salt: bytes, slot_codes: bytes, "
+                        "threshold: float)");
         return NULL;
     }
-    long count = PyLong_AsLong(args[2]);
+    long count = (long)PyBytes_GET_SIZE(args[2]);
+    const uint8_t *slot_codes = (const uint8_t *)PyBytes_AS_STRING(args[2]);
     double threshold = PyFloat_AS_DOUBLE(args[3]);
-    if (count < 1 || count > 254) {
-        PyErr_SetString(PyExc_ValueError, "count must be in [1, 254]");
+    if (count > MAX_SLOTS) {
+        PyErr_SetString(PyExc_ValueError, "at most 10000 slots");
         return NULL;
+    }
+    for (long k = 0; k < count; k++) {
+        if (slot_codes[k] == 255) {
+            PyErr_SetString(PyExc_ValueError, "slot codes must be group indexes below 255");
+            return NULL;
+        }
     }
     PyObject *units = PySequence_Fast(args[0], "identifiers must be a sequence");
     if (units == NULL) return NULL;
@@ -291,7 +310,7 @@ static PyObject *assign_batch(PyObject *module, PyObject *const *args, Py_ssize_
         long value = hex_digest((const uint8_t *)texts[i], (size_t)sizes[i], salt, salt_size,
                                 hex + 64 * i);
         long index = place(value, count, threshold);
-        code[i] = index < 0 ? 255 : (uint8_t)index;
+        code[i] = index < 0 ? 255 : slot_codes[index];
     }
     Py_END_ALLOW_THREADS
 done:
@@ -322,15 +341,16 @@ static PyObject *sha256_builtin(PyObject *module, PyObject *data) {
 
 static PyMethodDef methods[] = {
     {"assign_one", (PyCFunction)(void (*)(void))assign_one, METH_FASTCALL,
-     "assign_one(identifier, salt, groups, threshold, result_type): one tk-v1 assignment."},
+     "assign_one(identifier, salt, slot_groups, threshold, result_type): one assignment."},
     {"assign_batch", (PyCFunction)(void (*)(void))assign_batch, METH_FASTCALL,
-     "assign_batch(identifiers, salt, count, threshold) -> (joined_subject_ids, group_codes)."},
+     "assign_batch(identifiers, salt, slot_codes, threshold) -> (joined_subject_ids, "
+     "group_codes)."},
     {"sha256_builtin", (PyCFunction)sha256_builtin, METH_O,
      "sha256_builtin(data) -> digest bytes, from the portable implementation."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_tkv1",
-                                        "Accelerator for assignment tk-v1.", -1, methods};
+                                        "Accelerator for assignment tk-v1 and sl-v2.", -1, methods};
 
 PyMODINIT_FUNC PyInit__tkv1(void) {
     PyObject *module = PyModule_Create(&module_def);

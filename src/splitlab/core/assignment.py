@@ -1,19 +1,25 @@
-"""Assignment algorithm ``tk-v1``, bit-for-bit compatible with Wikimedia's Test Kitchen.
+"""Assignment: algorithm ``tk-v1``, bit-for-bit compatible with Wikimedia's Test Kitchen, and
+its weighted successor ``sl-v2``.
 
 ``subject_id = sha256_hex(str(identifier) + name)``; ``h = int(subject_id[:6], 16) / 2**24``;
-``scaled = h * len(groups)``; in sample when ``scaled - floor(scaled) < rate``; the group is
-``groups[floor(scaled)]``. The arithmetic is exact in binary floating point (a 24-bit fraction
-times a small integer), so every language that follows these steps gets the same answer.
+``scaled = h * S``; in sample when ``scaled - floor(scaled) < rate``; the group is the owner of
+slot ``floor(scaled)``. For ``tk-v1``, ``S`` is the number of groups and slot ``k`` belongs to
+``groups[k]``; for ``sl-v2``, ``S`` is the sum of the site's reduced shares and the slots are
+handed out in group order (:class:`splitlab.core.slv2.SiteSplit`), and the unit must first pass
+the experiment's gates (holdouts, layer, targeting). The arithmetic is exact in binary floating
+point (a 24-bit fraction times an integer below 2**14), so every language that follows these
+steps gets the same answer.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from hashlib import sha256
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from splitlab.core.model import Experiment
 
@@ -27,7 +33,6 @@ ACCELERATED = _tkv1 is not None
 
 Identifier = int | str
 _HASH_SPACE = float(1 << 24)
-_FRACTION = (1 << 24) - 1
 _PLAIN_TYPES = frozenset({int, str})
 SUBJECT_ID_LENGTH = 64
 
@@ -58,10 +63,9 @@ def subject_id(identifier: Identifier, experiment_name: str) -> str:
     return sha256(identifier_bytes(identifier) + experiment_name.encode("utf-8")).hexdigest()
 
 
-def pure_assign(
-    identifier: Identifier, experiment: Experiment, site: str | None = None
-) -> Assignment:
-    """The reference implementation of :func:`assign`, in Python."""
+def pure_slot(identifier: Identifier, experiment: Experiment, site: str | None = None
+              ) -> Assignment:
+    """The reference implementation of :func:`slot_assign`, in Python."""
     raw = identifier.encode() if type(identifier) is str else identifier_bytes(identifier)
     digest = sha256(raw + experiment.name_bytes).hexdigest()
     layout = experiment.layouts.get(site) or _layout(experiment, site)
@@ -69,23 +73,60 @@ def pure_assign(
     return _new_assignment((digest, group is not None, group))
 
 
+def accelerated_slot(identifier: Identifier, experiment: Experiment, site: str | None = None
+                     ) -> Assignment:
+    """:func:`slot_assign` through the C accelerator."""
+    assert _tkv1 is not None, "the C accelerator is not built"
+    layout = experiment.layouts.get(site) or _layout(experiment, site)
+    result: Assignment = _tkv1.assign_one(
+        identifier, experiment.name_bytes, layout.slot_groups, layout.threshold, Assignment
+    )
+    return result
+
+
+slot_assign = pure_slot if _tkv1 is None else accelerated_slot
+"""The slot's answer alone, without the ``sl-v2`` gates (for callers that ran them first)."""
+
+
+def pure_assign(
+    identifier: Identifier, experiment: Experiment, site: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Assignment:
+    """The reference implementation of :func:`assign`, in Python."""
+    result = pure_slot(identifier, experiment, site)
+    if result.group is not None and experiment.layouts[site].gated and _excluded(
+            identifier_bytes(identifier), experiment, attributes):
+        return _new_assignment((result.subject_id, False, None))
+    return result
+
+
 def accelerated_assign(
-    identifier: Identifier, experiment: Experiment, site: str | None = None
+    identifier: Identifier, experiment: Experiment, site: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> Assignment:
     """:func:`assign` through the C accelerator (one call per unit)."""
     assert _tkv1 is not None, "the C accelerator is not built"
     layout = experiment.layouts.get(site) or _layout(experiment, site)
     result: Assignment = _tkv1.assign_one(
-        identifier, experiment.name_bytes, experiment.groups, layout.threshold, Assignment
+        identifier, experiment.name_bytes, layout.slot_groups, layout.threshold, Assignment
     )
+    if result.group is not None and layout.gated and _excluded(
+            identifier_bytes(identifier), experiment, attributes):
+        return _new_assignment((result.subject_id, False, None))
     return result
 
 
-assign = pure_assign if _tkv1 is None else accelerated_assign
-"""Assign one unit to ``experiment`` on ``site`` (``None``: the default rate).
+def _excluded(raw: bytes, experiment: Experiment, attributes: Mapping[str, Any] | None) -> bool:
+    return experiment.slv2 is not None and experiment.slv2.exclusion(raw, attributes) is not None
 
-Returns ``Assignment(subject_id, in_sample, group)``; ``group`` is ``None`` out of sample.
-``identifier`` is an int or a str (hashed as UTF-8); anything else raises ``TypeError``.
+
+assign = pure_assign if _tkv1 is None else accelerated_assign
+"""Assign one unit to ``experiment`` on ``site`` (``None``: the default rate or split).
+
+Returns ``Assignment(subject_id, in_sample, group)``; ``group`` is ``None`` out of sample or
+when an ``sl-v2`` gate keeps the unit out. ``attributes`` are what a targeting condition sees
+(``None``: no attributes). ``identifier`` is an int or a str (hashed as UTF-8); anything else
+raises ``TypeError``. :func:`splitlab.core.resolution.resolve` says why a unit is out.
 """
 
 
@@ -148,49 +189,57 @@ class Assignments(Sequence[Assignment]):
         )
 
 
-def _in_sample(value: int, count: int, threshold: float) -> bool:
-    """``value * count`` is ``scaled * 2**24``: its low 24 bits are the fraction of ``scaled``."""
-    return (value * count) & _FRACTION < threshold
-
-
 @dataclass(frozen=True, slots=True)
 class _Layout:
     """Where each group's in-sample stretch of the hash space starts and ends, for one site.
 
-    Group ``k`` owns hash values ``[ceil(k * 2**24 / n), ceil((k + 1) * 2**24 / n))``; its
-    in-sample values are a prefix of that range, found by bisecting the very predicate of the
-    algorithm, so the layout agrees with it by construction. ``bounds`` holds those edges as
+    With ``S`` slots, slot ``k`` owns hash values ``v`` in ``[ceil(k * 2**24 / S),
+    ceil((k + 1) * 2**24 / S))``, where ``v * S - k * 2**24`` (the fraction of ``scaled`` times
+    2**24, an integer) runs from 0 upwards; ``v`` is in sample while that integer is below
+    ``rate * 2**24``, that is below its ceiling ``T``: the in-sample values are the prefix that
+    ends at ``ceil((k * 2**24 + T) / S)``. ``bounds`` holds those edges as
     6-digit lower-case hex, which sorts as its number does: ``bisect_right(bounds, digest)`` is
-    ``2k + 1`` inside group ``k``'s stretch and even outside any, with no parsing of the digest.
+    ``2k + 1`` inside slot ``k``'s stretch and even outside any, with no parsing of the digest.
     """
 
     bounds: list[str]
     groups: list[str | None]
     codes: list[int]
     threshold: float
+    slot_groups: tuple[str, ...]
+    """The group owning each slot (the C accelerator's form)."""
+    slot_codes: bytes
+    """The index of the group owning each slot (the C accelerator's batch form)."""
+    gated: bool
+    """Whether an ``sl-v2`` gate can still exclude a unit that has a slot."""
+
+
+def _slots(experiment: Experiment, site: str | None) -> tuple[tuple[int, ...], float]:
+    """Each slot's group index and the rate, on ``site``."""
+    if experiment.slv2 is None:
+        return tuple(range(len(experiment.groups))), experiment.sample_rate.for_site(site)
+    split = experiment.slv2.split_for(site)
+    return ((), 0.0) if split is None else (split.owners, split.rate)
 
 
 def _layout(experiment: Experiment, site: str | None) -> _Layout:
-    count = len(experiment.groups)
-    threshold = experiment.sample_rate.for_site(site) * _HASH_SPACE
+    owners, rate = _slots(experiment, site)
+    count = len(owners)
+    threshold = rate * _HASH_SPACE
+    ceiling = math.ceil(threshold)
     edges: list[int] = []
     for k in range(count):
         low, high = -(-(k << 24) // count), -(-((k + 1) << 24) // count)
-        end = low
-        while end < high:
-            middle = (end + high) // 2
-            if _in_sample(middle, count, threshold):
-                end = middle + 1
-            else:
-                high = middle
-        edges += [low, end]
+        edges += [low, min(high, -(-((k << 24) + ceiling) // count))]
     groups: list[str | None] = [None]
     codes = [OUT_OF_SAMPLE]
-    for code, group in enumerate(experiment.groups):
-        groups += [group, None]
+    for code in owners:
+        groups += [experiment.groups[code], None]
         codes += [code, OUT_OF_SAMPLE]
     bounds = [format(v, "06x") if v < 1 << 24 else "g" for v in edges]
-    layout = _Layout(bounds, groups, codes, threshold)
+    slot_groups = tuple(experiment.groups[code] for code in owners)
+    gated = experiment.slv2 is not None and experiment.slv2.gated
+    layout = _Layout(bounds, groups, codes, threshold, slot_groups, bytes(owners), gated)
     experiment.layouts[site] = layout
     return layout
 
@@ -209,8 +258,8 @@ def pure_assign_batch(
     layout = experiment.layouts.get(site) or _layout(experiment, site)
     bounds, codes = layout.bounds, layout.codes
     joined = "".join(subject_ids)
-    return Assignments(joined, bytes([codes[bisect_right(bounds, d)] for d in subject_ids]),
-                       experiment.groups)
+    found = bytes([codes[bisect_right(bounds, d)] for d in subject_ids])
+    return Assignments(joined, _gate(units, experiment, layout, found), experiment.groups)
 
 
 def accelerated_assign_batch(
@@ -221,10 +270,23 @@ def accelerated_assign_batch(
     units = identifiers if isinstance(identifiers, (list, tuple)) else list(identifiers)
     layout = experiment.layouts.get(site) or _layout(experiment, site)
     joined, codes = _tkv1.assign_batch(
-        units, experiment.name_bytes, len(experiment.groups), layout.threshold
+        units, experiment.name_bytes, layout.slot_codes, layout.threshold
     )
-    return Assignments(joined, codes, experiment.groups)
+    return Assignments(joined, _gate(units, experiment, layout, codes), experiment.groups)
+
+
+def _gate(units: Sequence[Identifier], experiment: Experiment, layout: _Layout,
+          codes: bytes) -> bytes:
+    """``codes`` with the units an ``sl-v2`` gate excludes (no attributes) out of sample."""
+    if not layout.gated:
+        return codes
+    gated = bytearray(codes)
+    for index, code in enumerate(codes):
+        if code != OUT_OF_SAMPLE and _excluded(identifier_bytes(units[index]), experiment, None):
+            gated[index] = OUT_OF_SAMPLE
+    return bytes(gated)
 
 
 assign_batch = pure_assign_batch if _tkv1 is None else accelerated_assign_batch
-""":func:`assign` over many identifiers (same answers, in order), as fast as the hash allows."""
+""":func:`assign` over many identifiers (same answers, in order, without attributes), as fast as
+the hash allows."""

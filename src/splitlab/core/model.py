@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from splitlab.core.exposure import exposure_version
+from splitlab.core.slv2 import ALGORITHM as SL_V2
+from splitlab.core.slv2 import DEFAULT_SITE, SlV2
 from splitlab.errors import ConfigError
 
 IDENTIFIER_TYPES = ("mw-user", "edge-unique", "session")
@@ -33,6 +35,7 @@ DEFAULT_STREAM = "product_metrics.web_base"
 where events of a row that names none go, and what the registry fills in."""
 
 ALGORITHM = "tk-v1"
+ALGORITHMS = (ALGORITHM, SL_V2)
 MAX_GROUPS = 254
 """Bulk results code a group in one byte (255 means out of sample)."""
 
@@ -40,7 +43,7 @@ _KNOWN_FIELDS = frozenset(
     {
         "name", "groups", "sample_rate", "user_identifier_type", "start", "end", "stream_name",
         "schema_id", "contextual_attributes", "phase_index", "version", "exposure_version",
-        "algorithm",
+        "algorithm", "traffic_split", "layer", "holdouts", "targeting",
     }
 )
 
@@ -217,6 +220,8 @@ class Experiment:
     phase_index: int = 0
     version: int = 1
     algorithm: str = ALGORITHM
+    slv2: SlV2 | None = None
+    """The ``sl-v2`` part (traffic split and gates); ``None`` for ``tk-v1`` rows."""
     name_bytes: bytes = field(default=b"", repr=False, compare=False)
     """The UTF-8 name, the salt of the hash (precomputed: assignment is the hot path)."""
     layouts: dict[str | None, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -258,9 +263,16 @@ class Experiment:
         duplicates = sorted({g for g in groups if groups.count(g) > 1})
         if duplicates:
             raise ConfigError("groups", f"duplicate group {duplicates[0]!r}")
-        if "sample_rate" not in row:
+        algorithm = row.get("algorithm", ALGORITHM)
+        if algorithm not in ALGORITHMS:
+            raise ConfigError("algorithm", f"unknown assignment algorithm {algorithm!r}")
+        v2 = SlV2.parse(row, tuple(groups)) if algorithm == SL_V2 else None
+        if "sample_rate" in row:
+            sample_rate = SampleRate.parse(row["sample_rate"])
+        elif v2 is not None:  # old readers get each site's total
+            sample_rate = _totals(v2)
+        else:
             raise ConfigError("sample_rate", "is required")
-        sample_rate = SampleRate.parse(row["sample_rate"])
         unit = row.get("user_identifier_type")
         if unit not in IDENTIFIER_TYPES:
             raise ConfigError(
@@ -268,9 +280,6 @@ class Experiment:
                 f"must be one of {', '.join(IDENTIFIER_TYPES)}, got {unit!r}",
             )
         start, end = parse_window(row)
-        algorithm = row.get("algorithm", ALGORITHM)
-        if algorithm != ALGORITHM:
-            raise ConfigError("algorithm", f"unknown assignment algorithm {algorithm!r}")
         return cls(
             name=name,
             groups=tuple(groups),
@@ -285,6 +294,8 @@ class Experiment:
             ),
             phase_index=_int(row.get("phase_index"), "phase_index", 0),
             version=_int(row.get("version"), "version", 1),
+            algorithm=str(algorithm),
+            slv2=v2,
         )
 
     def is_active(self, now: datetime) -> bool:
@@ -294,11 +305,12 @@ class Experiment:
         return window_status(self.start, self.end, now) == "running"
 
     def to_config(self) -> dict[str, Any]:
-        """The Test Kitchen config row of this experiment, with its ``exposure_version``."""
+        """The Test Kitchen config row of this experiment, with its ``exposure_version`` (and,
+        for ``sl-v2``, its algorithm, traffic split and gates)."""
         return {**self._row(), "exposure_version": self.exposure_version}
 
     def _row(self) -> dict[str, Any]:
-        return {
+        row: dict[str, Any] = {
             "name": self.name,
             "groups": list(self.groups),
             "sample_rate": self.sample_rate.to_wire(),
@@ -311,6 +323,15 @@ class Experiment:
             "phase_index": self.phase_index,
             "version": self.version,
         }
+        if self.slv2 is not None:
+            row.update(algorithm=self.algorithm, **self.slv2.to_wire())
+        return row
+
+
+def _totals(v2: SlV2) -> SampleRate:
+    totals = v2.totals()
+    default = totals.pop(DEFAULT_SITE, 0.0)
+    return SampleRate(default, totals)
 
 
 def canonical_json(value: object) -> str:

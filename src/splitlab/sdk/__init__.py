@@ -5,6 +5,7 @@ Never imports the server side, so an application that embeds only the SDK instal
 dependencies (the standard library is enough).
 """
 
+from splitlab.sdk.attributes import RequestAttributes
 from splitlab.sdk.client import Client
 from splitlab.sdk.config_index import ConfigIndex
 from splitlab.sdk.config_sources import (
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryEventSender",
     "Metrics",
     "Performer",
+    "RequestAttributes",
     "SenderOptions",
     "StaticConfigSource",
 ]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
-from splitlab.core.assignment import Identifier, assign, assign_batch, identifier_bytes
+from splitlab.core.assignment import Identifier, assign_batch, identifier_bytes
 from splitlab.core.model import Experiment
+from splitlab.core.resolution import Reason, Resolution, resolve
+from splitlab.sdk.attributes import RequestAttributes, attribute_map
 from splitlab.sdk.config_index import ConfigIndex
 from splitlab.sdk.config_sources import ConfigSource
 from splitlab.sdk.events import EventSender
@@ -87,7 +90,7 @@ class Client:
             experiments = self.config.load().experiments
         except Exception:  # a source must not raise; if one does, the host must not break
             log.exception("config source failed; using the last good config")
-            self.metrics.inc("splitlab_sdk_evaluation_errors_total", {"reason": "config_source"})
+            self.metrics.evaluation_error("config_source")
             experiments = self._cache[0] if self._cache else ()
         cache = self._cache
         if cache is not None and cache[0] is experiments:
@@ -97,16 +100,38 @@ class Client:
                 self._cache = (experiments, ConfigIndex.of(experiments))
             return self._cache[1]
 
-    def get_assignment_for_user(self, identifier: Identifier, experiment_name: str) -> str | None:
+    def get_assignment_for_user(
+        self, identifier: Identifier, experiment_name: str,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> str | None:
         """The group of the unit ``identifier`` in ``experiment_name`` now, or ``None`` when the
-        experiment is unknown, not active, or the unit is not in its sample. No events, no state:
-        safe in jobs, REST handlers and scripts. ``identifier`` is the value of the experiment's
-        sampling unit (the user id for ``mw-user``)."""
+        experiment is unknown, not active, or the unit is not enrolled (see :meth:`resolve`).
+        No events, no state: safe in jobs, REST handlers and scripts. ``identifier`` is the
+        value of the experiment's sampling unit (the user id for ``mw-user``)."""
+        return self.resolve(identifier, experiment_name, attributes).group
+
+    def resolve(
+        self, identifier: Identifier, experiment_name: str,
+        attributes: Mapping[str, Any] | None = None, *, source: str = "client",
+    ) -> Resolution:
+        """The evaluation result of ``experiment_name`` for the unit ``identifier`` now, on the
+        client's site, with ``attributes`` for targeting: the core's
+        :func:`~splitlab.core.resolution.resolve`, except that a failure answers ``error``
+        (logged and counted) instead of raising. ``source`` labels the unknown-experiment
+        metric. Wrong argument types raise ``TypeError``."""
         identifier_bytes(identifier)  # TypeError for misuse, before anything can be swallowed
-        experiment = self._active(experiment_name)
+        if not isinstance(experiment_name, str):
+            raise TypeError(f"experiment_name must be a str, not {type(experiment_name).__name__}")
+        experiment = self.index().by_name.get(experiment_name)
         if experiment is None:
-            return None
-        return assign(identifier, experiment, self.site).group
+            self.metrics.unknown_experiment(experiment_name, source)
+            return Resolution(None, Reason.UNKNOWN_EXPERIMENT)
+        try:
+            return resolve(identifier, experiment, self.site, attributes, now=self.now())
+        except Exception as error:  # evaluation never raises into the host
+            log.exception("evaluating %s failed", experiment_name)
+            self.metrics.evaluation_error("evaluation")
+            return Resolution(None, Reason.ERROR, None, experiment, str(error))
 
     def get_assignments_for_users(
         self, identifiers: Iterable[Identifier], experiment_name: str
@@ -130,11 +155,16 @@ class Client:
         headers: HeaderItems | None = None,
         *,
         performer: Performer | None = None,
+        attributes: RequestAttributes | Mapping[str, Any] | None = None,
     ) -> ExperimentManager:
         """The experiment manager of one request (or one job run): enrolls the given units on
         every active experiment of their sampling unit, applies ``mpo`` overrides from
-        ``query_string`` and edge enrollments from the ``X-Experiment-Enrollments`` header."""
-        manager = ExperimentManager(self._runtime, self.index(), self._runtime.clock())
+        ``query_string`` and edge enrollments from the ``X-Experiment-Enrollments`` header.
+        ``attributes`` are what targeting conditions see
+        (:class:`~splitlab.sdk.attributes.RequestAttributes` or a mapping); ``site`` defaults
+        to the client's, ``is_logged_in`` is true once a user id is known."""
+        manager = ExperimentManager(self._runtime, self.index(), self._runtime.clock(),
+                                    attribute_map(attributes))
         manager.read_request(query_string, headers)
         if user_id is not None or performer is not None:
             manager.update_user(user_id, performer=performer)
@@ -168,7 +198,6 @@ class Client:
             raise TypeError(f"experiment_name must be a str, not {type(experiment_name).__name__}")
         experiment = self.index().by_name.get(experiment_name)
         if experiment is None:
-            self.metrics.inc("splitlab_sdk_unknown_experiments_total",
-                             {"experiment": experiment_name})
+            self.metrics.unknown_experiment(experiment_name, "client")
             return None
         return experiment if experiment.is_active(self._runtime.clock()) else None

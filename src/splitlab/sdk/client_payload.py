@@ -83,11 +83,13 @@ def build_payload(
     identifiers: Mapping[str, Identifier],
     now: datetime,
     options: PayloadOptions | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The payload of the unit whose identifiers (sampling unit → identifier) are given.
+    """The payload of the unit whose identifiers (sampling unit → identifier) are given, with
+    ``attributes`` for targeting conditions.
 
     An experiment whose sampling unit has no identifier here (for example ``mw-user`` for a
-    logged-out reader) is left out, as is every experiment the unit is not in sample for.
+    logged-out reader) is left out, as is every experiment the unit is not enrolled in.
     """
     opts = options or PayloadOptions()
     entries: dict[str, dict[str, str]] = {}
@@ -95,7 +97,7 @@ def build_payload(
         identifier = identifiers.get(experiment.user_identifier_type)
         if identifier is None:
             continue
-        result = assign(identifier, experiment, opts.site)
+        result = assign(identifier, experiment, opts.site, attributes)
         if result.group is None:
             continue
         key = name_key(experiment.name, opts.salt) if opts.salt else experiment.name

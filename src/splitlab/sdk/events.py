@@ -248,14 +248,14 @@ class HttpEventSender:
         for attempt in range(self.options.retries + 1):
             outcome = self._post(body)
             if outcome == "ok":
-                self.metrics.inc("splitlab_sdk_events_sent_total", None, count)
+                self.metrics.events_sent(count)
                 return
             if outcome == "refused":
                 self._dropped("refused", count)
                 return
             if attempt == self.options.retries:
                 break
-            self.metrics.inc("splitlab_sdk_send_retries_total")
+            self.metrics.send_retry()
             wait = min(self.options.backoff * 2**attempt, _MAX_BACKOFF)
             if deadline is not None and time.monotonic() + wait > deadline:
                 break
@@ -283,7 +283,7 @@ class HttpEventSender:
         return "refused"
 
     def _dropped(self, reason: str, count: int = 1) -> None:
-        self.metrics.inc("splitlab_sdk_events_dropped_total", {"reason": reason}, count)
+        self.metrics.events_dropped(reason, count)
         self._warn("dropped %d event(s): %s", count, reason)
 
     def _warn(self, message: str, *args: object) -> None:

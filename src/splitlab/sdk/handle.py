@@ -8,40 +8,57 @@ forced group. Only handles of real enrollments send events.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from splitlab.core.resolution import Reason, Resolution
 from splitlab.sdk.shape import EXPOSURE_ACTION, Enrollment
 
-if TYPE_CHECKING:
-    from splitlab.sdk.manager import ExperimentManager
+
+class EventEmitter(Protocol):
+    """What a handle sends its events through (the request's manager)."""
+
+    def emit(self, action: str, enrollment: Enrollment, extra: Mapping[str, Any] | None,
+             dedupe: tuple[str, ...] | None) -> bool:
+        """Build and send one event; ``False`` when deduplicated or failed."""
+        ...
+
+    def count_exposure(self, enrollment: Enrollment) -> None:
+        """Count a sent exposure."""
+        ...
 
 
 class ExperimentHandle:
     """One experiment in one request.
 
-    ``reason`` says why the group is what it is: ``enrolled``, ``override``, ``unknown``,
-    ``inactive``, ``no_identifier``, ``not_in_sample`` or ``no_subject_id`` (edge-enrolled
-    while the anonymous id is unknown here: the group is known, events cannot be attributed).
+    ``resolution`` is the evaluation result and ``reason`` its reason (``assigned``,
+    ``override``, ``not_sampled``, ``holdout``, ``layer``, ``targeting``, ``inactive``,
+    ``unknown_experiment``, ``error``). An edge enrollment while the anonymous id is unknown
+    here is ``assigned`` with no subject id: the group is known, events cannot be attributed.
     """
 
-    __slots__ = ("_group", "_manager", "enrollment", "name", "reason")
+    __slots__ = ("_emitter", "_group", "enrollment", "name", "resolution")
 
     def __init__(
         self,
-        manager: ExperimentManager,
+        emitter: EventEmitter,
         name: str,
-        group: str | None,
+        resolution: Resolution,
         enrollment: Enrollment | None,
-        reason: str,
     ) -> None:
-        self._manager = manager
+        self._emitter = emitter
         self.name = name
-        self._group = group
+        self.resolution = resolution
+        self._group = resolution.group
         self.enrollment = enrollment
-        self.reason = reason
+
+    @property
+    def reason(self) -> Reason:
+        """Why the group is what it is."""
+        return self.resolution.reason
 
     def __repr__(self) -> str:
-        return f"ExperimentHandle({self.name!r}, group={self._group!r}, reason={self.reason!r})"
+        reason = self.reason.value
+        return f"ExperimentHandle({self.name!r}, group={self._group!r}, reason={reason!r})"
 
     def get_assigned_group(self) -> str | None:
         """The unit's group, or ``None`` when not enrolled."""
@@ -80,12 +97,11 @@ class ExperimentHandle:
         if self.enrollment is None:
             return
         extra = {**(contextual_attributes or {}), **(interaction_data or {})}
-        self._manager.emit(action, self.enrollment, extra, None)
+        self._emitter.emit(action, self.enrollment, extra, None)
 
     def send_exposure(self) -> None:
         """Send ``experiment_exposure`` once per request and config version."""
         if self.enrollment is None:
             return
-        if self._manager.emit(EXPOSURE_ACTION, self.enrollment, None, ("exposure",)):
-            self._manager.count("splitlab_sdk_exposures_total", self.enrollment,
-                                self.enrollment.origin)
+        if self._emitter.emit(EXPOSURE_ACTION, self.enrollment, None, ("exposure",)):
+            self._emitter.count_exposure(self.enrollment)

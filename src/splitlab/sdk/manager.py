@@ -1,9 +1,12 @@
 """The per-request experiment manager and the experiment handles it gives out.
 
 A manager lives for one request (or one job run) and is not shared between threads. It enrolls
-each known unit of the request on every active experiment of that sampling unit, applies QA
-overrides (``mpo``) and edge enrollments (``X-Experiment-Enrollments``), and can learn a new
-identity mid-request (:meth:`ExperimentManager.update_user`, the account-creation case).
+each known unit of the request on every active experiment of that sampling unit (with the
+request's attributes for targeting), applies QA overrides (``mpo``) and edge enrollments
+(``X-Experiment-Enrollments``), and can learn a new identity mid-request
+(:meth:`ExperimentManager.update_user`, the account-creation case). Every answer comes from one
+method, :meth:`ExperimentManager.resolution`, where the precedence override > edge > assigned is
+written once.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from splitlab.core.assignment import Assignment, Identifier, assign, identifier_bytes, subject_id
+from splitlab.core.assignment import Identifier, identifier_bytes, subject_id
 from splitlab.core.decoration import EnrollmentResult
 from splitlab.core.headers import parse_enrollments_header, parse_overrides
 from splitlab.core.model import IDENTIFIER_TYPES, Experiment
+from splitlab.core.resolution import Reason, Resolution, resolve
 from splitlab.errors import HeaderError, OverrideError
+from splitlab.sdk.attributes import RequestAttributes, attribute_map
 from splitlab.sdk.client_payload import PayloadOptions, build_payload
 from splitlab.sdk.config_index import ConfigIndex
 from splitlab.sdk.events import EventSender
@@ -65,16 +70,20 @@ class ExperimentManager:
         runtime: Runtime,
         index: ConfigIndex,
         now: datetime,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self._runtime = runtime
         self._index = index
         self._by_name = index.by_name
         self._active = index.active_by_unit(now)
+        self._now = now
         self._units: dict[str, Identifier] = {}
-        self._assigned: dict[str, Assignment] = {}
+        self._resolved: dict[str, Resolution] = {}
         self._edge: dict[str, str] = {}
         self._overrides: dict[str, str] = {}
         self._performer = Performer()
+        self._attributes: dict[str, Any] = {} if runtime.site is None else {"site": runtime.site}
+        self._attributes.update(attributes or {})
         self._sent: set[tuple[str, ...]] = set()
         self._held: list[tuple[dict[str, Any], Enrollment]] | None = None
 
@@ -97,7 +106,23 @@ class ExperimentManager:
             raise TypeError("update_user needs a user id (or a Performer with one)")
         base = performer or Performer()
         self._performer = Performer(user, base.is_temp, base.is_bot, base.is_automatic)
+        self._attributes.setdefault("is_logged_in", True)
         self.update_identifier("mw-user", user)
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """What targeting conditions see for this request (see :meth:`update_attributes`)."""
+        return self._attributes
+
+    def update_attributes(self, attributes: RequestAttributes | Mapping[str, Any]) -> None:
+        """Merge ``attributes`` (:class:`~splitlab.sdk.attributes.RequestAttributes` or a
+        mapping: ``site``, ``skin``, ``platform``, ``is_logged_in``, ``edit_count``,
+        ``registration_date``, and whatever the application adds) into the request's, and
+        re-enroll every known unit with them."""
+        self._attributes.update(attribute_map(attributes))
+        for unit, value in self._units.items():
+            if unit != "edge-unique" or not self._edge:
+                self._enroll(self._active.get(unit, ()), value)
 
     def update_identifier(self, kind: str, value: Identifier) -> None:
         """Set the unit of sampling ``kind`` (``mw-user``/``user``, ``edge-unique``,
@@ -114,22 +139,18 @@ class ExperimentManager:
         self._units[unit] = value
         if unit == "edge-unique" and self._edge:
             return  # the edge already enrolled this unit; its header is authoritative
-        self._enroll(self._active.get(unit, ()), value, replace=previous is not None)
+        self._enroll(self._active.get(unit, ()), value)
 
-    def _enroll(self, experiments: tuple[Experiment, ...], value: Identifier,
-                replace: bool) -> None:
-        site, assigned = self._runtime.site, self._assigned
-        try:
-            for experiment in experiments:
-                result = assign(value, experiment, site)
-                if result.in_sample:
-                    assigned[experiment.name] = result
-                elif replace:
-                    assigned.pop(experiment.name, None)
-        except Exception:  # evaluation never raises into the host
-            log.exception("enrollment failed; the unit stays unenrolled")
-            self._runtime.metrics.inc("splitlab_sdk_evaluation_errors_total",
-                                      {"reason": "enrollment"})
+    def _enroll(self, experiments: tuple[Experiment, ...], value: Identifier) -> None:
+        site, resolved, attributes = self._runtime.site, self._resolved, self._attributes
+        for experiment in experiments:
+            try:
+                resolved[experiment.name] = resolve(value, experiment, site, attributes)
+            except Exception as error:  # evaluation never raises into the host
+                log.exception("enrolling %s failed; the unit stays unenrolled", experiment.name)
+                self._runtime.metrics.evaluation_error("enrollment")
+                resolved[experiment.name] = Resolution(None, Reason.ERROR, None, experiment,
+                                                       str(error))
 
     # -- request input ------------------------------------------------------------------------
 
@@ -182,72 +203,63 @@ class ExperimentManager:
     def _known(self, name: str, source: str) -> Experiment | None:
         experiment = self._by_name.get(name)
         if experiment is None:
-            self._runtime.metrics.inc("splitlab_sdk_unknown_experiments_total",
-                                      {"experiment": name, "source": source})
+            self._runtime.metrics.unknown_experiment(name, source)
         return experiment
 
     def _ignored(self, source: str, reason: str) -> None:
         log.warning("ignored malformed %s: %s", source, reason)
-        self._runtime.metrics.inc("splitlab_sdk_ignored_input_total", {"source": source})
+        self._runtime.metrics.ignored_input(source)
 
     # -- questions ----------------------------------------------------------------------------
+
+    def resolution(self, name: str) -> Resolution:
+        """The evaluation result of experiment ``name`` for this request. Precedence: an
+        unknown name, then an ``mpo`` override, then an edge enrollment (its subject id is
+        ``None`` while the anonymous id is unknown here), then the request's own units."""
+        experiment = self._by_name.get(name)
+        if experiment is None:
+            return Resolution(None, Reason.UNKNOWN_EXPERIMENT)
+        if name in self._overrides:
+            return Resolution(self._overrides[name], Reason.OVERRIDE, None, experiment)
+        if name in self._edge:
+            anonymous = self._units.get("edge-unique")
+            subject = None if anonymous is None else subject_id(anonymous, name)
+            return Resolution(self._edge[name], Reason.ASSIGNED, subject, experiment, "edge")
+        found = self._resolved.get(name)
+        if found is not None:
+            return found
+        identifier = self._units.get(experiment.user_identifier_type)
+        return resolve(identifier, experiment, self._runtime.site, self._attributes,
+                       now=self._now)
 
     def get_experiment(self, name: str) -> ExperimentHandle:
         """The handle of experiment ``name``: a null handle (group ``None``, no-op methods) when
         the experiment is unknown or the request's units are not enrolled in it."""
         if not isinstance(name, str):
             raise TypeError(f"experiment name must be a str, not {type(name).__name__}")
-        if name in self._overrides:
-            return ExperimentHandle(self, name, self._overrides[name], None, "override")
-        experiment = self._by_name.get(name)
-        if experiment is None:
-            self._runtime.metrics.inc("splitlab_sdk_unknown_experiments_total",
-                                      {"experiment": name, "source": "lookup"})
-            return ExperimentHandle(self, name, None, None, "unknown")
-        enrollment = self._enrollment(experiment)
-        if enrollment is not None:
-            return ExperimentHandle(self, name, enrollment.group, enrollment, "enrolled")
-        if name in self._edge:  # edge-enrolled, but the anonymous id is not known here
-            return ExperimentHandle(self, name, self._edge[name], None, "no_subject_id")
-        return ExperimentHandle(self, name, None, None, self._why_not(experiment))
+        found = self.resolution(name)
+        if found.reason is Reason.UNKNOWN_EXPERIMENT:
+            self._runtime.metrics.unknown_experiment(name, "lookup")
+        return ExperimentHandle(self, name, found, _enrollment(found))
 
-    def _enrollment(self, experiment: Experiment) -> Enrollment | None:
-        name = experiment.name
-        version = experiment.exposure_version
-        if name in self._edge:
-            anonymous = self._units.get("edge-unique")
-            if anonymous is None:
-                return None
-            return Enrollment(experiment, self._edge[name], subject_id(anonymous, name), version,
-                              "edge")
-        result = self._assigned.get(name)
-        if result is None or result.group is None:
-            return None
-        return Enrollment(experiment, result.group, result.subject_id, version)
-
-    def _why_not(self, experiment: Experiment) -> str:
-        if experiment not in self._active.get(experiment.user_identifier_type, ()):
-            return "inactive"
-        if experiment.user_identifier_type not in self._units:
-            return "no_identifier"
-        return "not_in_sample"
+    def _resolutions(self) -> dict[str, Resolution]:
+        """Every experiment this request has a group in (overrides included), in the order
+        overrides, edge enrollments, own assignments."""
+        names = [*self._overrides, *self._edge, *self._resolved]
+        return {name: found for name in dict.fromkeys(names)
+                if (found := self.resolution(name)).group is not None}
 
     def enrollment_result(self) -> EnrollmentResult:
         """Everything this request is enrolled in, for page decoration."""
         result = EnrollmentResult()
-        for name, group in self._overrides.items():
-            result.add_override(name, group)
-        anonymous = self._units.get("edge-unique")
-        for name, group in self._edge.items():
-            if name in self._overrides:
+        for name, found in self._resolutions().items():
+            assert found.group is not None
+            if found.reason is Reason.OVERRIDE:
+                result.add_override(name, found.group)
                 continue
-            result.add_assignment(name, group, "" if anonymous is None else
-                                  subject_id(anonymous, name))
-            if anonymous is None:  # no subject id can be given without the anonymous id
+            result.add_assignment(name, found.group, found.subject_id or "")
+            if found.subject_id is None:  # no subject id without the anonymous id
                 del result.subject_ids[name]
-        for name, assigned in self._assigned.items():
-            if assigned.group is not None and name not in self._edge:
-                result.add_assignment(name, assigned.group, assigned.subject_id)
         return result
 
     def client_payload(self, options: PayloadOptions) -> dict[str, Any]:
@@ -256,7 +268,8 @@ class ExperimentManager:
         ``options`` names one, and the client's clock."""
         if options.site is None:
             options = replace(options, site=self._runtime.site)
-        return build_payload(self._by_name.values(), self._units, self._runtime.clock(), options)
+        return build_payload(self._by_name.values(), self._units, self._runtime.clock(), options,
+                             self._attributes)
 
     def body_classes(self, result: EnrollmentResult, prefix: str) -> str:
         """The body classes of ``result`` (see :func:`splitlab.core.decoration.body_classes`),
@@ -264,14 +277,11 @@ class ExperimentManager:
         return self._index.body_classes(result, prefix)
 
     def enrollments_header(self) -> str:
-        """``X-Experiment-Enrollments`` for a response: every assigned experiment whose names
-        fit the header's grammar (others are left out)."""
+        """``X-Experiment-Enrollments`` for a response: every experiment with a group whose
+        names fit the header's grammar (others are left out)."""
         entry = self._index.header_entry
-        groups = {name: result.group for name, result in self._assigned.items()
-                  if result.group is not None}
-        groups.update(self._edge)
-        groups.update(self._overrides)
-        return "".join([entry(name, group) for name, group in groups.items()])
+        return "".join([entry(name, str(found.group))
+                        for name, found in self._resolutions().items()])
 
     # -- events -------------------------------------------------------------------------------
 
@@ -297,10 +307,12 @@ class ExperimentManager:
         enrollment = self.get_experiment(experiment).enrollment
         if enrollment is None:
             return False
-        sent = self.emit(ENROLLMENT_ACTION, enrollment, {"action_source": action_source},
-                         ("enrollment", action_source))
+        others = {name: str(found.group) for name, found in self._resolutions().items()
+                  if found.enrolled and name != experiment}
+        sent = self.emit(ENROLLMENT_ACTION, replace(enrollment, other_assigned=others),
+                         {"action_source": action_source}, ("enrollment", action_source))
         if sent:
-            self.count("splitlab_sdk_enrollments_total", enrollment, action_source)
+            self._runtime.metrics.enrollment(experiment, enrollment.group, action_source)
         return sent
 
     def emit(self, action: str, enrollment: Enrollment, extra: Mapping[str, Any] | None,
@@ -321,7 +333,7 @@ class ExperimentManager:
             self._runtime.events.send(event)
         except Exception:  # sending never raises into the host
             log.exception("could not send %s for %s", action, enrollment.experiment.name)
-            self._runtime.metrics.inc("splitlab_sdk_evaluation_errors_total", {"reason": "send"})
+            self._runtime.metrics.evaluation_error("send")
             return False
         return True
 
@@ -338,20 +350,29 @@ class ExperimentManager:
         held, self._held = self._held or [], None
         for event, enrollment in held:
             if not seen:
-                self._runtime.metrics.inc("splitlab_sdk_events_dropped_total", {"reason": reason})
+                self._runtime.metrics.events_dropped(reason)
                 continue
             try:
                 self._runtime.events.send(event)
             except Exception:  # sending never raises into the host
                 log.exception("could not send the exposure for %s", enrollment.experiment.name)
-                self._runtime.metrics.inc("splitlab_sdk_evaluation_errors_total",
-                                          {"reason": "send"})
+                self._runtime.metrics.evaluation_error("send")
                 continue
-            self.count("splitlab_sdk_exposures_total", enrollment, enrollment.origin)
+            self.count_exposure(enrollment)
         return len(held)
 
-    def count(self, counter: str, enrollment: Enrollment, source: str) -> None:
-        """Count a sent enrollment or exposure."""
-        self._runtime.metrics.inc(counter, {"experiment": enrollment.experiment.name,
-                                            "group": enrollment.group, "source": source})
+    def count_exposure(self, enrollment: Enrollment) -> None:
+        """Count a sent exposure."""
+        self._runtime.metrics.exposure(enrollment.experiment.name, enrollment.group,
+                                       enrollment.origin)
+
+
+def _enrollment(found: Resolution) -> Enrollment | None:
+    """What events about an enrollment need; ``None`` when none can be sent (not enrolled,
+    overridden, or no subject id)."""
+    if not found.enrolled or found.experiment is None or found.subject_id is None:
+        return None
+    origin = "edge" if found.detail == "edge" else "sdk"
+    return Enrollment(found.experiment, str(found.group), found.subject_id,
+                      found.experiment.exposure_version, origin)
 

@@ -1,11 +1,13 @@
 """An OpenFeature provider for the Python OpenFeature SDK (``pip install openfeature-sdk``).
 
 An experiment is a string flag: the flag key is the experiment name, the evaluation context's
-``targeting_key`` is the unit's identifier (the user id for ``mw-user`` experiments), and the
-value is the assigned group. ``variant`` is the group; ``reason`` is ``SPLIT`` when the unit is
-enrolled and ``DEFAULT`` (with the caller's default value) otherwise. Problems come back as
-OpenFeature error codes, never as exceptions. Evaluation has no side effects: send exposures
-through the experiment manager.
+``targeting_key`` is the unit's identifier (the user id for ``mw-user`` experiments), its
+attributes are what targeting conditions see, and the value is the assigned group (``variant``
+too). Anything else answers the caller's default value. The reason, error code and flag
+metadata come from :mod:`splitlab.sdk.evaluation`, the mapping OFREP uses too (``SPLIT``,
+``DEFAULT``, ``DISABLED``, ``STATIC``, ``ERROR``). Problems come back as OpenFeature error
+codes, never as exceptions. Evaluation has no side effects: send exposures through the
+experiment manager.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ except ImportError as missing:  # pragma: no cover - depends on the environment
     ) from missing
 
 from splitlab.sdk.client import Client
+from splitlab.sdk.evaluation import error_code, flag_metadata, openfeature_reason
 
 log = logging.getLogger("splitlab.sdk.openfeature")
 T = TypeVar("T")
@@ -55,25 +58,22 @@ class SplitlabProvider(AbstractProvider):
         if not key:
             return _error(default_value, ErrorCode.TARGETING_KEY_MISSING,
                           "the evaluation context needs a targeting_key (the unit's identifier)")
+        attributes = evaluation_context.attributes if evaluation_context else {}
         try:
-            experiment = self.client.experiment(flag_key)
-            if experiment is None:
-                self.client.metrics.inc("splitlab_sdk_unknown_experiments_total",
-                                        {"experiment": flag_key, "source": "openfeature"})
-                return _error(default_value, ErrorCode.FLAG_NOT_FOUND,
-                              f"no experiment named {flag_key!r}")
-            group = self.client.get_assignment_for_user(key, flag_key)
+            found = self.client.resolve(key, flag_key, attributes, source="openfeature")
         except Exception as error:  # evaluation never raises into the host
             log.exception("evaluating %s failed", flag_key)
-            self.client.metrics.inc("splitlab_sdk_evaluation_errors_total",
-                                    {"reason": "openfeature"})
+            self.client.metrics.evaluation_error("openfeature")
             return _error(default_value, ErrorCode.GENERAL, f"evaluation failed: {error}")
-        metadata = {"exposure_version": experiment.exposure_version,
-                    "sampling_unit": experiment.user_identifier_type}
-        if group is None:
-            return FlagResolutionDetails(default_value, reason=Reason.DEFAULT,
-                                         flag_metadata=metadata)
-        return FlagResolutionDetails(group, reason=Reason.SPLIT, variant=group,
+        code = error_code(found)
+        if code is not None:
+            message = (f"no experiment named {flag_key!r}" if code == "FLAG_NOT_FOUND"
+                       else f"evaluation failed: {found.detail}")
+            return _error(default_value, ErrorCode(code), message)
+        reason, metadata = Reason(openfeature_reason(found)), flag_metadata(found)
+        if found.group is None:
+            return FlagResolutionDetails(default_value, reason=reason, flag_metadata=metadata)
+        return FlagResolutionDetails(found.group, reason=reason, variant=found.group,
                                      flag_metadata=metadata)
 
     def resolve_boolean_details(

@@ -159,7 +159,7 @@ class PageRewriter:
             return
         log.warning("an HTML page was sent undecorated (%s); its exposures are not sent",
                     outcome)
-        self._context.metrics.inc("splitlab_sdk_undecorated_pages_total", {"reason": outcome})
+        self._context.metrics.undecorated_page(outcome)
         self._manager.release_exposures(False)
 
 

@@ -57,10 +57,14 @@ class Enrollment:
     exposure_version: str
     origin: str = "sdk"
     """``sdk`` when assigned here, ``edge`` when taken from the enrollment header."""
+    other_assigned: Mapping[str, str] | None = None
+    """The unit's groups in its other experiments (enrollment events carry them)."""
 
     def fragment(self) -> dict[str, Any]:
         """The ``experiment`` fragment of an event."""
         experiment = self.experiment
+        others = self.other_assigned
+        extra = {} if others is None else {"other_assigned": dict(others)}
         return {
             "enrolled": experiment.name,
             "assigned": self.group,
@@ -70,6 +74,7 @@ class Enrollment:
             "exposure_version": self.exposure_version,
             "phase_index": experiment.phase_index,
             "version": experiment.version,
+            **extra,
         }
 
 

@@ -7,17 +7,22 @@ Routes (as the OFREP OpenAPI document specifies):
   ``If-None-Match`` → 304.
 
 An experiment is a string flag whose key is its name. The request is
-``{"context": {"targetingKey": "<identifier>", "site": "<optional site>"}}``; the targeting key is
-the identifier of the experiment's sampling unit. Results:
+``{"context": {"targetingKey": "<identifier>", "site": "<optional site>", ...}}``; the targeting
+key is the identifier of the experiment's sampling unit, and the whole context (``site``,
+``platform``, ``edit_count``, ...) is what targeting conditions see. The core's
+:class:`~splitlab.core.resolution.Resolution` is mapped by :mod:`splitlab.sdk.evaluation`, as
+the OpenFeature provider maps it:
 
 - enrolled: ``value`` = ``variant`` = the group, ``reason: "SPLIT"``;
-- not in sample: ``value`` = ``variant`` = the first group (the control, by convention),
-  ``reason: "DEFAULT"`` — the unit sees the default experience and must not be counted
-  (``metadata.enrolled`` is false; the variant is set because some OFREP clients require it);
+- not enrolled (not sampled, held out, outside its layer range, not targeted): ``value`` =
+  ``variant`` = the first group (the control, by convention), ``reason: "DEFAULT"`` — the unit
+  sees the default experience and must not be counted (``metadata.enrolled`` is false; the
+  variant is set because some OFREP clients require it);
 - outside its start/end window: the same with ``reason: "DISABLED"``.
 
-``metadata`` carries ``enrolled`` and, when enrolled, ``subject_id``, ``exposure_version``,
-``sampling_unit``, ``stream_name`` and ``schema_id`` (what an exposure event needs).
+``metadata`` carries ``enrolled``, splitlab's ``reason`` and, when enrolled, ``subject_id``,
+``exposure_version``, ``sampling_unit``, ``stream_name`` and ``schema_id`` (what an exposure
+event needs).
 The bulk endpoint lists the active experiments that run on the client (all of them when no
 client list is configured). Errors are raised from the tree and answered in OFREP's shape by
 :mod:`splitlab.service.problems`: ``{key, errorCode, errorDetails}`` with ``FLAG_NOT_FOUND``
@@ -43,11 +48,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from splitlab.core.assignment import assign
 from splitlab.core.model import Experiment
+from splitlab.core.resolution import resolve
 from splitlab.errors import EvaluationError, NotFoundError
 from splitlab.sdk.client import utc_now
-from splitlab.sdk.client_payload import PayloadOptions, client_experiments, experiment_entry
+from splitlab.sdk.client_payload import PayloadOptions, client_experiments
+from splitlab.sdk.evaluation import flag_metadata, openfeature_reason
 from splitlab.service.api_support import (
     JSON_MEDIA_TYPE,
     etag_matches,
@@ -66,6 +72,8 @@ class Context:
 
     targeting_key: str
     site: str | None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    """The whole evaluation context, for targeting conditions."""
 
 
 def parse_context(body: Mapping[str, Any]) -> Context:
@@ -81,23 +89,16 @@ def parse_context(body: Mapping[str, Any]) -> Context:
     site = context.get("site")
     if site is not None and not isinstance(site, str):
         raise EvaluationError("INVALID_CONTEXT", "context.site must be a string")
-    return Context(key, site)
+    return Context(key, site, context)
 
 
 def evaluate(experiment: Experiment, context: Context, now: datetime) -> dict[str, Any]:
     """The OFREP evaluation success of ``experiment`` for ``context`` (see the module doc)."""
-    control = experiment.groups[0]
-    default = {"key": experiment.name, "value": control, "variant": control}
-    if not experiment.is_active(now):
-        return {**default, "reason": "DISABLED", "metadata": {"enrolled": False}}
-    result = assign(context.targeting_key, experiment, context.site)
-    if result.group is None:
-        return {**default, "reason": "DEFAULT", "metadata": {"enrolled": False}}
-    metadata: dict[str, Any] = {"enrolled": True,
-                                **experiment_entry(experiment, result.group, result.subject_id)}
-    del metadata["group"]
-    return {"key": experiment.name, "value": result.group, "variant": result.group,
-            "reason": "SPLIT", "metadata": metadata}
+    found = resolve(context.targeting_key, experiment, context.site, context.attributes,
+                    now=now)
+    group = found.group or experiment.groups[0]
+    return {"key": experiment.name, "value": group, "variant": group,
+            "reason": openfeature_reason(found), "metadata": flag_metadata(found)}
 
 
 def evaluate_all(experiments: Sequence[Experiment], context: Context, now: datetime

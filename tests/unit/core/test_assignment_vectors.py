@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import implementations
 from conftest import ROOT, VECTORS, unavailable
+from implementations import Batch, Single
 from splitlab import Experiment, assign
 from splitlab.bulk import assign_many
 from splitlab.core import assignment
-from splitlab.core.assignment import Assignment, Assignments, Identifier
+from splitlab.core.assignment import Assignment
 
+implementation = implementations.implementation  # both implementations, a fixture
 CASES: list[dict[str, Any]] = json.loads((VECTORS / "tk-v1.json").read_text("utf-8"))["cases"]
 
 
@@ -29,20 +31,6 @@ def experiment_of(case_input: dict[str, Any]) -> Experiment:
             "user_identifier_type": "mw-user",
         }
     )
-
-
-Single = Callable[[Identifier, Experiment, str | None], Assignment]
-Batch = Callable[[list[Identifier], Experiment, str | None], Assignments]
-
-
-@pytest.fixture(params=["pure", "accelerated"])
-def implementation(request: pytest.FixtureRequest) -> tuple[Single, Batch]:
-    """Both implementations of tk-v1: the Python reference and the C accelerator."""
-    if request.param == "accelerated":
-        if not assignment.ACCELERATED:
-            unavailable("the C accelerator splitlab.core._tkv1 is not built")
-        return assignment.accelerated_assign, assignment.accelerated_assign_batch
-    return assignment.pure_assign, assignment.pure_assign_batch
 
 
 def test_the_public_functions_use_the_accelerator_when_it_is_built() -> None:

@@ -48,7 +48,7 @@ def test_unknown_and_inactive_experiments_answer_none() -> None:
     client, _, _ = make([row("welcome-email-test")], clock)
     assert client.get_assignment_for_user(1, "no-such-experiment") is None
     assert client.metrics.value("splitlab_sdk_unknown_experiments_total",
-                                {"experiment": "no-such-experiment"}) == 1
+                                {"experiment": "no-such-experiment", "source": "client"}) == 1
     assert client.get_assignment_for_user(1, "welcome-email-test") is not None
     clock.now = datetime(2027, 1, 1, tzinfo=UTC)  # the end itself is in (Test Kitchen's window)
     assert client.get_assignment_for_user(1, "welcome-email-test") is not None

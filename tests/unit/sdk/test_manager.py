@@ -33,7 +33,9 @@ def test_each_unit_enrolls_on_its_own_experiments() -> None:
     only_anon = client.manager(anonymous_id="anon-abc")
     assert only_anon.get_experiment("anon-banner-test").get_assigned_group() == \
         oracle("anon-abc", "anon-banner-test", GROUPS, 1.0)
-    assert only_anon.get_experiment("signup-flow-test").reason == "no_identifier"
+    assert only_anon.get_experiment("signup-flow-test").reason == "not_sampled"
+    assert only_anon.get_experiment("signup-flow-test").resolution.detail == \
+        "no mw-user identifier"
     everyone = client.manager(user_id=42, anonymous_id="anon-abc", session_id="s-1")
     assert everyone.get_experiment("signup-flow-test").get_assigned_group() == \
         oracle(42, "signup-flow-test", GROUPS, 1.0)
@@ -143,7 +145,7 @@ def test_bad_overrides_are_ignored(query: str) -> None:
     client, _, _ = make(ROWS)
     manager = client.manager(user_id=9, query_string=query)
     handle = manager.get_experiment("signup-flow-test")
-    assert handle.reason == "enrolled"
+    assert handle.reason == "assigned"
     assert handle.get_assigned_group() == client.get_assignment_for_user(9, "signup-flow-test")
 
 
@@ -160,7 +162,8 @@ def test_edge_enrollments_header_is_authoritative_for_edge_units() -> None:
     assert client.metrics.value("splitlab_sdk_exposures_total", {
         "experiment": "anon-banner-test", "group": other, "source": "edge"}) == 1
     without_id = client.manager(headers=headers).get_experiment("anon-banner-test")
-    assert (without_id.get_assigned_group(), without_id.reason) == (other, "no_subject_id")
+    assert (without_id.get_assigned_group(), without_id.reason) == (other, "assigned")
+    assert without_id.subject_id is None and without_id.enrollment is None
 
 
 def test_a_malformed_header_is_ignored_entirely() -> None:
@@ -175,7 +178,8 @@ def test_a_malformed_header_is_ignored_entirely() -> None:
 def test_unknown_and_unenrolled_experiments_are_null_handles() -> None:
     client, _, sender = make([*ROWS, row("tiny-sample-test", rate=0.0)])
     manager = client.manager(user_id=1)
-    for name, reason in (("never-configured", "unknown"), ("tiny-sample-test", "not_in_sample")):
+    for name, reason in (("never-configured", "unknown_experiment"),
+                         ("tiny-sample-test", "not_sampled")):
         handle = manager.get_experiment(name)
         assert handle.reason == reason
         assert handle.get_assigned_group() is None
@@ -219,7 +223,7 @@ def test_changing_user_replaces_user_enrollments() -> None:
     manager = client.manager(user_id=enrolled[0])
     assert manager.get_experiment("half-sample-test").is_enrolled
     manager.update_user(users[0])
-    assert manager.get_experiment("half-sample-test").reason == "not_in_sample"
+    assert manager.get_experiment("half-sample-test").reason == "not_sampled"
 
 
 def test_response_header_and_decoration_result() -> None:
@@ -250,3 +254,52 @@ def test_misuse_raises_type_error() -> None:
         manager.log_enrollment("signup-flow-test", "")
     with pytest.raises(TypeError):
         manager.get_experiment("signup-flow-test").send("click", ["not", "a", "mapping"])  # type: ignore[arg-type]
+
+
+def test_enrollment_events_carry_the_units_other_assignments() -> None:
+    client, _, sender = make(ROWS)
+    headers = {"X-Experiment-Enrollments": "anon-banner-test=treatment;"}
+    manager = client.manager(user_id=5, anonymous_id="anon-5", headers=headers,
+                             query_string="mpo=session-search-test:control")
+    assert manager.log_enrollment("signup-flow-test", "page_view") is True
+    (event,) = sender.events
+    assert event["experiment"]["other_assigned"] == {
+        "anon-banner-test": "treatment",  # edge enrollments count; overrides do not
+        "leveling-up-notice": oracle(5, "leveling-up-notice", GROUPS, 1.0)}
+    manager.get_experiment("signup-flow-test").send_exposure()
+    assert "other_assigned" not in sender.events[1]["experiment"]
+
+
+def test_targeting_sees_the_request_attributes() -> None:
+    targeted = row("mobile-editors-test", algorithm="sl-v2", sample_rate=None,
+                   traffic_split={"default": {"control": 50, "treatment": 50}},
+                   targeting={"platform": "mobile", "edit_count": {"$gte": 10},
+                              "site": "dewiki"})
+    del targeted["sample_rate"]
+    client, _, _ = make([targeted], site="dewiki")
+    manager = client.manager(user_id=3, attributes={"platform": "mobile", "edit_count": 2})
+    assert manager.get_experiment("mobile-editors-test").reason == "targeting"
+    assert manager.attributes["site"] == "dewiki" and manager.attributes["is_logged_in"]
+    manager.update_attributes({"edit_count": 12})
+    handle = manager.get_experiment("mobile-editors-test")
+    assert (handle.reason, handle.get_assigned_group()) == (
+        "assigned", oracle(3, "mobile-editors-test", GROUPS, 1.0))
+    with pytest.raises(TypeError):
+        manager.update_attributes([("edit_count", 1)])  # type: ignore[arg-type]
+
+
+def test_request_attributes_have_standard_names() -> None:
+    from splitlab.sdk import RequestAttributes
+
+    registered = datetime(2020, 5, 1, 12, tzinfo=UTC)
+    attributes = RequestAttributes(skin="vector-2022", platform="mobile", is_logged_in=True,
+                                   edit_count=0, registration_date=registered,
+                                   extra={"skin": "ignored", "beta": True})
+    assert attributes.as_dict() == {"skin": "vector-2022", "platform": "mobile",
+                                    "is_logged_in": True, "edit_count": 0,
+                                    "registration_date": "2020-05-01T12:00:00Z", "beta": True}
+    client, _, _ = make(ROWS, site="enwiki")
+    manager = client.manager(attributes=attributes)
+    assert manager.attributes["site"] == "enwiki" and manager.attributes["edit_count"] == 0
+    with pytest.raises(TypeError):
+        RequestAttributes(registration_date=datetime(2020, 1, 1)).as_dict()

@@ -59,7 +59,7 @@ def test_errors_come_back_as_codes(features: OpenFeatureClient) -> None:
         "half-sample-test", False, EvaluationContext(targeting_key="1"))
     assert (boolean.value, boolean.error_code) == (False, ErrorCode.TYPE_MISMATCH)
     ended = get("ended-test", "off", EvaluationContext(targeting_key="1"))
-    assert (ended.value, ended.reason, ended.error_code) == ("off", Reason.DEFAULT, None)
+    assert (ended.value, ended.reason, ended.error_code) == ("off", Reason.DISABLED, None)
 
 
 def test_provider_refuses_a_wrong_client() -> None:

@@ -82,7 +82,7 @@ def test_forks_while_other_threads_use_the_client_do_not_deadlock() -> None:
     def busy() -> None:
         while not stop.is_set():
             client.manager(user_id=1).get_experiment("fork-lock-test").send("tick")
-            client.metrics.inc("splitlab_sdk_send_retries_total")
+            client.metrics.send_retry()
 
     threads = [threading.Thread(target=busy) for _ in range(2)]
     for thread in threads:
@@ -94,7 +94,7 @@ def test_forks_while_other_threads_use_the_client_do_not_deadlock() -> None:
             if pid == 0:
                 try:
                     client.manager(user_id=2).get_experiment("fork-lock-test").send("child")
-                    client.metrics.inc("splitlab_sdk_send_retries_total")
+                    client.metrics.send_retry()
                     client.snapshot()
                 finally:
                     os._exit(0)

@@ -79,7 +79,7 @@ def test_single_flag_matches_the_vectors(tmp_path: Path) -> None:
         else:
             assert body["reason"] == "DEFAULT", case["id"]
             assert body["value"] == body["variant"] == given["groups"][0]
-            assert body["metadata"] == {"enrolled": False}
+            assert body["metadata"] == {"enrolled": False, "reason": "not_sampled"}
 
 
 def test_errors_follow_the_spec(client: TestClient) -> None:

@@ -1,0 +1,105 @@
+"""The one evaluation result: a unit's group in an experiment, and why.
+
+Every evaluator (this core, the SDK's manager and handles, the OpenFeature provider, OFREP, the
+browser SDK) answers with the same :class:`Resolution`, so that one experiment evaluated for one
+unit reads the same everywhere; adapters map :class:`Reason` to their own vocabulary in one
+place (:mod:`splitlab.sdk.evaluation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from hashlib import sha256
+from typing import Any, NamedTuple
+
+from splitlab.core.assignment import Identifier, identifier_bytes, slot_assign
+from splitlab.core.model import Experiment
+
+
+class Reason(StrEnum):
+    """Why a unit has the group it has (or none)."""
+
+    ASSIGNED = "assigned"
+    """In sample: the algorithm gave the unit its group."""
+    NOT_SAMPLED = "not_sampled"
+    """Out of sample on this site (or no identifier of the experiment's unit is known)."""
+    OVERRIDE = "override"
+    """QA forced the group (``mpo``); no events are sent."""
+    HOLDOUT = "holdout"
+    """The unit is in a holdout the experiment lists."""
+    LAYER = "layer"
+    """The unit's layer bin is outside the experiment's range of its layer."""
+    TARGETING = "targeting"
+    """The unit's attributes do not satisfy the experiment's targeting condition."""
+    INACTIVE = "inactive"
+    """The experiment is outside its start/end window."""
+    UNKNOWN_EXPERIMENT = "unknown_experiment"
+    """No experiment of that name is configured."""
+    ERROR = "error"
+    """Evaluation failed; the unit is treated as not enrolled."""
+
+
+class Resolution(NamedTuple):
+    """A unit's group in one experiment (``None`` unless assigned or overridden) and the
+    reason. ``subject_id`` is the unit's pseudonym in the experiment (``None`` when no
+    identifier or no experiment is known); ``detail`` says more for logs and debuggers.
+    (An immutable tuple, like :class:`~splitlab.core.assignment.Assignment`: it is built on
+    every evaluation.)"""
+
+    group: str | None
+    reason: Reason
+    subject_id: str | None = None
+    experiment: Experiment | None = None
+    detail: str = ""
+
+    @property
+    def enrolled(self) -> bool:
+        """Whether the unit is in the experiment's sample with a group (overrides are not)."""
+        return self.reason is Reason.ASSIGNED and self.group is not None
+
+
+_GATES = {"holdout": Reason.HOLDOUT, "layer": Reason.LAYER, "targeting": Reason.TARGETING}
+
+
+def resolve(
+    identifier: Identifier | None,
+    experiment: Experiment | None,
+    site: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+    override: str | None = None,
+) -> Resolution:
+    """Evaluate ``experiment`` for the unit ``identifier`` on ``site``.
+
+    Precedence: an unknown experiment (``None``), then an ``override`` group, then the
+    experiment's window at ``now`` (not checked when ``now`` is ``None``), then a missing
+    identifier, then the ``sl-v2`` gates in the order holdout, layer, targeting (on
+    ``attributes``), then the slot. An override must be one of the experiment's groups
+    (``ValueError`` otherwise); a bad identifier type raises ``TypeError`` as :func:`assign`
+    does.
+    """
+    if experiment is None:
+        return Resolution(None, Reason.UNKNOWN_EXPERIMENT)
+    if override is not None:
+        if override not in experiment.groups:
+            raise ValueError(f"{experiment.name!r} has no group {override!r}")
+        return Resolution(override, Reason.OVERRIDE, None, experiment)
+    if now is not None and not experiment.is_active(now):
+        return Resolution(None, Reason.INACTIVE, None, experiment)
+    if identifier is None:
+        detail = f"no {experiment.user_identifier_type} identifier"
+        return Resolution(None, Reason.NOT_SAMPLED, None, experiment, detail)
+    v2 = experiment.slv2
+    if v2 is not None and v2.gated:
+        raw = identifier_bytes(identifier)
+        gate = v2.exclusion(raw, attributes)
+        if gate is not None:
+            subject = sha256(raw + experiment.name_bytes).hexdigest()
+            return Resolution(None, _GATES[gate], subject, experiment)
+    result = slot_assign(identifier, experiment, site)
+    if result.group is None:
+        return Resolution(None, Reason.NOT_SAMPLED, result.subject_id, experiment)
+    return Resolution(result.group, Reason.ASSIGNED, result.subject_id, experiment)
