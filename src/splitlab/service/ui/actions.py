@@ -106,12 +106,15 @@ async def edit_form(ui: UiComponent, request: Request) -> Response:
 
 
 def _explain(error: ConflictError, record: Record) -> str:
-    """A 409 in words, with the way forward."""
+    """A 409 in words, with the way forward (the registry's own text names API fields)."""
+    text = str(error)
+    if "phase_index" not in text or "cannot change within a phase" not in text:
+        return f"Not saved: {text}"
     next_phase = int(record.row.get("phase_index", 0)) + 1
-    return (f"This change was refused: {error} Changing the groups, the identifier type or the "
-            f"start of a running experiment reshuffles units between groups. To change them, "
-            f"tick \u201cStart a new phase\u201d below and save: phase {next_phase} starts now "
-            f"with the new settings and is analysed on its own.")
+    return ("Not saved: changing the groups, the identifier type or the start of a running "
+            "experiment reshuffles units between groups. To change them, start a new phase: "
+            f"tick \u201cStart a new phase\u201d below and save. Phase {next_phase} then starts "
+            "now with the new settings and is analysed on its own.")
 
 
 async def save(ui: UiComponent, request: Request) -> Response:
