@@ -33,6 +33,7 @@ from splitlab.service.rate_limit import RateLimiter
 from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.results_api import ResultsComponent
 from splitlab.service.settings import Settings
+from splitlab.service.ui import UiComponent
 
 
 class Component(Protocol):
@@ -60,7 +61,9 @@ def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     results = ResultsComponent(settings, lambda: registry.started_registry,
                                results_scheduler(settings))
     metrics.add_live(results.gauges)
-    return [intake, registry, results, *client_components(settings, experiments)]
+    ui = UiComponent(settings, lambda: registry.started_registry,
+                     lambda: registry.cache.invalidate())
+    return [intake, registry, results, *client_components(settings, experiments), ui]
 
 
 def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThread] | None:

@@ -21,6 +21,7 @@
 | ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
 | ``SPLITLAB_OFREP_RATE_LIMIT`` | OFREP requests per second per client (0: no limit) | ``0`` |
 | ``SPLITLAB_RESULTS_INTERVAL`` | seconds between results runs in the service (0: off) | ``300`` |
+| ``SPLITLAB_UI_REQUIRE_TOKEN`` | ``1``: reading the dashboard needs signing in too | unset |
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Settings:
     ofrep_rate_limit: float = 0.0
     results_interval: float = 0.0
     """Seconds between results runs; 0 (the default here, 300 from the environment): none."""
+    ui_require_token: bool = False
+    """Whether reading the dashboard needs a session (writing always does)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +87,7 @@ class Settings:
             client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),
             ofrep_rate_limit=_float(source, "SPLITLAB_OFREP_RATE_LIMIT"),
             results_interval=_float(source, "SPLITLAB_RESULTS_INTERVAL", "300"),
+            ui_require_token=source.get("SPLITLAB_UI_REQUIRE_TOKEN") == "1",
         )
 
 

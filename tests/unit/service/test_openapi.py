@@ -18,6 +18,9 @@ from .service_helpers import whole_service
 AUTOMATIC = {"HEAD"}
 """Starlette answers HEAD wherever GET is served; documents do not list it."""
 
+DASHBOARD = "/ui"
+"""The dashboard's HTML pages are not API (docs/dashboard.md lists them)."""
+
 
 def served(tmp_path: Path) -> set[tuple[str, str]]:
     app = create_app(Settings(data_dir=tmp_path))
@@ -25,6 +28,8 @@ def served(tmp_path: Path) -> set[tuple[str, str]]:
     for route in app.routes:
         assert isinstance(route, Route), f"{route!r}: a route kind this test does not know"
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {key:path} → {key}
+        if path == DASHBOARD or path.startswith(DASHBOARD + "/"):
+            continue
         pairs |= {(path, method.lower()) for method in route.methods or ()
                   if method not in AUTOMATIC}
     return pairs
