@@ -149,14 +149,28 @@ class ResultsStore:
 
     def latest_of(self, experiments: Sequence[str]) -> dict[str, Run]:
         """The newest run of each of ``experiments`` that has one."""
+        return {run.experiment: run for run in self.runs(list(self.latest_ids(experiments)
+                                                                 .values()))}
+
+    def latest_ids(self, experiments: Sequence[str]) -> dict[str, int]:
+        """The id of the newest run of each of ``experiments`` that has one (an index-only
+        query: nothing is parsed)."""
         if not experiments:
             return {}
-        newest = (select(func.max(self.runs.c.id))
-                  .where(self.runs.c.experiment.in_(list(experiments)))
-                  .group_by(self.runs.c.experiment))
+        query = (select(self.runs.c.experiment, func.max(self.runs.c.id))
+                 .where(self.runs.c.experiment.in_(list(experiments)))
+                 .group_by(self.runs.c.experiment))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(self.runs).where(self.runs.c.id.in_(newest)))
-            return {row.experiment: self._run(row) for row in rows}
+            return {str(name): int(newest) for name, newest in conn.execute(query)}
+
+    def runs_by_id(self, ids: Sequence[int]) -> list[Run]:
+        """The runs with these ids (absent ids are skipped), in no particular order. A stored
+        run never changes, so callers may keep what this returns by id."""
+        if not ids:
+            return []
+        with self.engine.connect() as conn:
+            return [self._run(row) for row in
+                    conn.execute(select(self.runs).where(self.runs.c.id.in_(list(ids))))]
 
     # --- the metrics catalog ----------------------------------------------------------------
 

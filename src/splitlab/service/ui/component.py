@@ -25,6 +25,7 @@ from splitlab.registry.store import Registry
 from splitlab.results.store import ResultsStore
 from splitlab.service.api_support import ensure_admin_token
 from splitlab.service.settings import Settings
+from splitlab.service.ui.cache import LatestRuns, RegistryView
 from splitlab.service.ui.session import Sessions
 
 HERE = Path(__file__).parent
@@ -55,6 +56,9 @@ class UiComponent:
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(),
             trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["urlpart"] = lambda text: quote(str(text), safe="")
+        self.view = RegistryView(lambda: self.registry)
+        self.latest_runs = LatestRuns()
+        self._results: ResultsStore | None = None
 
     async def start(self) -> None:
         """Load the admin token (the key of sessions and CSRF tokens)."""
@@ -73,7 +77,11 @@ class UiComponent:
 
     def results(self) -> ResultsStore:
         """The results store (in the registry's database)."""
-        return ResultsStore(self.registry.engine, self.registry.tables.prefix)
+        registry = self.registry
+        store = self._results
+        if store is None or store.engine is not registry.engine:
+            store = self._results = ResultsStore(registry.engine, registry.tables.prefix)
+        return store
 
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking store call off the event loop."""

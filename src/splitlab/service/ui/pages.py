@@ -29,8 +29,8 @@ async def experiments(ui: UiComponent, request: Request) -> Response:
     search = request.query_params.get("q", "")
     if status not in content.STATUSES:
         status = ""
-    records: list[Record] = await ui.call(ui.registry.records, "experiment")
-    latest = await ui.call(ui.results().latest_of, [r.name for r in records])
+    records: tuple[Record, ...] = await ui.call(ui.view.records)
+    latest = await ui.call(ui.latest_runs.of, ui.results(), [r.name for r in records])
     rows = content.list_rows(records, latest, datetime.now(UTC), status, search)
     return ui.render(request, "list.html", rows=rows, status=status, search=search,
                      statuses=content.STATUSES, total=len(records))
@@ -96,10 +96,9 @@ async def debug(ui: UiComponent, request: Request) -> Response:
         elif values["identifier_type"] not in ("", *IDENTIFIER_TYPES):
             problem = f"Identifier type must be one of {', '.join(IDENTIFIER_TYPES)}."
         else:
-            records: list[Record] = await ui.call(ui.registry.records, "experiment")
+            experiments: tuple[Experiment, ...] = await ui.call(ui.view.experiments)
             now = datetime.now(UTC)
-            active = [e for e in (Experiment.from_config(r.row) for r in records)
-                      if e.is_active(now)]
+            active = [e for e in experiments if e.is_active(now)]
             found = debugger.answers(active, values["identifier"], values["site"] or None,
                                      values["identifier_type"] or None)
     return ui.render(request, "debug.html", values=values, answers=found, problem=problem,
