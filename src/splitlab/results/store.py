@@ -149,8 +149,8 @@ class ResultsStore:
 
     def latest_of(self, experiments: Sequence[str]) -> dict[str, Run]:
         """The newest run of each of ``experiments`` that has one."""
-        return {run.experiment: run for run in self.runs(list(self.latest_ids(experiments)
-                                                                 .values()))}
+        newest = self.latest_ids(experiments)
+        return {run.experiment: run for run in self.runs_by_id(list(newest.values()))}
 
     def latest_ids(self, experiments: Sequence[str]) -> dict[str, int]:
         """The id of the newest run of each of ``experiments`` that has one (an index-only

@@ -54,6 +54,16 @@ class ListRow:
     units: int | None
     computed_at: datetime | None
 
+    @property
+    def units_label(self) -> str:
+        """The units with thousands separators, or a dash before the first run."""
+        return "—" if self.units is None else f"{self.units:,}"
+
+    @property
+    def computed_label(self) -> str:
+        """When the latest run was computed (minutes, UTC), or a dash before the first run."""
+        return "—" if self.computed_at is None else self.computed_at.strftime("%Y-%m-%d %H:%M UTC")
+
 
 def traffic(row: Mapping[str, Any]) -> str:
     """The sample rate in words: ``"10% (enwiki 50%)"``."""
