@@ -32,6 +32,11 @@ def test_runs_are_kept_newest_first(registry: Registry) -> None:
     assert store.count("exp-a") == 3
     assert {n: r.engine for n, r in store.latest_of(["exp-a", "exp-b", "exp-c"]).items()} == {
         "exp-a": "duckdb", "exp-b": "spark"}
+    ids = store.latest_ids(["exp-a", "exp-b", "exp-c"])
+    assert ids == {"exp-a": latest.id, "exp-b": store.history("exp-b", 1, 0)[0].id}
+    assert sorted(r.events_through or "-" for r in store.runs_by_id([*ids.values(), 999])) == [
+        "-", "t2"]
+    assert store.latest_ids([]) == {} and store.runs_by_id([]) == []
 
 
 def test_the_catalog_validates_and_protects_metrics_in_use(registry: Registry) -> None:
