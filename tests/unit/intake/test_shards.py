@@ -125,3 +125,17 @@ def test_one_shard_positions_are_the_files_seq(tmp_path: Path) -> None:
     log.append([stored(f"e{i}", dt(i)) for i in range(5)])
     assert ShardedEventLog(tmp_path / "events.sqlite").read(after=2) == log.read(after=2)
     assert ShardedEventLog(tmp_path / "events.sqlite").last(count=2) == log.last(count=2)
+
+
+def test_tail_after_a_clock_step_back_does_not_repeat_an_event(tmp_path: Path) -> None:
+    base = tmp_path / "events.sqlite"
+    zero = SQLiteEventLog(base)
+    zero.append([stored("a", dt(5))])
+    zero.append([stored("b", dt(3))])  # committed later, received "earlier"
+    SQLiteEventLog(shard_path(base, 1)).append([stored("x", dt(1))])
+
+    def sleep(_seconds: float) -> None:
+        zero.append([stored("d", dt(9))])
+
+    followed = tail(ShardedEventLog(base), None, 2, follow=True, sleep=sleep)
+    assert [next(followed).id for _ in range(3)] == ["a", "b", "d"]  # a shard keeps its order
