@@ -24,7 +24,7 @@ CASES = {
     "web.py": ["--requests", "5", "--repeats", "1"],
     "analysis.py": ["--sizes", "20000", "--pandas-max", "20000"],
     "config_api.py": ["--seconds", "1", "--connections", "2"],
-    "intake.py": ["--duration", "1", "--connections", "2"],
+    "intake.py": ["--duration", "1", "--connections", "2", "--warmup", "1"],
     "intake_decode.py": ["--batch", "5", "--repeat", "1"],
 }
 NEEDS_WRK = {"config_api.py", "intake.py"}

@@ -141,7 +141,7 @@ def build_sinks(
     data = settings.data_dir
     for name in sorted(names):
         if name == "sqlite":
-            sinks[name] = SQLiteSink(data / "events.sqlite")
+            sinks[name] = SQLiteSink(data / "events.sqlite", sharded=True)
             continue
         if name == "postgresql":
             if not settings.database_url:
