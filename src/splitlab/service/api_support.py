@@ -28,6 +28,7 @@ from splitlab.errors import (
     PreconditionFailedError,
     PreconditionRequiredError,
     SplitlabError,
+    UnavailableError,
 )
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
@@ -43,7 +44,9 @@ _STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
     (PayloadTooLargeError, 413), (BadRequestError, 400), (ConfigError, 422),
     (NotFoundError, 404), (ConflictError, 409),
     (PreconditionRequiredError, 428), (PreconditionFailedError, 412), (AuthError, 401),
+    (UnavailableError, 503),
 )
+RETRY_AFTER_SECONDS = 2
 
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None
@@ -72,7 +75,8 @@ def error_response(error: SplitlabError) -> Response:
     body: dict[str, Any] = {"error": error.code, "message": str(error)}
     if isinstance(error, ConfigError):
         body["field"] = error.field
-    headers = {"WWW-Authenticate": 'Bearer realm="splitlab"'} if status == 401 else None
+    headers = ({"WWW-Authenticate": 'Bearer realm="splitlab"'} if status == 401
+               else {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None)
     return json_response(body, status, headers)
 
 

@@ -12,12 +12,13 @@ The body is a JSON array of events or one event object, sent as ``application/js
 | 413 | body larger than the limit (default 4 MiB) | ``{message}`` |
 | 415 | a content type other than JSON or text | ``{message}`` |
 | 500 | no event was stored and at least one failed to store | as 207, nothing internal |
-| 503 | ``?hasty=true`` and the queue is full; retry after ``Retry-After`` seconds | ``{message}`` |
+| 503 | the worker holds its cap of events in flight (hasty: queue full) | ``{message}`` |
 
 Each per-event entry is EventGate's ``{status, event, context}``; ``message`` is EventGate's
 summary "N out of M events were accepted.". Only ``user-agent`` and ``x-request-id`` are read
 from the request (and ``Origin`` for CORS, :mod:`splitlab.service.cors`); the client address and
-``X-Forwarded-For`` are never looked at.
+``X-Forwarded-For`` are never looked at. A 503 carries ``Retry-After``; the caps keep memory
+bounded when a sink is slow (``SPLITLAB_EVENTS_MAX_IN_FLIGHT``, ``SPLITLAB_EVENTS_HASTY_QUEUE``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ from splitlab.service.settings import Settings
 log = logging.getLogger(__name__)
 MEDIA_TYPES = frozenset({"", "application/json", "text/plain"})
 HASTY_WORKERS = 8
-HASTY_MAX_BYTES = 64 * 1024 * 1024  # request bytes the hasty queue may hold, whatever the count
+MAX_HELD_BYTES = 64 * 1024 * 1024
+"""Request bytes a worker may hold being stored, and (apart) in the hasty queue."""
 RETRY_AFTER_SECONDS = 1
 MAX_HEADER_VALUE = 256
 
@@ -123,7 +125,8 @@ def build_sinks(
         else:
             raise ConfigError("SPLITLAB_EVENTS_SINK", f"unknown sink {name!r}")
         spool = SQLiteSink(data / f"spool-{name}.sqlite")
-        sinks[name] = SpoolingSink(inner, spool, name, on_depth=on_depth)
+        sinks[name] = SpoolingSink(inner, spool, name, deadline=settings.events_sink_timeout,
+                                   on_depth=on_depth)
     if "default" in catalog.sinks:
         sinks["default"] = sinks[settings.events_sink]
     return sinks
@@ -150,6 +153,8 @@ class IntakeComponent:
         self._queue: asyncio.Queue[tuple[list[Any], RequestContext, int]] = asyncio.Queue()
         self._queued_events = 0
         self._queued_bytes = 0
+        self._in_flight = 0
+        self._in_flight_bytes = 0
         self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> Sequence[BaseRoute]:
@@ -237,16 +242,34 @@ class IntakeComponent:
         context = self._context(request)
         if hasty:
             return self._enqueue(events, context, len(body))
-        statuses = await self.pipeline.process(events, context)
+        return await self._store(events, context, len(body))
+
+    async def _store(self, events: list[Any], context: RequestContext, size: int) -> Response:
+        """Process a batch and answer; 503 when the worker already holds its cap of events or
+        bytes being stored (a slow sink must not make memory grow)."""
+        if self._in_flight and (
+                self._in_flight + len(events) > self.settings.events_max_in_flight
+                or self._in_flight_bytes + size > MAX_HELD_BYTES):
+            return self._busy("in_flight")
+        self._in_flight += len(events)
+        self._in_flight_bytes += size
+        try:
+            statuses = await self.pipeline.process(events, context)
+        finally:
+            self._in_flight -= len(events)
+            self._in_flight_bytes -= size
         self.metrics.record(statuses)
         return batch_response(statuses)
 
+    def _busy(self, reason: str) -> Response:
+        self.metrics.rejected.labels(reason).inc()
+        return message(503, "the intake is busy; retry later",
+                       {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
     def _enqueue(self, events: list[Any], context: RequestContext, size: int) -> Response:
         if (self._queued_events + len(events) > self.settings.events_hasty_queue
-                or self._queued_bytes + size > HASTY_MAX_BYTES):
-            self.metrics.rejected.labels("queue_full").inc()
-            return message(503, "the intake is busy; retry later",
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
+                or self._queued_bytes + size > MAX_HELD_BYTES):
+            return self._busy("queue_full")
         self._queued_events += len(events)
         self._queued_bytes += size
         self.metrics.hasty_queue.set(self._queued_events)
