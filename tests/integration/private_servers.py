@@ -3,7 +3,7 @@
 :class:`PrivateNats` runs ``nats-server -js`` on its own free port with its own store folder;
 :class:`PrivatePostgres` a cluster made by Debian's ``initdb`` in a temporary folder (run as the
 ``postgres`` user when the tests run as root, since PostgreSQL refuses root). Each server runs in
-its own process group, so :meth:`signal` reaches the PostgreSQL backends too. Absent binaries
+its own process group, so :meth:`send` reaches the PostgreSQL backends too. Absent binaries
 skip the test (fail under ``SPLITLAB_REQUIRE_SERVICES=1``).
 """
 
@@ -58,18 +58,19 @@ class PrivateServer:
     def ready(self) -> None:
         wait_for_port(self.port)
 
-    def signal(self, number: int) -> None:
+    def send(self, number: int) -> None:
         """Send ``number`` to the whole server (its process group)."""
         assert self.process is not None
         os.killpg(self.process.pid, number)
         if number == signal.SIGKILL:
             self.process.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, number: int = signal.SIGKILL) -> None:
+        """Stop the server if it runs (``number``: SIGKILL, or the server's clean-stop signal)."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGCONT)
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+            os.killpg(self.process.pid, number)
+            self.process.wait(30)
 
 
 class PrivateNats(PrivateServer):
@@ -111,10 +112,23 @@ class PrivatePostgres(PrivateServer):
         subprocess.run([str(self.bin / "initdb"), "-D", str(self.home / "data"), "-A", "trust",
                         "-U", "postgres", "-E", "UTF8", "--no-sync"], check=True, user=self.user,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.database = "postgres"
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def fresh_database(self, name: str) -> None:
+        """Create database ``name`` and use it from now on; the server is left stopped."""
+        import psycopg
+
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        self.database = "postgres"
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+        self.database = name
+        self.stop(signal.SIGINT)  # fast shutdown: no crash recovery at the next start
 
     def command(self) -> tuple[list[str], str | None]:
         return [str(self.bin / "postgres"), "-D", str(self.home / "data"), "-p", str(self.port),
