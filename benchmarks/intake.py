@@ -1,8 +1,10 @@
 """Benchmark of POST /v1/events: events/s and latency with durability on.
 
 Starts ``splitlab serve`` (several uvicorn workers sharing the embedded SQLite log, WAL with
-synchronous=FULL, answer after commit) on loopback and drives it with ``wrk`` (Debian's; a Lua
-script sets the POST body), for batches of 1 and of 50 events. Baseline in the same run:
+synchronous=FULL, answer after commit) on loopback and drives it with ``wrk`` (Debian's) and the
+shared workload ``intake-web-base.lua`` (a byte-for-byte copy of ``../shared/bench/`` beside this
+script: web base 1.3.0 events without ``meta.id``, 16 bodies in turn, batch size as its argument),
+for batches of 1 and of 50 events. Baseline in the same run:
 ``GET /healthz`` of the same server (the HTTP stack's ceiling). After each run the log is counted
 to check that every 201 is stored. Reference anchor (EventGate, Node.js, O_SYNC appends, on a
 2-core machine): 42,700 events/s in batches of 50 (p99 54 ms), 3,850 single-event req/s (p99 19 ms).
@@ -50,10 +52,7 @@ EVENT = {
                    "subject_id": "a" * 64, "sampling_unit": "edge-unique",
                    "coordinator": "default", "phase_index": 0},
 }
-LUA = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = {body}
-"""
+WORKLOAD = Path(__file__).resolve().parent / "intake-web-base.lua"
 
 
 def free_port() -> int:
@@ -83,11 +82,13 @@ def milliseconds(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, float]:
+def run_wrk(url: str, script: Path | None, args: argparse.Namespace, batch: int = 1
+            ) -> dict[str, float]:
     command = ["wrk", "-t", str(args.threads), "-c", str(args.connections),
                "-d", f"{args.duration}s", "--latency", url]
     if script is not None:
         command[1:1] = ["-s", str(script)]
+        command += ["--", str(batch)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
               "requests": float(re.search(r"(\d+) requests in", output).group(1))}  # type: ignore[union-attr]
@@ -96,6 +97,9 @@ def run_wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str
         result[f"p{label}"] = milliseconds(match.group(1)) if match else float("nan")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     result["non2xx"] = float(errors.group(1)) if errors else 0.0
+    answers = re.search(r"RESULT .* ok=(\d+) non201=(\d+)", output)  # the workload's own count
+    if answers:
+        result["ok"], result["non201"] = float(answers.group(1)), float(answers.group(2))
     return result
 
 
@@ -135,12 +139,34 @@ async def _jetstream_stream(url: str, delete: bool) -> bool:
         await client.close()
 
 
-def stored(data_dir: Path) -> int:
-    if not (data_dir / "events.sqlite").exists():
-        return 0
-    with sqlite3.connect(data_dir / "events.sqlite") as db:
-        return int(db.execute(
-            "SELECT count(*) FROM events WHERE stream = 'product_metrics.web_base'").fetchone()[0])
+def stored(data_dir: Path, sink: str, env: dict[str, str], nats_url: str) -> int:
+    """Events of the benchmark's stream stored by ``sink`` so far (spool included)."""
+    count = 0
+    spool = data_dir / f"spool-{sink}.sqlite"
+    for path in (data_dir / "events.sqlite", spool) if sink == "sqlite" else (spool,):
+        if path.exists():
+            with sqlite3.connect(path) as db:
+                count += int(db.execute("SELECT count(*) FROM events WHERE stream = "
+                                        "'product_metrics.web_base'").fetchone()[0])
+    if sink == "postgresql":
+        import psycopg
+
+        with psycopg.connect(env["SPLITLAB_DATABASE_URL"], autocommit=True) as db:
+            table = env["SPLITLAB_TABLE_PREFIX"] + "events"
+            count += int(db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+    if sink == "jetstream":
+        count += asyncio.run(_jetstream_messages(nats_url))
+    return count
+
+
+async def _jetstream_messages(url: str) -> int:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        return int((await client.jetstream().stream_info("SPLITLAB_EVENTS")).state.messages)
+    finally:
+        await client.close()
 
 
 def _append_for(path: str, seconds: float, ordered: bool, results: Any) -> None:
@@ -205,17 +231,15 @@ def main() -> None:
                       f"commit, {'time-ordered' if ordered else 'random (v4)'} ids, no HTTP: "
                       f"{ceiling:,.0f} events/s")
             for size in (int(b) for b in args.batches.split(",")):
-                script = data_dir / f"post{size}.lua"
-                body = json.dumps([EVENT] * size)
-                script.write_text(LUA.format(body=json.dumps(body)))
-                before = stored(data_dir)
-                r = run_wrk(f"http://127.0.0.1:{port}/v1/events", script, args)
-                ok = (r["requests"] - r["non2xx"]) * size
-                check = (f"  stored {stored(data_dir) - before:,} / acknowledged >= {ok:,.0f}"
-                         if args.sink == "sqlite" else "")
+                before = stored(data_dir, args.sink, env, nats_url)
+                r = run_wrk(f"http://127.0.0.1:{port}/v1/events", WORKLOAD, args, size)
+                ok = r.get("ok", r["requests"] - r["non2xx"]) * size
+                time.sleep(1)  # requests still in flight when wrk stopped
+                after = stored(data_dir, args.sink, env, nats_url)
                 print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
-                      f"events/s  p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx "
-                      f"{r['non2xx']:.0f}{check}")
+                      f"events/s  p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-201 "
+                      f"{r.get('non201', r['non2xx']):.0f}  stored {after - before:,} / "
+                      f"acknowledged >= {ok:,.0f}")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)

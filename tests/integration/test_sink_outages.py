@@ -4,9 +4,10 @@ A real ``splitlab serve`` (two workers) writes to a private ``nats-server -js`` 
 PostgreSQL cluster (:mod:`tests.integration.private_servers`; never the machine's shared
 services) while client threads post batches with unique ``meta.id`` values. The sink is killed
 (SIGKILL) and restarted, then stalled (SIGSTOP, like a network partition) and resumed. Checked:
-every request is answered, each within a bound far below the stall (the deadline is 0.25 s; the
-bound leaves room for the spool's fsync on a loaded machine), no acknowledged event is lost or
-stored twice once the spool has drained, and memory stays bounded (sampled, printed).
+every request is answered, each within a bound below the outage (the deadline is 0.25 s; the
+bound leaves room for the spool's fsync and CPU contention on a loaded 2-core machine), no
+acknowledged event is lost or stored twice once the spool has drained, and memory stays bounded
+(sampled, printed).
 Also: splitlab starts while its sink is down, and a SIGKILL of splitlab while events wait in the
 spool and again while they are being replayed loses nothing and duplicates nothing.
 """
@@ -38,8 +39,8 @@ from tests.unit.intake.conftest import web_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DEADLINE = 0.25
-ANSWER_BOUND = 3.0  # seconds: the stall lasts 5 s; before the fix requests waited all of it
-STALL = 5.0
+ANSWER_BOUND = 4.0  # seconds: outages last 5 s; before the fix requests waited all of them
+OUTAGE = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -88,18 +89,20 @@ def test_sink_killed_and_stalled_under_load(sink_server: tuple[str, PrivateServe
           Watch(process.pid, data, sink) as watch, Load([port]) as load):
         time.sleep(1.5)
         remote.send(signal.SIGKILL)
-        time.sleep(2.0)
+        time.sleep(OUTAGE)
         remote.start()
         time.sleep(1.5)
         remote.send(signal.SIGSTOP)
-        time.sleep(STALL)
+        time.sleep(OUTAGE)
         remote.send(signal.SIGCONT)
         time.sleep(1.5)
         load.stop()
         drained = wait_until_drained(data, sink)
     rss = [r for r, _ in watch.samples]
-    print(f"{sink}: {len(load.answers)} requests {load.statuses()}, slowest "
-          f"{load.slowest():.2f} s, acknowledged {len(load.acked)} events, spool peak "
+    times = sorted(seconds for seconds, _ in load.answers)
+    print(f"{sink}: {len(load.answers)} requests {load.statuses()}, p50 "
+          f"{times[len(times) // 2] * 1000:.0f} ms, p99 {times[len(times) * 99 // 100]:.2f} s, "
+          f"slowest {load.slowest():.2f} s, acknowledged {len(load.acked)} events, spool peak "
           f"{max(d for _, d in watch.samples)}, drained in {drained:.1f} s after the load, RSS "
           f"{min(rss) / 2**20:.0f}-{max(rss) / 2**20:.0f} MB")
     assert load.statuses().keys() == {201}, load.statuses()

@@ -64,7 +64,10 @@ class _PostgresOpener:
             self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
         try:
-            await connection.execute(create_table(self.table))
+            async with connection.transaction():  # instances starting together queue here
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                         (self.table,))
+                await connection.execute(create_table(self.table))
             await connection.set_autocommit(False)
         except BaseException:
             await connection.close()
