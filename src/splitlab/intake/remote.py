@@ -96,19 +96,19 @@ class Connector(Generic[C]):
         self.retry = retry
         self._connection: C | None = None
         self._wake = asyncio.Event()
-        self._ready = asyncio.Event()
+        self._tried = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._deadlines = Deadlines()
         self._closing: set[asyncio.Task[None]] = set()
         self.last_error = ""
 
     async def start(self, wait: float = OPERATION_TIMEOUT) -> None:
-        """Start the background task and wait up to ``wait`` seconds for a first connection
-        (never raises: a server that is down is reached later)."""
+        """Start the background task and wait for its first attempt to connect, at most ``wait``
+        seconds (never raises: a server that is down is reached later)."""
         self._task = asyncio.create_task(self._keep_open())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
-                await self._ready.wait()
+                await self._tried.wait()
 
     def current(self) -> C:
         """The open connection, without waiting; :class:`SinkError` when there is none."""
@@ -122,7 +122,6 @@ class Connector(Generic[C]):
         """``connection`` failed: close it in the background and open a new one."""
         if self._connection is connection:
             self._connection = None
-            self._ready.clear()
             self.last_error = reason
             self._dispose(connection)
             self._wake.set()
@@ -146,12 +145,12 @@ class Connector(Generic[C]):
                 try:
                     self._connection = await self._deadlines.run(
                         self.opener.open(), OPERATION_TIMEOUT, f"connecting to {self.what}")
-                    self._ready.set()
                     log.info("%s connected", self.what)
                 except Exception as error:  # down or unreachable: try again after a pause
                     if str(error) != self.last_error:
                         log.warning("%s is unavailable: %s", self.what, error)
                     self.last_error = str(error)
+                self._tried.set()
             self._wake.clear()
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
             with contextlib.suppress(TimeoutError):
