@@ -111,7 +111,11 @@ def _float(source: Mapping[str, str], name: str, default: float) -> float:
 
 def _deadline(source: Mapping[str, str], name: str, default: float) -> float:
     """Seconds, more than 0 and at most 60; :class:`ConfigError` naming the variable otherwise."""
-    value = _float(source, name, default)
+    text = source.get(name) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
     if not 0 < value <= 60:
-        raise ConfigError(name, f"must be more than 0 and at most 60 seconds, not {value!r}")
+        raise ConfigError(name, f"must be more than 0 and at most 60 seconds, not {text!r}")
     return value
