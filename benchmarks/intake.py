@@ -56,8 +56,7 @@ EVENT = {
                    "coordinator": "default", "phase_index": 0},
 }
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_LUA = [ROOT.parent / "shared/bench/intake-web-base.lua",
-              Path("/work/shared/bench/intake-web-base.lua")]
+SHARED_LUA = [ROOT.parent / "shared/bench/intake-web-base.lua"]
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = {body}
@@ -164,15 +163,39 @@ async def _jetstream_stream(url: str, delete: bool) -> bool:
         await client.close()
 
 
-def stored(data_dir: Path) -> int:
+def stored(data_dir: Path, sink: str = "sqlite", env: dict[str, str] | None = None,
+           nats_url: str = "") -> int:
+    """Events of the benchmark's stream stored by ``sink`` so far (its spool included)."""
     from splitlab.intake.shards import shard_paths
 
-    total = 0
-    for path in shard_paths(data_dir / "events.sqlite").values():
-        with sqlite3.connect(path) as db:
-            total += int(db.execute("SELECT count(*) FROM events "
-                                    "WHERE stream = 'product_metrics.web_base'").fetchone()[0])
-    return total
+    paths = [data_dir / f"spool-{sink}.sqlite"]
+    if sink == "sqlite":
+        paths += shard_paths(data_dir / "events.sqlite").values()
+    count = 0
+    for path in paths:
+        if path.exists():
+            with sqlite3.connect(path) as db:
+                count += int(db.execute("SELECT count(*) FROM events WHERE stream = "
+                                        "'product_metrics.web_base'").fetchone()[0])
+    if sink == "postgresql" and env is not None:
+        import psycopg
+
+        with psycopg.connect(env["SPLITLAB_DATABASE_URL"], autocommit=True) as db:
+            table = env["SPLITLAB_TABLE_PREFIX"] + "events"
+            count += int(db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+    if sink == "jetstream":
+        count += asyncio.run(_jetstream_messages(nats_url))
+    return count
+
+
+async def _jetstream_messages(url: str) -> int:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        return int((await client.jetstream().stream_info("SPLITLAB_EVENTS")).state.messages)
+    finally:
+        await client.close()
 
 
 def _append_for(path: str, seconds: float, sharded: bool, results: Any) -> None:
@@ -250,12 +273,12 @@ def main() -> None:
                     script.write_text(LUA.format(body=json.dumps(json.dumps([EVENT] * size))))
                 url = f"http://127.0.0.1:{port}/v1/events"
                 run_wrk(url, script, args, extra, duration=args.warmup)
-                before, cpu = stored(data_dir), server_cpu(server.pid)
+                before, cpu = stored(data_dir, args.sink, env, nats_url), server_cpu(server.pid)
                 r = run_wrk(url, script, args, extra)
                 cpu = server_cpu(server.pid) - cpu
                 ok = (r["requests"] - r["non2xx"]) * size
-                check = (f"  stored {stored(data_dir) - before:,} / acknowledged >= {ok:,.0f}"
-                         if args.sink == "sqlite" else "")
+                after = stored(data_dir, args.sink, env, nats_url)
+                check = f"  stored {after - before:,} / acknowledged >= {ok:,.0f}"
                 print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
                       f"events/s ({r['rps'] * size / base['rps']:.2f} x healthz req/s)  p50 "
                       f"{r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx {r['non2xx']:.0f}  "

@@ -106,7 +106,11 @@ class Registry:
         """Connect (PostgreSQL URL, or SQLite in ``data_dir``) and apply pending migrations."""
         tables = Tables.build(prefix)
         engine = engine_for(database_url, data_dir)
-        migrate(engine, tables)
+        try:
+            migrate(engine, tables)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, tables, clock, sites)
 
     def close(self) -> None:
