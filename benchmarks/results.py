@@ -1,4 +1,4 @@
-"""Benchmark: continuous results. A lake of N events plus new ones: the incremental lake run and
+"""Benchmark: continuous results (figures in docs/benchmarks.md). A lake of N events plus new ones: the incremental lake run and
 the results computation, beside a full recompute, in the same run.
 
     .venv/bin/python benchmarks/results.py [--events 5000000] [--new 100000]
