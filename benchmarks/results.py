@@ -1,5 +1,5 @@
-"""Benchmark: continuous results (figures in docs/benchmarks.md). A lake of N events plus new ones: the incremental lake run and
-the results computation, beside a full recompute, in the same run.
+"""Benchmark: continuous results. A lake of N events plus new ones: the incremental lake run and
+the results computation, beside a full recompute, in the same run (figures: docs/benchmarks.md).
 
     .venv/bin/python benchmarks/results.py [--events 5000000] [--new 100000]
         [--data /tmp/splitlab-bench-results] [--threads 2]
