@@ -321,7 +321,7 @@ class IntakeComponent:
 
     async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> Response:
         """Queue a hasty batch and answer 202, or, when the queue has no room for it, store it
-        now and answer as for a request without ``hasty``.
+        first and then answer 202 (EventGate's hasty answer whatever became of the events).
 
         The queue is bounded (events and bytes), so memory is too; a batch that does not fit is
         never refused for ever, not even when it alone is larger than the queue (only a worker
@@ -330,11 +330,14 @@ class IntakeComponent:
         if (self._queued_events + len(events) > self.settings.events_hasty_queue
                 or self._queued_bytes + size > MAX_HELD_BYTES):
             self.metrics.hasty_inline.inc()
-            return await self._store(events, context, size)
-        self._queued_events += len(events)
-        self._queued_bytes += size
-        self.metrics.hasty_queue.set(self._queued_events)
-        self._queue.put_nowait((events, context, size))
+            stored = await self._store(events, context, size)
+            if stored.status_code == 503:
+                return stored
+        else:
+            self._queued_events += len(events)
+            self._queued_bytes += size
+            self.metrics.hasty_queue.set(self._queued_events)
+            self._queue.put_nowait((events, context, size))
         return Response(status_code=202,
                         headers={STATUS_HEADER: f"{len(events)} events hastily received."})
 

@@ -262,17 +262,29 @@ class RegistryExperiments:
         self.watch = ChangeWatch(component.signal, poll_seconds)
         self._items: tuple[Experiment, ...] = ()
         self._counter = -1
+        self._stale = False
 
     def experiments(self) -> Sequence[Experiment]:
-        """Every experiment in the registry, ended ones included (callers check activity)."""
+        """Every experiment in the registry, ended ones included (callers check activity).
+
+        While the registry database is unreachable the experiments read last are kept (logged
+        once per outage): OFREP, payloads and the intake's counters never fail for it."""
         registry = self.component.started_registry
         if registry is None or not self.watch.due():
             return self._items
-        counter = registry.change_counter()
-        if counter != self._counter:
-            records = registry.records("experiment")
-            self._items = tuple(Experiment.from_config(r.row) for r in records)
-            self._counter = counter
+        try:
+            counter = registry.change_counter()
+            if counter != self._counter:
+                records = registry.records("experiment")
+                self._items = tuple(Experiment.from_config(r.row) for r in records)
+                self._counter = counter
+        except OperationalError as error:
+            if not self._stale:
+                log.warning("the registry database is unreachable (%s); using the experiments "
+                            "read last until it answers", error)
+            self._stale = True
+            return self._items
+        self._stale = False
         return self._items
 
     def running_groups(self) -> dict[str, frozenset[str]]:
