@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/analysis.py [--sizes 10000000,50000000] [--pandas-max 10000000]
         [--data /tmp/splitlab-bench-analysis] [--threads 2]
 
-Simulated events (``splitlab.analysis.simulate``, about 8.4 events per unit) are written and
+Simulated events (``splitlab.simulate``, about 8.4 events per unit) are written and
 materialised once under ``--data`` (reused by later runs; never commit them). Then, per size, the
 same computation runs on DuckDB (``splitlab.analysis.analyze`` with a count metric and a
 proportion metric) and on pandas (``tests/unit/analysis/pandas_oracle.py``: read the Parquet
@@ -28,8 +28,8 @@ from splitlab.analysis.analyze import Options, Report, analyze  # noqa: E402
 from splitlab.analysis.engines import DuckDBEngine  # noqa: E402
 from splitlab.analysis.materialize import MANIFEST, materialize  # noqa: E402
 from splitlab.analysis.metrics import parse_catalog  # noqa: E402
-from splitlab.analysis.simulate import Simulation, simulate, write_events  # noqa: E402
 from splitlab.core.model import Experiment  # noqa: E402
+from splitlab.simulate import Simulation, simulate, write_events  # noqa: E402
 
 EVENTS_PER_UNIT = 8.43  # measured mean of the simulator's default parameters
 EXPERIMENT = Experiment.from_config({

@@ -1,14 +1,20 @@
 """Benchmark of POST /v1/events: events/s and latency with durability on.
 
-Starts ``splitlab serve`` (several uvicorn workers sharing the embedded SQLite log, WAL with
-synchronous=FULL, answer after commit) on loopback and drives it with ``wrk`` (Debian's; a Lua
-script sets the POST body), for batches of 1 and of 50 events. Baseline in the same run:
-``GET /healthz`` of the same server (the HTTP stack's ceiling). After each run the log is counted
-to check that every 201 is stored. Reference anchor (EventGate, Node.js, O_SYNC appends, on a
-2-core machine): 42,700 events/s in batches of 50 (p99 54 ms), 3,850 single-event req/s (p99 19 ms).
+Starts ``splitlab serve`` (several uvicorn workers, each writing its shard of the embedded SQLite
+log, WAL with synchronous=FULL, answer after commit) on loopback and drives it with ``wrk``
+(Debian's), for batches of 1 and of 50 events, after a 3 s warm-up. The workload is the shared
+one, ``../shared/bench/intake-web-base.lua`` (web base 1.3.0 events without ``meta.id``; ``--lua``
+names another copy), when it is there; otherwise a built-in body. Baselines in the same run:
+``GET /healthz`` of the same server (the HTTP stack's ceiling) and the SQLite log alone (two
+processes appending batches of 500, to one shared file and to a shard each). Each run also prints
+the CPU time the server's processes used per request, which other load on the machine disturbs
+less than the rates. After each run the log is counted to check that every 201 is stored.
+Reference anchor (issue 11: EventGate 1.8.4, file output, ``-n 2`` workers, the shared workload on
+one of these 2-core machines): 5,700-7,300 single-event req/s (p99 21 ms), 80,000-91,000 events/s
+in batches of 50 (p99 41 ms).
 
     .venv/bin/python benchmarks/intake.py [--duration 10] [--workers 2] [--connections 32]
-        [--sink sqlite|postgresql|jetstream]
+        [--sink sqlite|postgresql|jetstream] [--lua PATH]
 
 With ``--sink postgresql`` (``SPLITLAB_DATABASE_URL``, default the local ``test`` database) the
 events and the registry go to tables under a unique prefix, dropped afterwards; with
@@ -32,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -50,6 +55,8 @@ EVENT = {
                    "subject_id": "a" * 64, "sampling_unit": "edge-unique",
                    "coordinator": "default", "phase_index": 0},
 }
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_LUA = [ROOT.parent / "shared/bench/intake-web-base.lua"]
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = {body}
@@ -83,11 +90,14 @@ def milliseconds(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, float]:
+def run_wrk(url: str, script: Path | None, args: argparse.Namespace, extra: list[str] | None = None,
+            duration: int | None = None) -> dict[str, float]:
     command = ["wrk", "-t", str(args.threads), "-c", str(args.connections),
-               "-d", f"{args.duration}s", "--latency", url]
+               "-d", f"{duration or args.duration}s", "--latency", url]
     if script is not None:
         command[1:1] = ["-s", str(script)]
+    if extra:
+        command += ["--", *extra]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
               "requests": float(re.search(r"(\d+) requests in", output).group(1))}  # type: ignore[union-attr]
@@ -96,7 +106,25 @@ def run_wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str
         result[f"p{label}"] = milliseconds(match.group(1)) if match else float("nan")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     result["non2xx"] = float(errors.group(1)) if errors else 0.0
+    shared = re.search(r"RESULT .* ok=(\d+) non201=(\d+)", output)  # the shared script's own
+    if shared:
+        result["non2xx"] = float(shared.group(2))
     return result
+
+
+def server_cpu(session: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of ``session``."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # field 6 of stat, counted after the name
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def sink_env(sink: str, prefix: str) -> dict[str, str]:
@@ -135,22 +163,50 @@ async def _jetstream_stream(url: str, delete: bool) -> bool:
         await client.close()
 
 
-def stored(data_dir: Path) -> int:
-    if not (data_dir / "events.sqlite").exists():
-        return 0
-    with sqlite3.connect(data_dir / "events.sqlite") as db:
-        return int(db.execute(
-            "SELECT count(*) FROM events WHERE stream = 'product_metrics.web_base'").fetchone()[0])
+def stored(data_dir: Path, sink: str = "sqlite", env: dict[str, str] | None = None,
+           nats_url: str = "") -> int:
+    """Events of the benchmark's stream stored by ``sink`` so far (its spool included)."""
+    from splitlab.intake.shards import shard_paths
+
+    paths = [data_dir / f"spool-{sink}.sqlite"]
+    if sink == "sqlite":
+        paths += shard_paths(data_dir / "events.sqlite").values()
+    count = 0
+    for path in paths:
+        if path.exists():
+            with sqlite3.connect(path) as db:
+                count += int(db.execute("SELECT count(*) FROM events WHERE stream = "
+                                        "'product_metrics.web_base'").fetchone()[0])
+    if sink == "postgresql" and env is not None:
+        import psycopg
+
+        with psycopg.connect(env["SPLITLAB_DATABASE_URL"], autocommit=True) as db:
+            table = env["SPLITLAB_TABLE_PREFIX"] + "events"
+            count += int(db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+    if sink == "jetstream":
+        count += asyncio.run(_jetstream_messages(nats_url))
+    return count
 
 
-def _append_for(path: str, seconds: float, ordered: bool, results: Any) -> None:
+async def _jetstream_messages(url: str) -> int:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        return int((await client.jetstream().stream_info("SPLITLAB_EVENTS")).state.messages)
+    finally:
+        await client.close()
+
+
+def _append_for(path: str, seconds: float, sharded: bool, results: Any) -> None:
     from splitlab.intake.pipeline import TimeOrderedIds
     from splitlab.intake.sinks import StoredEvent
-    from splitlab.intake.sqlite_log import SQLiteEventLog
+    from splitlab.intake.sqlite_log import SQLiteEventLog, claim_shard
 
-    log = SQLiteEventLog(Path(path))
+    shard, _owner = claim_shard(Path(path)) if sharded else (Path(path), None)
+    log = SQLiteEventLog(shard)
     body = json.dumps(EVENT).encode()
-    new_id = TimeOrderedIds() if ordered else (lambda: str(uuid.uuid4()))
+    new_id = TimeOrderedIds()
     count, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:
         log.append([StoredEvent(new_id(), "product_metrics.web_base",
@@ -159,12 +215,12 @@ def _append_for(path: str, seconds: float, ordered: bool, results: Any) -> None:
     results.put(count)
 
 
-def storage_ceiling(data_dir: Path, processes: int, seconds: float, ordered: bool) -> float:
+def storage_ceiling(data_dir: Path, processes: int, seconds: float, sharded: bool) -> float:
     """Events/s that ``processes`` processes appending batches of 500 reach, without HTTP."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    path = str(data_dir / f"ceiling-{ordered}.sqlite")
-    workers = [context.Process(target=_append_for, args=(path, seconds, ordered, results))
+    path = str(data_dir / f"ceiling-{sharded}" / "events.sqlite")
+    workers = [context.Process(target=_append_for, args=(path, seconds, sharded, results))
                for _ in range(processes)]
     for worker in workers:
         worker.start()
@@ -182,6 +238,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batches", default="1,50")
     parser.add_argument("--sink", default="sqlite", choices=["sqlite", "postgresql", "jetstream"])
+    parser.add_argument("--lua", type=Path, default=None,
+                        help="wrk script taking the batch size as its argument")
+    parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -196,26 +255,35 @@ def main() -> None:
             print(f"splitlab serve --workers {args.workers} (sink {args.sink}); wrk "
                   f"-t{args.threads} -c{args.connections} -d{args.duration}s; "
                   f"cpus={os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+            run_wrk(f"http://127.0.0.1:{port}/healthz", None, args, duration=args.warmup)
             base = run_wrk(f"http://127.0.0.1:{port}/healthz", None, args)
             print(f"baseline GET /healthz: {base['rps']:,.0f} req/s  p50 {base['p50']:.1f} ms"
                   f"  p99 {base['p99']:.1f} ms")
-            for ordered in (True, False) if args.sink == "sqlite" else ():
-                ceiling = storage_ceiling(data_dir, args.workers, args.duration, ordered)
+            for sharded in (False, True) if args.sink == "sqlite" else ():
+                ceiling = storage_ceiling(data_dir, args.workers, args.duration, sharded)
                 print(f"baseline SQLite log alone, {args.workers} processes x 500 events per "
-                      f"commit, {'time-ordered' if ordered else 'random (v4)'} ids, no HTTP: "
+                      f"commit, {'a shard each' if sharded else 'one shared file'}, no HTTP: "
                       f"{ceiling:,.0f} events/s")
+            lua = args.lua or next((p for p in SHARED_LUA if p.is_file()), None)
+            print(f"workload: {lua or 'built-in body (the shared Lua script is absent)'}")
             for size in (int(b) for b in args.batches.split(",")):
-                script = data_dir / f"post{size}.lua"
-                body = json.dumps([EVENT] * size)
-                script.write_text(LUA.format(body=json.dumps(body)))
-                before = stored(data_dir)
-                r = run_wrk(f"http://127.0.0.1:{port}/v1/events", script, args)
+                script, extra = lua, [str(size)]
+                if lua is None:
+                    script, extra = data_dir / f"post{size}.lua", []
+                    script.write_text(LUA.format(body=json.dumps(json.dumps([EVENT] * size))))
+                url = f"http://127.0.0.1:{port}/v1/events"
+                run_wrk(url, script, args, extra, duration=args.warmup)
+                before, cpu = stored(data_dir, args.sink, env, nats_url), server_cpu(server.pid)
+                r = run_wrk(url, script, args, extra)
+                cpu = server_cpu(server.pid) - cpu
                 ok = (r["requests"] - r["non2xx"]) * size
-                check = (f"  stored {stored(data_dir) - before:,} / acknowledged >= {ok:,.0f}"
-                         if args.sink == "sqlite" else "")
+                after = stored(data_dir, args.sink, env, nats_url)
+                check = f"  stored {after - before:,} / acknowledged >= {ok:,.0f}"
                 print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
-                      f"events/s  p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx "
-                      f"{r['non2xx']:.0f}{check}")
+                      f"events/s ({r['rps'] * size / base['rps']:.2f} x healthz req/s)  p50 "
+                      f"{r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx {r['non2xx']:.0f}  "
+                      f"server CPU {cpu * 1000 / max(r['requests'], 1):.2f} ms/request"
+                      f"{check}")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)

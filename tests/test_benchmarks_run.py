@@ -24,8 +24,9 @@ CASES = {
     "web.py": ["--requests", "5", "--repeats", "1"],
     "analysis.py": ["--sizes", "20000", "--pandas-max", "20000"],
     "config_api.py": ["--seconds", "1", "--connections", "2"],
-    "intake.py": ["--duration", "1", "--connections", "2"],
+    "intake.py": ["--duration", "1", "--connections", "2", "--warmup", "1"],
     "intake_decode.py": ["--batch", "5", "--repeat", "1"],
+    "results.py": ["--events", "20000", "--new", "2000"],
 }
 NEEDS_WRK = {"config_api.py", "intake.py"}
 
@@ -35,7 +36,7 @@ def test_the_benchmark_runs(script: str, tmp_path: Path) -> None:
     if script in NEEDS_WRK and shutil.which("wrk") is None:
         unavailable("wrk (Debian package) is not installed")
     args = list(CASES[script])
-    if script == "analysis.py":
+    if script in ("analysis.py", "results.py"):
         args += ["--data", str(tmp_path / "data")]
     done = run(script, args)
     if done.returncode != 0 and script in NEEDS_WRK:

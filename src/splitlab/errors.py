@@ -110,6 +110,12 @@ class SinkError(SplitlabError):
     code = "sink_unavailable"
 
 
+class UnavailableError(SplitlabError):
+    """A part of the service cannot answer yet (its database is unreachable); retry later."""
+
+    code = "unavailable"
+
+
 class BadRequestError(SplitlabError, ValueError):
     """A request is malformed as a whole: not JSON, empty, or a bad query parameter."""
 

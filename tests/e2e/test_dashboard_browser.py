@@ -160,19 +160,25 @@ def test_dashboard(service: str) -> None:
             identifier, site = f"{n * 7919}", ("dewiki" if n % 3 == 0 else "")
             page.get_by_label("Identifier", exact=True).fill(identifier)
             page.get_by_label("Site").fill(site)
+            page.get_by_label("Attributes").fill('{"platform": "mobile"}' if n % 2 else "")
             page.get_by_role("button", name="Look up").click()
             page.locator("#answers").wait_for()
             answers = {r.get_attribute("data-experiment"): (r.get_attribute("data-group") or None,
-                                                            r.get_attribute("data-subject"))
+                                                            r.get_attribute("data-subject"),
+                                                            r.get_attribute("data-reason"))
                        for r in page.locator("#answers tbody tr").all()}
             expected = {}
             for name, experiment in rows.items():
                 unit: int | str = int(identifier) if experiment.user_identifier_type == "mw-user" \
                     else identifier
                 got = assign(unit, experiment, site or None)
-                expected[name] = (got.group, got.subject_id)
+                reason = "assigned" if got.in_sample else "not_sampled"
+                expected[name] = (got.group, got.subject_id, reason)
             assert answers == expected, identifier
         check_page(page, "debug")
+        page.get_by_label("Attributes").fill("[1]")
+        page.get_by_role("button", name="Look up").click()
+        assert "Attributes must be a JSON object" in page.get_by_role("alert").first.inner_text()
 
         page.goto(f"{url}/ui?status=running&q=dashboard")
         names = [a.inner_text() for a in page.locator("table.list tbody th a").all()]

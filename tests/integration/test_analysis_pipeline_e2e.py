@@ -36,7 +36,7 @@ METRICS = """\
 metrics:
   - name: conversion_rate
     kind: proportion
-    filter: {action: conversion}
+    filter: {action: edit_saved}
 """
 
 
@@ -100,7 +100,7 @@ def test_simulate_export_analyze(splitlab: tuple[str, Path], tmp_path: Path) -> 
         "units"] == UNITS
     # Other traffic in the same log: an event of no experiment, and one the intake refuses
     # (it lands on the error stream, in its own shape). Neither may change the analysis.
-    other = web_event(action="conversion")
+    other = web_event(action="edit_saved")
     del other["experiment"]
     refused = web_event(unknown_field=1)
     refused["experiment"]["enrolled"] = EXPERIMENT

@@ -69,7 +69,7 @@ def assert_clean(data: bytes, errors: int = 10) -> None:
 
 def test_sqlite_files_hold_no_address_or_user_agent(tmp_path: Path) -> None:
     send(tmp_path)
-    files = sorted(tmp_path.glob("events.sqlite*"))
+    files = sorted(tmp_path.glob("events*.sqlite*"))
     assert files and sum(f.stat().st_size for f in files) > 0
     stored = b"".join(f.read_bytes() for f in files)
     assert b"product_metrics.experiment_enrollment" in stored  # the scan sees the events
@@ -86,7 +86,7 @@ def test_the_scan_would_find_a_kept_user_agent(tmp_path: Path) -> None:
     with TestClient(create_app(settings, [IntakeComponent(settings, CollectorRegistry())])) as c:
         assert c.post("/v1/events", content=orjson.dumps([web_event()]),
                       headers=SECRETS).status_code == 201
-    stored = b"".join(f.read_bytes() for f in tmp_path.glob("events.sqlite*"))
+    stored = b"".join(f.read_bytes() for f in tmp_path.glob("events*.sqlite*"))
     assert b"PrivacyProbe" in stored
     assert b"203.0.113.77" not in stored
 

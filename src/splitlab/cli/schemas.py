@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from splitlab.cli.common import err, fail, out, print_json
+from splitlab.cli.common import err, fail, out, print_json, require_extra
 from splitlab.errors import ConfigError
-from splitlab.intake.schemas import Checked, SchemaRepository
+
+if TYPE_CHECKING:
+    from splitlab.intake.schemas import Checked
 
 schemas_app = typer.Typer(help="See and check the event schemas the intake uses.",
                           no_args_is_help=True)
@@ -23,6 +25,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def checked(schemas: Path | None) -> list[Checked]:
     """Every schema of ``schemas`` and the built-in ones, each loaded and compiled."""
+    require_extra("server", "orjson", "jsonschema_rs", "yaml")
+    from splitlab.intake.schemas import SchemaRepository
+
     try:
         return SchemaRepository.with_directory(schemas).check()
     except ConfigError as error:

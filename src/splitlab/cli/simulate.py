@@ -1,8 +1,8 @@
 """``splitlab simulate``: traffic with known true effects, for demos, tests and benchmarks.
 
-Two ways, one command: ``--output FILE`` writes events fast (vectorised, millions of units,
-optional faults) for the analysis; ``--intake URL`` sends traffic through the SDK to a running
-intake, as an application would.
+One simulator (:mod:`splitlab.simulate`, relative lifts), two ways: ``--output FILE`` writes
+events fast (vectorised, millions of units, optional faults) for the analysis; ``--intake URL``
+sends traffic through the SDK to a running intake, as an application would.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from splitlab.core.model import Experiment
 from splitlab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from splitlab.analysis.simulate import Simulation
-    from splitlab.simulate import Scenario
+    from splitlab.simulate import Simulation
 
 
 def experiment_for(config: Path | None, name: str, groups: str) -> Experiment:
@@ -70,40 +69,30 @@ def simulate_command(
     """Simulate units with a known split and known true effects (optionally a logging fault)."""
     if (output is None) == (intake is None):
         fail("give exactly one of --output FILE or --intake URL")
+    if intake is not None and (fault or mixed_share):
+        fail("--fault and --mixed-share need --output (the SDK does not log faults)")
     exp = experiment_for(config, experiment, groups)
     lifts = parse_pairs(lift or [], "--lift")
-    if output is not None:
-        require_extra("analysis", "numpy", "pyarrow")
-        from splitlab.analysis.simulate import Fault, Simulation
+    require_extra("analysis", "numpy", "pyarrow")
+    from splitlab.simulate import Fault, Simulation
 
-        lost = parse_pairs([fault], "--fault") if fault else {}
-        try:
-            spec = Simulation(
-                exp, users, seed=seed, lifts=lifts, mixed_share=mixed_share,
-                conversion=base_rate, fault=Fault(*next(iter(lost.items()))) if lost else None,
-            )
-        except ValueError as error:
-            fail(str(error))
-        write_file(spec, output)
-        return
-    if fault or mixed_share:
-        fail("--fault and --mixed-share need --output (the SDK does not log faults)")
-    from splitlab.simulate import Scenario
-
-    treatments = {lifts.get(g, 1.0) for g in exp.groups[1:]}
-    if len(treatments) > 1:
-        fail("--intake applies one lift to every treatment group; give the same --lift to all")
-    relative = treatments.pop() if treatments else 1.0
+    lost = parse_pairs([fault], "--fault") if fault else {}
     try:
-        scenario = Scenario(exp.name, users, base_rate, base_rate * (relative - 1), seed)
+        spec = Simulation(
+            exp, users, seed=seed, lifts=lifts, mixed_share=mixed_share,
+            conversion=base_rate, fault=Fault(*next(iter(lost.items()))) if lost else None,
+        )
     except ValueError as error:
         fail(str(error))
-    send_traffic(exp, scenario, site, str(intake))
+    if output is not None:
+        write_file(spec, output)
+    else:
+        send_traffic(spec, site, str(intake))
 
 
 def write_file(spec: Simulation, output: Path) -> None:
     """Write the simulated events to ``output`` (Parquet or JSON lines by extension)."""
-    from splitlab.analysis.simulate import simulate, write_events
+    from splitlab.simulate import simulate, write_events
 
     try:
         count = write_events(simulate(spec), output)
@@ -112,14 +101,15 @@ def write_file(spec: Simulation, output: Path) -> None:
     err.print(f"wrote {count:,} events of {spec.experiment.name} to {output}", highlight=False)
 
 
-def send_traffic(exp: Experiment, scenario: Scenario, site: str | None, intake: str) -> None:
-    """Send ``scenario``'s traffic through the SDK to ``intake`` and print what was sent."""
+def send_traffic(spec: Simulation, site: str | None, intake: str) -> None:
+    """Send ``spec``'s traffic through the SDK to ``intake`` and print what was sent."""
     from splitlab.sdk import Client, HttpEventSender, StaticConfigSource
-    from splitlab.simulate import simulate
+    from splitlab.simulate import send
 
-    with Client(StaticConfigSource([exp.to_config()]), HttpEventSender(intake), site) as client:
+    config = StaticConfigSource([spec.experiment.to_config()])
+    with Client(config, HttpEventSender(intake), site) as client:
         try:
-            summary = simulate(client, scenario)
+            summary = send(client, spec)
         except ValueError as error:
             fail(str(error))
         delivered = client.flush(30.0)

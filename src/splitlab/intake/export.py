@@ -1,6 +1,8 @@
 """Reading the event log back: ``splitlab events export`` and ``splitlab events tail``.
 
-Readers are the embedded SQLite log (``<data dir>/events.sqlite``) or the PostgreSQL table.
+Readers are the embedded SQLite log (``<data dir>/events.sqlite`` and the workers' shards
+``events-<n>.sqlite``, read as one log by :class:`~splitlab.intake.shards.ShardedEventLog`) or
+the PostgreSQL table. Positions (``seq``) are opaque integers that grow as a reader advances.
 Export writes JSON lines (each line exactly one stored event) or Parquet with the columns
 ``id, stream, dt, schema, action, event`` (``event`` is the whole event as JSON text, ``dt`` the
 receive time as a UTC timestamp); pyarrow is imported only for Parquet.
@@ -50,12 +52,12 @@ def open_reader(data_dir: Path, database_url: str | None, table_prefix: str = ""
         from splitlab.intake.postgres_log import PostgresEventReader
 
         return PostgresEventReader(database_url, f"{table_prefix}events")
-    from splitlab.intake.sqlite_log import SQLiteEventLog
+    from splitlab.intake.shards import ShardedEventLog, shard_paths
 
     path = data_dir / "events.sqlite"
-    if not path.is_file():
+    if not shard_paths(path):
         raise NotFoundError(f"no event log at {path} (has the service received events?)")
-    return SQLiteEventLog(path)
+    return ShardedEventLog(path)
 
 
 def since_text(value: str | None) -> str | None:

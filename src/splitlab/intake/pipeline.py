@@ -39,6 +39,10 @@ STORE_FAILED = "the event could not be stored; retry later"
 Status = Literal["success", "invalid", "error"]
 
 
+# A random hex digit with its two high bits set to the RFC 9562 variant 10 (keeps two bits).
+_VARIANT = {f"{n:x}": f"{8 | n & 3:x}" for n in range(16)}
+
+
 class TimeOrderedIds:
     """Makes version 7 UUIDs (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
 
@@ -59,13 +63,13 @@ class TimeOrderedIds:
     def __call__(self) -> str:
         if self._used + 10 > len(self._block) or self._pid != os.getpid():
             self._block, self._used, self._pid = os.urandom(self.BLOCK), 0, os.getpid()
-        random = int.from_bytes(self._block[self._used:self._used + 10], "big")
-        self._used += 10
+        used = self._used
+        random = self._block[used:used + 10].hex()
+        self._used = used + 10
+        millis = f"{time.time_ns() // 1_000_000:012x}"
         # 48 bits of milliseconds | version 7 | 12 random bits | variant 10 | 62 random bits
-        value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (random >> 64 & 0xFFF) << 64
-                 | 0b10 << 62 | random & 0x3FFF_FFFF_FFFF_FFFF)
-        h = f"{value:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return (f"{millis[:8]}-{millis[8:]}-7{random[1:4]}-{_VARIANT[random[4]]}{random[5:8]}-"
+                f"{random[8:]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,11 +247,14 @@ class Pipeline:
                 sink = name or self.catalog.error.sink
                 log.warning("sink %s failed: %s", sink, result)
                 self.on_sink_error(sink)
+            success: dict[str, EventStatus] = {}  # immutable: one per stream serves every event
             for item in by_sink.get(name, []) if name else []:
-                ok = result is None
-                prepared.statuses[item.index] = EventStatus(
-                    "success" if ok else "error", None if ok else item.raw,
-                    None if ok else {"message": STORE_FAILED}, item.stream.name)
+                stream = item.stream.name
+                prepared.statuses[item.index] = (
+                    success.get(stream) or success.setdefault(
+                        stream, EventStatus("success", None, None, stream))
+                    if result is None else
+                    EventStatus("error", item.raw, {"message": STORE_FAILED}, stream))
         return [s for s in prepared.statuses if s is not None]
 
     async def process(self, events: Sequence[Any], context: RequestContext) -> list[EventStatus]:

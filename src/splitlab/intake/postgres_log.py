@@ -2,13 +2,19 @@
 
 A write returns after its transaction committed (PostgreSQL's default ``synchronous_commit``
 flushes the WAL first); ``id`` (``meta.id``) is the primary key and inserts skip existing ids, so
-retries do not duplicate. Concurrent requests of a process share one connection through group
-commit; a broken connection is dropped and reopened on the next write.
+retries, spool replays and several splitlab instances sharing the table do not duplicate.
+Concurrent requests of a process share one connection through group commit (one multi-row
+``INSERT … SELECT FROM unnest(…)`` per commit).
+
+The client enforces its own deadlines, since ``statement_timeout`` cannot fire on a server that
+does not answer: connecting and each commit get
+:data:`~splitlab.intake.remote.OPERATION_TIMEOUT`, after which the write fails and the connection
+is replaced. The connection lives in the background (:class:`~splitlab.intake.remote.Connector`):
+a write never waits for a connect, it fails at once while there is no connection.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Sequence
 
@@ -16,11 +22,12 @@ import psycopg
 from psycopg import sql
 
 from splitlab.errors import SinkError
+from splitlab.intake.remote import OPERATION_TIMEOUT, Connector, Deadlines
 from splitlab.intake.sinks import GroupCommit, StoredEvent
 
 DEFAULT_TABLE = "events"
 CONNECT_TIMEOUT = 3
-STATEMENT_TIMEOUT_MS = 5000  # a hung server fails the write (and the spool takes over)
+STATEMENT_TIMEOUT_MS = int(OPERATION_TIMEOUT * 1000)  # the server's side of the same deadline
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DT_TEXT = """to_char(dt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
@@ -42,8 +49,40 @@ def create_table(table: str) -> sql.Composed:
     ).format(t=ident, i=sql.Identifier(f"{table}_stream_dt"))
 
 
+Connection = psycopg.AsyncConnection[tuple[object, ...]]
+
+
+class _PostgresOpener:
+    """Opens connections with the sink's settings and makes sure the table exists."""
+
+    def __init__(self, url: str, table: str) -> None:
+        self.url = url
+        self.table = table
+
+    async def open(self) -> Connection:
+        connection = await psycopg.AsyncConnection.connect(
+            self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
+        try:
+            async with connection.transaction():  # instances starting together queue here
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                         (self.table,))
+                await connection.execute(create_table(self.table))
+            await connection.set_autocommit(False)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
+
+    def usable(self, connection: Connection) -> bool:
+        return not connection.closed and not connection.broken
+
+    async def close(self, connection: Connection) -> None:
+        await connection.close()
+
+
 class PostgresSink:
-    """Stores events in a PostgreSQL table (created on start)."""
+    """Stores events in a PostgreSQL table (created on connect)."""
 
     def __init__(self, url: str, table: str = DEFAULT_TABLE) -> None:
         self.url = url
@@ -52,42 +91,30 @@ class PostgresSink:
             "INSERT INTO {t} (id, stream, dt, body) SELECT * FROM unnest("
             "%s::text[], %s::text[], %s::timestamptz[], %s::jsonb[]) ON CONFLICT (id) DO NOTHING"
         ).format(t=table_name(table))
-        self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._connector: Connector[Connection] = Connector(
+            _PostgresOpener(url, table), "PostgreSQL")
+        self._deadlines = Deadlines()
         self._group = GroupCommit(self._commit)
 
-    async def _connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
-        if self._connection is None or self._connection.closed:
-            connection = await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
-                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
-            await connection.execute(create_table(self.table))
-            await connection.set_autocommit(False)
-            self._connection = connection
-        return self._connection
-
     async def start(self) -> None:
-        """Connect and create the table; raises :class:`SinkError` when the server is down."""
-        try:
-            await self._connect()
-        except psycopg.Error as error:
-            raise SinkError(f"PostgreSQL is unavailable: {error}") from error
+        """Connect in the background (waiting a moment for it); a server that is down is no
+        error."""
+        await self._connector.start()
 
     async def _commit(self, events: list[StoredEvent]) -> None:
+        connection = self._connector.current()
         try:
-            connection = await self._connect()
-            async with connection.transaction():
-                await connection.execute(self._insert, (
-                    [e.id for e in events], [e.stream for e in events], [e.dt for e in events],
-                    [e.body.decode() for e in events]))
-        except psycopg.Error as error:
-            await self._drop()
+            await self._deadlines.run(self._insert_all(connection, events), OPERATION_TIMEOUT,
+                                      "PostgreSQL insert")
+        except (psycopg.Error, SinkError) as error:
+            self._connector.broken(connection, str(error))
             raise SinkError(f"PostgreSQL write failed: {error}") from error
 
-    async def _drop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(psycopg.Error):
-                await self._connection.close()
-            self._connection = None
+    async def _insert_all(self, connection: Connection, events: list[StoredEvent]) -> None:
+        async with connection.transaction():
+            await connection.execute(self._insert, (
+                [e.id for e in events], [e.stream for e in events], [e.dt for e in events],
+                [e.body.decode() for e in events]))
 
     async def write(self, events: Sequence[StoredEvent]) -> None:
         """Store ``events``; returns after the transaction holding them committed."""
@@ -96,7 +123,8 @@ class PostgresSink:
     async def close(self) -> None:
         """Finish the running commit and disconnect."""
         await self._group.drain()
-        await self._drop()
+        await self._connector.close()
+        await self._deadlines.close()
 
 
 class PostgresEventReader:

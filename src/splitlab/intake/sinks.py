@@ -44,12 +44,14 @@ class Sink(Protocol):
 class MemorySink:
     """An in-memory sink (tests, demos): keeps events in order, skipping duplicate ids.
 
-    Setting ``available = False`` makes it refuse writes the way a down server would.
+    Setting ``available = False`` makes it refuse writes the way a down server would; a positive
+    ``delay`` makes each write wait that many seconds first, the way a stalled server would.
     """
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
         self.available = True
+        self.delay = 0.0
         self._ids: set[str] = set()
 
     async def start(self) -> None:
@@ -57,6 +59,8 @@ class MemorySink:
 
     async def write(self, events: Sequence[StoredEvent]) -> None:
         """Append the events not stored yet."""
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
         if not self.available:
             raise SinkError("memory sink is unavailable")
         for event in events:
@@ -102,8 +106,12 @@ class GroupCommit:
                 not group or size + len(self._pending[0][0]) <= self._max_events
             ):
                 item = self._pending.pop(0)
+                if item[1].done():  # its writer stopped waiting (and spooled the events)
+                    continue
                 group.append(item)
                 size += len(item[0])
+            if not group:
+                continue
             batch = [event for events, _ in group for event in events]
             try:
                 await self._commit(batch)

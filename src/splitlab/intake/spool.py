@@ -1,94 +1,141 @@
 """A local durable spool in front of a remote sink (PostgreSQL, JetStream).
 
-When the remote sink fails, events are written to a local SQLite file instead (same durability as
-the embedded log: committed and fsynced before the write returns), so the answer to the client
-stays truthful: a success means the event is durably stored here and will be delivered. A
-background task replays the spool, oldest first, once the remote sink answers again; events are
-deleted from the spool only after the remote sink acknowledged them. Delivery is at least once;
-the remote sinks skip ids they already have, so a replayed event is stored once.
+When the remote sink fails or does not answer within ``deadline`` seconds, the events are written
+to a local SQLite file instead (same durability as the embedded log: committed and fsynced before
+the write returns), so the answer to the client stays truthful and prompt: a success means the
+event is durably stored here and will be delivered. After a failure, writes go straight to the
+spool (the remote is not asked again while it is known to be down) until the replayer has
+delivered a batch to it. The replayer sends the spool, oldest first, in batches, and deletes
+events only after the remote sink acknowledged them; one process at a time replays a spool file
+(an advisory lock), so several workers sharing it do not send the same events twice.
+Delivery is at least once: a write abandoned at its deadline may still land, and a replay cut
+short by a crash is sent again; the remote sinks skip ids they already have, so each event is
+stored once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
+from splitlab.intake.remote import OPERATION_TIMEOUT, Deadlines
 from splitlab.intake.sinks import Sink, StoredEvent
 from splitlab.intake.sqlite_log import SQLiteSink
 
 log = logging.getLogger(__name__)
-REPLAY_BATCH = 1000
+REPLAY_BATCH = 2000
+DEFAULT_DEADLINE = 0.5
+DEPTH_INTERVAL = 0.25
+REPLAY_DEADLINE = 2 * OPERATION_TIMEOUT
 
 
 class SpoolingSink:
-    """``inner`` with a local spool for when it is down; a :class:`Sink` itself."""
+    """``inner`` with a local spool for when it is down or slow; a :class:`Sink` itself."""
 
     def __init__(
         self, inner: Sink, spool: SQLiteSink, name: str, retry_seconds: float = 1.0,
+        deadline: float = DEFAULT_DEADLINE,
         on_depth: Callable[[str, int], None] = lambda name, depth: None,
     ) -> None:
         self.inner = inner
         self.spool = spool
         self.name = name
         self.retry_seconds = retry_seconds
+        self.deadline = deadline
         self.on_depth = on_depth
-        self._down_until = 0.0
-        self._replayer: asyncio.Task[None] | None = None
+        self.down = False
+        """Whether writes bypass the remote sink (set by a failure, cleared by a replay)."""
+        self._deadlines = Deadlines()
         self._depth = 0
-        """Spooled events: counted once at start and after each replay, added to per write (a
-        count per write would scan the spool exactly while it grows)."""
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replay_lock = spool.path.with_name(spool.path.name + ".replay")
 
     async def start(self) -> None:
-        """Open the spool and try the remote sink; a remote that is down is not an error."""
+        """Open the spool, start the remote sink (which must not raise when it is down), the
+        replayer and the depth gauge."""
         await self.spool.start()
-        try:
-            await self.inner.start()
-        except Exception as error:  # the remote is down: spool until it returns
-            log.warning("sink %s is unavailable at start, spooling: %s", self.name, error)
-            self._mark_down()
-        await self._recount()
-        self._replayer = asyncio.create_task(self._replay_forever())
-
-    def _mark_down(self) -> None:
-        self._down_until = time.monotonic() + self.retry_seconds
+        await self.inner.start()
+        self._changed.set()
+        self._tasks = [asyncio.create_task(self._replay_forever()),
+                       asyncio.create_task(self._report_depth())]
 
     async def write(self, events: Sequence[StoredEvent]) -> None:
-        """Deliver ``events`` to the remote sink, or durably spool them when it fails."""
-        if time.monotonic() >= self._down_until:
+        """Deliver ``events`` to the remote sink within the deadline, else durably spool them."""
+        if not self.down:
             try:
-                await self.inner.write(events)
+                await self._deadlines.run(self.inner.write(events), self.deadline,
+                                          f"sink {self.name}")
                 return
             except Exception as error:  # any failure of the remote: fall back to the spool
-                log.warning("sink %s failed, spooling %d events: %s", self.name, len(events), error)
-                self._mark_down()
+                if not self.down:
+                    log.warning("sink %s failed, spooling: %s", self.name, error)
+                self.down = True
         await self.spool.write(events)
-        self._depth += len(events)
+        self._moved(len(events))
+
+    def _moved(self, count: int) -> None:
+        """Events entered (``count`` > 0) or left the spool: report it now, recount soon."""
+        self._depth = max(0, self._depth + count)
         self.on_depth(self.name, self._depth)
+        self._changed.set()
 
     async def _recount(self) -> None:
         self._depth = await self.spool.count()
         self.on_depth(self.name, self._depth)
 
+    async def _report_depth(self) -> None:
+        """Recount the spool after changes, at most every ``DEPTH_INTERVAL`` seconds: the file
+        may be shared with other processes, whose writes and replays this one does not see."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
+                await self._recount()
+            except Exception:  # the spool is closing or failed; the next change retries
+                log.debug("counting the spool of %s failed", self.name, exc_info=True)
+            await asyncio.sleep(DEPTH_INTERVAL)
+
     async def replay(self) -> int:
-        """Deliver spooled events until the spool is empty or the remote fails; returns count."""
+        """Deliver spooled events until the spool is empty or the remote fails; returns count.
+
+        Does nothing (returns 0) while another process replays the same spool file.
+        """
         delivered = 0
-        try:
+        with self._exclusive() as mine:
+            if not mine:
+                return 0
             while batch := await self.spool.oldest(REPLAY_BATCH):
                 try:
-                    await self.inner.write(batch)
+                    await self._deadlines.run(self.inner.write(batch), REPLAY_DEADLINE,
+                                              f"replay to sink {self.name}")
                 except Exception as error:  # still down; try again later
                     log.info("sink %s still unavailable: %s", self.name, error)
-                    self._mark_down()
-                    break
+                    self.down = True
+                    return delivered
                 await self.spool.forget([event.id for event in batch])
                 delivered += len(batch)
-                self._down_until = 0.0
-        finally:
-            await self._recount()
+                self.down = False  # the remote answers again: live writes go to it
+                self._moved(-len(batch))
+            self.down = False
         return delivered
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        """Hold the spool's replay lock if no other process does (yields whether it is held)."""
+        with open(self._replay_lock, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     async def _replay_forever(self) -> None:
         while True:
@@ -100,9 +147,12 @@ class SpoolingSink:
 
     async def close(self) -> None:
         """Stop replaying, close the remote sink and the spool."""
-        if self._replayer is not None:
-            self._replayer.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._replayer
+                await task
+        await self._deadlines.close()
         await self.inner.close()
+        with contextlib.suppress(Exception):  # leave the gauge true when the spool still opens
+            await self._recount()
         await self.spool.close()

@@ -6,7 +6,8 @@ key, so a retried event is skipped. Several processes (uvicorn workers) may shar
 transaction is short, writers queue on an advisory file lock (``<file>.lock``: the kernel wakes
 the next writer the moment the lock is free, where SQLite's own busy handler polls with sleeps of
 up to 100 ms), ``busy_timeout`` covers any other writer, and :class:`SQLiteSink` coalesces a
-process's concurrent writes into one transaction (group commit).
+process's concurrent writes into one transaction (group commit). The intake's workers do not
+share: each writes a shard of its own (:func:`claim_shard`, :mod:`splitlab.intake.shards`).
 The same class backs the local spool of remote sinks.
 """
 
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from splitlab.datadir import private_file
 from splitlab.errors import SinkError
@@ -30,6 +31,7 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
 WAL_CHECKPOINT_PAGES = 10_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+ID_CHUNK = 500
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq    INTEGER PRIMARY KEY,
@@ -40,6 +42,27 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_stream_dt ON events (stream, dt);
 """
+
+
+def shard_path(base: Path, index: int) -> Path:
+    """The file of shard ``index`` of the log at ``base`` (shard 0 is ``base`` itself)."""
+    return base if index == 0 else base.with_name(f"{base.stem}-{index}{base.suffix}")
+
+
+def claim_shard(base: Path) -> tuple[Path, IO[bytes]]:
+    """The first shard no live process owns, and its owner lock (keep it open while writing)."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    index = 0
+    while True:
+        path = shard_path(base, index)
+        owner = open(path.with_name(path.name + ".owner"), "a+b")  # noqa: SIM115
+        try:
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner.close()
+            index += 1
+            continue
+        return path, owner
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -64,6 +87,19 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
     connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return connection
+
+
+def filtered(condition: str, args: Sequence[object], stream: str | None, since: str | None
+             ) -> tuple[str, list[object]]:
+    """``condition`` and ``args`` narrowed to ``stream`` and to receive times from ``since``."""
+    where, values = condition, list(args)
+    if stream is not None:
+        where += " AND stream = ?"
+        values.append(stream)
+    if since is not None:
+        where += " AND dt >= ?"
+        values.append(since)
+    return where, values
 
 
 class SQLiteEventLog:
@@ -105,18 +141,20 @@ class SQLiteEventLog:
         limit: int = 1000,
     ) -> list[tuple[int, StoredEvent]]:
         """Up to ``limit`` events with ``seq > after`` in order, filtered by stream and dt."""
-        sql = "SELECT seq, id, stream, dt, body FROM events WHERE seq > ?"
-        args: list[object] = [after]
-        if stream is not None:
-            sql += " AND stream = ?"
-            args.append(stream)
-        if since is not None:
-            sql += " AND dt >= ?"
-            args.append(since)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
-        rows = self._db.execute(sql, args).fetchall()
+        where, args = filtered("seq > ?", [after], stream, since)
+        rows = self._db.execute(f"SELECT seq, id, stream, dt, body FROM events WHERE {where} "
+                                "ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
         return [(row[0], StoredEvent(row[1], row[2], row[3], bytes(row[4]))) for row in rows]
+
+    def positions(self, ids: Sequence[str], stream: str | None = None,
+                  since: str | None = None) -> dict[str, int]:
+        """The ``seq`` of each of ``ids`` this file holds (within the stream and dt filter)."""
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start:start + ID_CHUNK]
+            where, args = filtered(f"id IN ({','.join('?' * len(chunk))})", chunk, stream, since)
+            found.update(self._db.execute(f"SELECT id, seq FROM events WHERE {where}", args))
+        return found
 
     def last(self, stream: str | None = None, count: int = 10) -> list[tuple[int, StoredEvent]]:
         """The newest ``count`` events (of ``stream``), oldest first."""
@@ -146,20 +184,27 @@ class SQLiteEventLog:
 class SQLiteSink:
     """The embedded default sink: :class:`SQLiteEventLog` behind group commit.
 
-    All SQLite work runs on one dedicated thread, so the event loop never blocks on fsync.
+    All SQLite work runs on one dedicated thread, so the event loop never blocks on fsync. With
+    ``sharded``, the sink writes the shard of ``path`` it claims at start (one per process, see
+    :mod:`splitlab.intake.shards`), so worker processes never wait for each other's commits.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sharded: bool = False) -> None:
         self.path = path
+        self.sharded = sharded
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="splitlab-sqlite")
         self._log: SQLiteEventLog | None = None
+        self._owner: IO[bytes] | None = None
         self._group = GroupCommit(self._commit)
 
     async def _run(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     async def start(self) -> None:
-        """Open the file (creating the table) on the sink's thread."""
+        """Claim a shard (when sharded), open the file (creating the table) on the sink's
+        thread."""
+        if self.sharded:
+            self.path, self._owner = await self._run(lambda: claim_shard(self.path))
         self._log = await self._run(lambda: SQLiteEventLog(self.path))
 
     async def _commit(self, events: list[StoredEvent]) -> None:
@@ -198,3 +243,5 @@ class SQLiteSink:
         if self._log is not None:
             await self._run(self._log.close)
         self._executor.shutdown(wait=True)
+        if self._owner is not None:
+            self._owner.close()  # frees the shard for the next process

@@ -13,8 +13,13 @@ Ranges are stable. Each group owns a fixed share of the buckets, in group order,
 starts at its share's offset and grows in place with the rate: raising a rate only adds buckets at
 the end of each range, so no unit the edge enrolled ever moves, and ranges never overlap.
 :func:`bucket_ranges` turns (offsets, sizes) into ranges for any algorithm: ``tk-v1`` sizes each
-range as the rate times its share (:func:`rate_sizes`); ``sl-v2`` feeds its weights as shares
-(:func:`share_offsets`) and sizes each range percent × 1000 buckets.
+range as the rate times its share (:func:`rate_sizes`); ``sl-v2`` cuts the buckets by its site's
+reduced shares (:func:`share_offsets`) and sizes each range percent × 1000 buckets
+(:func:`split_ranges`), still one range per group.
+
+What the schema has no form for is not enforced at the edge: an ``sl-v2`` row's layer, holdouts
+and targeting. The edge enrolls by the traffic split alone (its own hash differs from the core's
+anyway); the experiment's ``_comment`` says what it leaves out (:func:`not_at_edge`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Any
 import orjson
 
 from splitlab.core.model import SampleRate, parse_time
+from splitlab.core.slv2 import ALGORITHM as SL_V2
+from splitlab.core.slv2 import DEFAULT_SITE, SiteSplit, SlV2
 from splitlab.registry.sites import SiteCatalog
 
 BUCKETS = 100_000
@@ -101,32 +108,67 @@ def edge_time(value: object, where: str, *, up: bool) -> str:
     return whole.isoformat(timespec="seconds") + "Z"
 
 
-def edge_domains(row: Mapping[str, Any], catalog: SiteCatalog) -> tuple[dict[str, Any], list[str]]:
-    """``domains`` of one experiment — the catalog's sites at the ``default`` rate, plus each
-    site the row gives its own rate — and the sites the catalog does not know (left out)."""
+def split_ranges(split: SiteSplit | None, groups: int) -> list[Range | None]:
+    """The ranges of an ``sl-v2`` site split: each group's range at its reduced share's offset
+    (:func:`share_offsets`, group order), sized by its weight (percent × 1000 buckets). Raising
+    every percent by one factor keeps the shares, hence the offsets: ranges only grow. A 0% group
+    (and every group of a split with no traffic, or of ``None``) gets no range."""
+    if split is None or not any(split.weights):
+        return [None] * groups
+    return bucket_ranges(share_offsets(split.shares), split.weights)
+
+
+def site_ranges(row: Mapping[str, Any]) -> tuple[list[Range | None], dict[str, list[Range | None]]]:
+    """Each group's range (group order) on the sites without their own entry, and on each site
+    with one: ``tk-v1`` rows by ``sample_rate``, ``sl-v2`` rows by ``traffic_split``."""
+    groups = tuple(row["groups"])
+    if row.get("algorithm") == SL_V2:
+        splits = SlV2.parse(row, groups).splits
+        return (split_ranges(splits.get(DEFAULT_SITE), len(groups)),
+                {site: split_ranges(split, len(groups)) for site, split in splits.items()
+                 if site != DEFAULT_SITE})
     rate = SampleRate.parse(row["sample_rate"])
-    groups: Sequence[str] = row["groups"]
-    entries: dict[float, dict[str, Any]] = {}
+    return (tk_v1_ranges(len(groups), rate.default),
+            {site: tk_v1_ranges(len(groups), site_rate)
+             for site, site_rate in rate.by_site.items()})
 
-    def entry(site_rate: float) -> dict[str, Any]:
-        """The domain entry at ``site_rate`` (one shared object per rate; empty: no bucket)."""
-        if site_rate not in entries:
-            pairs = zip(groups, tk_v1_ranges(len(groups), site_rate), strict=True)
-            ranges = {group: r for group, r in pairs if r is not None}
-            entries[site_rate] = {"groups": ranges} if ranges else {}
-        return entries[site_rate]
 
-    default = entry(rate.default)
+def domain_entry(groups: Sequence[str], ranges: Sequence[Range | None]) -> dict[str, Any]:
+    """A domain's entry ``{"groups": {group: range}}`` (empty when no group holds a bucket)."""
+    held = {group: r for group, r in zip(groups, ranges, strict=True) if r is not None}
+    return {"groups": held} if held else {}
+
+
+def edge_domains(row: Mapping[str, Any], catalog: SiteCatalog) -> tuple[dict[str, Any], list[str]]:
+    """``domains`` of one experiment — the catalog's sites at the ``default`` rate (or split),
+    plus each site the row gives its own — and the sites the catalog does not know (left out)."""
+    default_ranges, by_site = site_ranges(row)
+    default = domain_entry(row["groups"], default_ranges)  # one object shared by its domains
     domains = {domain: default for site, domain in catalog.domains.items()
-               if default and site not in rate.by_site}
+               if default and site not in by_site}
     unknown: list[str] = []
-    for site, site_rate in rate.by_site.items():
+    for site, ranges in by_site.items():
         domain = catalog.domain(site)
+        entry = domain_entry(row["groups"], ranges)
         if domain is None:
             unknown.append(site)
-        elif entry(site_rate):
-            domains[domain] = entry(site_rate)
+        elif entry:
+            domains[domain] = entry
     return dict(sorted(domains.items())), sorted(unknown)
+
+
+def not_at_edge(row: Mapping[str, Any]) -> str | None:
+    """What of an ``sl-v2`` row the edge does not enforce (its schema has no form for a layer,
+    a holdout or a condition), for the experiment's ``_comment``; ``None`` when nothing."""
+    parts: list[str] = []
+    layer = row.get("layer")
+    if isinstance(layer, Mapping):
+        low, high = layer["range"]
+        parts.append(f"layer {layer['name']} [{low}, {high})")
+    parts += [f"holdout {h['name']}" for h in row.get("holdouts") or ()]
+    if row.get("targeting") is not None:
+        parts.append("targeting")
+    return f"not enforced at the edge: {', '.join(parts)}" if parts else None
 
 
 def edge_document(rows: Iterable[Mapping[str, Any]], catalog: SiteCatalog) -> dict[str, Any]:
@@ -141,9 +183,10 @@ def edge_document(rows: Iterable[Mapping[str, Any]], catalog: SiteCatalog) -> di
         domains, unknown = edge_domains(row, catalog)
         left_out += [f"{row['name']}: {site}" for site in unknown]
         if domains:
-            experiments[row["name"]] = {"start": edge_time(row.get("start"), "start", up=True),
-                                        "end": edge_time(row.get("end"), "end", up=False),
-                                        "domains": domains}
+            entry = {"start": edge_time(row.get("start"), "start", up=True),
+                     "end": edge_time(row.get("end"), "end", up=False), "domains": domains}
+            comment = not_at_edge(row)
+            experiments[row["name"]] = entry if comment is None else {"_comment": comment, **entry}
     digest = hashlib.sha256(orjson.dumps(experiments)).hexdigest()[:16]  # built in sorted order
     comment = f"splitlab edge config {digest}"
     if left_out:

@@ -31,6 +31,7 @@ from splitlab.core.model import (
     string_list,
 )
 from splitlab.errors import ConfigError, ConflictError
+from splitlab.registry import traffic_guard
 
 MANAGED_FIELDS = frozenset({"version", "exposure_version"})
 """Fields the registry sets itself; values sent by clients are ignored."""
@@ -179,7 +180,8 @@ def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now:
     """Refuse (:class:`ConflictError`) edits that would reshuffle units of a started experiment.
 
     Once started, the name never changes; ``groups``, ``user_identifier_type`` and ``start``
-    change only together with ``phase_index`` moving to the next phase.
+    change only together with ``phase_index`` moving to the next phase. Within a phase, group
+    ratios and layer ranges follow :mod:`splitlab.registry.traffic_guard`.
     """
     if not has_started(old, now):
         return
@@ -202,6 +204,10 @@ def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now:
             f"phase (units would move between groups). Start a new phase instead: send the "
             f"change with phase_index {next_phase} (and a new start)"
         )
+    if new.get("phase_index") != next_phase:
+        before, after = Experiment.from_config(old), Experiment.from_config(new)
+        traffic_guard.check_traffic(before, after)
+        traffic_guard.check_layer_change(before, after)
 
 
 def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:

@@ -148,16 +148,20 @@ class SiteCatalog:
         return found
 
     def check(self, row: Mapping[str, Any]) -> None:
-        """Refuse (:class:`ConfigError` on ``sample_rate``) an ``edge-unique`` row that names a
-        site the catalog does not know: the edge could not be told about it."""
+        """Refuse (:class:`ConfigError` on ``sample_rate``, or ``traffic_split`` for ``sl-v2``)
+        an ``edge-unique`` row that names a site the catalog does not know: the edge could not
+        be told about it."""
         if row.get("user_identifier_type") != "edge-unique":
             return
-        unknown = sorted(s for s in SampleRate.parse(row["sample_rate"]).by_site
-                         if self.domain(s) is None)
+        split = row.get("traffic_split")
+        field, sites = (("traffic_split", [s for s in split if s != "default"])
+                        if isinstance(split, Mapping)
+                        else ("sample_rate", list(SampleRate.parse(row["sample_rate"]).by_site)))
+        unknown = sorted(s for s in sites if self.domain(s) is None)
         if unknown:
-            raise ConfigError("sample_rate", f"site {unknown[0]!r} is not in the {self.source}, "
-                                             "so the edge cannot be given its domain; add it to "
-                                             "the catalog (SPLITLAB_SITE_CATALOG) or fix the name")
+            raise ConfigError(field, f"site {unknown[0]!r} is not in the {self.source}, "
+                                     "so the edge cannot be given its domain; add it to "
+                                     "the catalog (SPLITLAB_SITE_CATALOG) or fix the name")
 
 
 def _dblist(text: str, where: str) -> dict[str, str | None]:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from splitlab.core.model import canonical_json, format_time, parse_time
+from splitlab.core.model import Experiment, canonical_json, format_time, parse_time
 from splitlab.errors import (
     ConfigError,
     ConflictError,
@@ -28,7 +28,7 @@ from splitlab.errors import (
     PreconditionFailedError,
     PreconditionRequiredError,
 )
-from splitlab.registry import rules
+from splitlab.registry import rules, traffic_guard
 from splitlab.registry.schema import KINDS, Tables, engine_for, migrate
 from splitlab.registry.sites import SiteCatalog
 
@@ -106,7 +106,11 @@ class Registry:
         """Connect (PostgreSQL URL, or SQLite in ``data_dir``) and apply pending migrations."""
         tables = Tables.build(prefix)
         engine = engine_for(database_url, data_dir)
-        migrate(engine, tables)
+        try:
+            migrate(engine, tables)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, tables, clock, sites)
 
     def close(self) -> None:
@@ -135,6 +139,18 @@ class Registry:
         conn.execute(update(state).where(state.c.id == 1)
                      .values(change_counter=state.c.change_counter + 1))
 
+    def _check_layer(self, conn: Connection, kind: str, row: Mapping[str, Any],
+                     object_id: int | None) -> None:
+        """Refuse an experiment whose layer range overlaps one of another experiment of the
+        layer that runs at the same time (:func:`traffic_guard.check_layer_overlap`)."""
+        if kind != "experiment" or row.get("layer") is None:
+            return
+        objects = self.tables.objects
+        others = conn.execute(select(objects.c.row).where(
+            objects.c.kind == kind, objects.c.id != (object_id if object_id is not None else -1)))
+        traffic_guard.check_layer_overlap(Experiment.from_config(row),
+                                          (json.loads(text) for (text,) in others))
+
     def create(self, kind: str, row: Mapping[str, Any], actor: str) -> Record:
         """Create a new experiment or instrument at revision 1.
 
@@ -149,6 +165,7 @@ class Registry:
         objects = self.tables.objects
         try:
             with self.engine.begin() as conn:
+                self._check_layer(conn, kind, stored, None)
                 result = conn.execute(insert(objects).values(
                     kind=kind, name=stored["name"], revision=1, row=text, created_at=now,
                     updated_at=now, ended_at=None))
@@ -236,6 +253,7 @@ class Registry:
                 if action != "end":  # a site dropped from the catalog must not block ending
                     self.sites.check(new)
                 rules.check_change(kind, old, new, now)
+                self._check_layer(conn, kind, new, current.id)
                 changes = rules.diff(old, new)
                 if not changes:
                     raise ConfigError("", "the change sets every field to its current value")

@@ -8,7 +8,8 @@ higher one was read (and inserts skipped as duplicates leave permanent holes). T
 therefore also keeps the holes below it, each with the time it was first seen: while a hole is
 younger than :data:`GAP_GRACE_SECONDS` the next read starts below it again (the lake's id index
 drops what it already has); older holes are forgotten. The SQLite log has no such holes (one
-writer at a time, ``seq`` given at commit), so this costs it nothing.
+writer per shard, ``seq`` given at commit): its reader's position (one opaque, growing integer
+that packs every shard's ``seq``) is kept as it is, without hole tracking.
 """
 
 from __future__ import annotations
@@ -65,11 +66,13 @@ def advance(position: LogPosition, seqs: list[int], now: float) -> LogPosition:
 
 
 class LogSource:
-    """An event log as a lake source; ``name`` is ``sqlite`` or ``postgresql``."""
+    """An event log as a lake source; ``name`` is ``sqlite`` or ``postgresql`` (only the latter
+    has holes in its positions to come back for)."""
 
     def __init__(self, name: str, reader: EventReader, page: int = PAGE,
                  clock: Callable[[], float] = time.time) -> None:
         self.name = name
+        self.holes = name == "postgresql"
         self.reader = reader
         self.page = page
         self.clock = clock
@@ -86,7 +89,8 @@ class LogSource:
                     yield Batch([], expired.dump())
                 return
             seqs = [seq for seq, _ in page]
-            current = advance(current, seqs, self.clock())
+            current = (advance(current, seqs, self.clock()) if self.holes
+                       else LogPosition(max(current.after, seqs[-1])))
             after = seqs[-1]
             yield Batch([event for _, event in page], current.dump())
             if len(page) < self.page:

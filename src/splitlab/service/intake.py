@@ -13,6 +13,7 @@ The body is a JSON array of events or one event object, sent as ``application/js
 | 413 | body larger than the limit (default 4 MiB), inflated or not | ``{message}`` |
 | 415 | a content type other than JSON or text; an unknown content encoding | ``{message}`` |
 | 500 | no event was stored and at least one failed to store | as 207, nothing internal |
+| 503 | the worker holds its cap of events in flight | ``{message}`` |
 
 Each per-event entry is EventGate's ``{status, event, context}``. EventGate says what happened in
 the HTTP reason phrase ("All 3 out of 3 events were accepted.", ...). ASGI has no field for a
@@ -20,7 +21,9 @@ reason phrase and uvicorn always sends the standard one, so every answer carries
 in the ``X-Status-Message`` header instead; ``message`` in a body is splitlab's own summary
 "N out of M events were accepted.". Only ``user-agent`` and ``x-request-id`` are read from the
 request (and ``Origin`` for CORS, :mod:`splitlab.service.cors`); the client address and
-``X-Forwarded-For`` are never looked at.
+``X-Forwarded-For`` are never looked at. A 503 carries ``Retry-After``: the cap on events a worker
+holds being stored keeps memory bounded when a sink is slow (``SPLITLAB_EVENTS_MAX_IN_FLIGHT``);
+a hasty batch the queue has no room for is stored before the answer, like one without ``hasty``.
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ from splitlab.service.settings import Settings
 log = logging.getLogger(__name__)
 MEDIA_TYPES = frozenset({"", "application/json", "text/plain"})
 HASTY_WORKERS = 8
-HASTY_MAX_BYTES = 64 * 1024 * 1024  # request bytes the hasty queue may hold, whatever the count
+MAX_HELD_BYTES = 64 * 1024 * 1024
+"""Request bytes a worker may hold being stored, and (apart) in the hasty queue."""
+RETRY_AFTER_SECONDS = 1
 MAX_HEADER_VALUE = 256
 STATUS_HEADER = "X-Status-Message"
 EMPTY = "Request body was empty. Must provide JSON encoded events."
@@ -141,7 +146,7 @@ def build_sinks(
     data = settings.data_dir
     for name in sorted(names):
         if name == "sqlite":
-            sinks[name] = SQLiteSink(data / "events.sqlite")
+            sinks[name] = SQLiteSink(data / "events.sqlite", sharded=True)
             continue
         if name == "postgresql":
             if not settings.database_url:
@@ -153,7 +158,8 @@ def build_sinks(
         else:
             raise ConfigError("SPLITLAB_EVENTS_SINK", f"unknown sink {name!r}")
         spool = SQLiteSink(data / f"spool-{name}.sqlite")
-        sinks[name] = SpoolingSink(inner, spool, name, on_depth=on_depth)
+        sinks[name] = SpoolingSink(inner, spool, name, deadline=settings.events_sink_timeout,
+                                   on_depth=on_depth)
     if "default" in catalog.sinks:
         sinks["default"] = sinks[settings.events_sink]
     return sinks
@@ -182,6 +188,8 @@ class IntakeComponent:
         self._queue: asyncio.Queue[tuple[list[Any], RequestContext, int]] = asyncio.Queue()
         self._queued_events = 0
         self._queued_bytes = 0
+        self._in_flight = 0
+        self._in_flight_bytes = 0
         self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> Sequence[BaseRoute]:
@@ -282,33 +290,56 @@ class IntakeComponent:
         self.metrics.batch_size.observe(len(events))
         context = self._context(request)
         if hasty:
-            await self._hasty(events, context, len(body))
-            return Response(status_code=202,
-                            headers={STATUS_HEADER: f"{len(events)} events hastily received."})
-        statuses = await self.pipeline.process(events, context)
-        self._record(events, statuses)
-        return batch_response(statuses)
+            return await self._hasty(events, context, len(body))
+        return await self._store(events, context, len(body))
 
     def _record(self, events: list[Any], statuses: list[EventStatus]) -> None:
         self.metrics.record(statuses)
         self.metrics.record_experiments(events, statuses, self.running_groups())
 
-    async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> None:
-        """Queue a hasty batch, or, when the queue has no room for it, process it now.
+    async def _store(self, events: list[Any], context: RequestContext, size: int) -> Response:
+        """Process a batch and answer; 503 when the worker already holds its cap of events or
+        bytes being stored (a slow sink must not make memory grow)."""
+        if self._in_flight and (
+                self._in_flight + len(events) > self.settings.events_max_in_flight
+                or self._in_flight_bytes + size > MAX_HELD_BYTES):
+            return self._busy("in_flight")
+        self._in_flight += len(events)
+        self._in_flight_bytes += size
+        try:
+            statuses = await self.pipeline.process(events, context)
+        finally:
+            self._in_flight -= len(events)
+            self._in_flight_bytes -= size
+        self._record(events, statuses)
+        return batch_response(statuses)
 
-        The queue is bounded (events and bytes), so memory is too; a batch that does not fit
-        waits for its own processing, like a request without ``hasty``, instead of being
-        refused: it is never refused for ever, not even when it alone is larger than the queue.
+    def _busy(self, reason: str) -> Response:
+        response = self._reject(reason, 503, "the intake is busy; retry later")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> Response:
+        """Queue a hasty batch and answer 202, or, when the queue has no room for it, store it
+        first and then answer 202 (EventGate's hasty answer whatever became of the events).
+
+        The queue is bounded (events and bytes), so memory is too; a batch that does not fit is
+        never refused for ever, not even when it alone is larger than the queue (only a worker
+        already at its in-flight cap answers 503, with ``Retry-After``).
         """
         if (self._queued_events + len(events) > self.settings.events_hasty_queue
-                or self._queued_bytes + size > HASTY_MAX_BYTES):
+                or self._queued_bytes + size > MAX_HELD_BYTES):
             self.metrics.hasty_inline.inc()
-            self._record(events, await self.pipeline.process(events, context))
-            return
-        self._queued_events += len(events)
-        self._queued_bytes += size
-        self.metrics.hasty_queue.set(self._queued_events)
-        self._queue.put_nowait((events, context, size))
+            stored = await self._store(events, context, size)
+            if stored.status_code == 503:
+                return stored
+        else:
+            self._queued_events += len(events)
+            self._queued_bytes += size
+            self.metrics.hasty_queue.set(self._queued_events)
+            self._queue.put_nowait((events, context, size))
+        return Response(status_code=202,
+                        headers={STATUS_HEADER: f"{len(events)} events hastily received."})
 
     async def _hasty_worker(self) -> None:
         while True:

@@ -8,7 +8,7 @@ themselves; :func:`exception_handlers` (installed by ``app.py``) turns them into
   route, except under ``/ofrep/``, where the OpenFeature Remote Evaluation Protocol fixes the
   shape: ``{"key"?, "errorCode", "errorDetails"}`` for 400 and 404 (``key`` on the single-flag
   route), ``{"errorDetails"}`` for every other status;
-- 401 carries ``WWW-Authenticate``, 429 ``Retry-After``, 405 ``Allow``;
+- 401 carries ``WWW-Authenticate``, 429 and 503 ``Retry-After``, 405 ``Allow``;
 - a 5xx body says nothing internal: a fixed text per status. An exception outside the tree is a
   500; Starlette re-raises it after the response, so the server logs it once with its traceback.
 """
@@ -43,6 +43,7 @@ from splitlab.errors import (
     SignatureError,
     SinkError,
     SplitlabError,
+    UnavailableError,
     UnsupportedMediaTypeError,
 )
 from splitlab.service.api_support import json_response
@@ -54,7 +55,7 @@ STATUS: tuple[tuple[type[SplitlabError], int], ...] = (
     (AnalysisError, 400), (NotFoundError, 404), (ConflictError, 409),
     (PreconditionRequiredError, 428), (PreconditionFailedError, 412),
     (ForbiddenError, 403), (AuthError, 401), (RateLimitedError, 429),
-    (SinkError, 503), (RemoteError, 502),
+    (SinkError, 503), (UnavailableError, 503), (RemoteError, 502),
 )
 """Error class → HTTP status, most specific first; anything else in the tree is a 500."""
 
@@ -65,6 +66,9 @@ SERVER_ERROR_TEXT = {500: "internal error", 502: "an upstream service failed",
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 500: "internal_error",
                502: "upstream_error", 503: "unavailable"}
 """The problem's ``error`` code where there is no error of the tree (Starlette's, and 5xx)."""
+
+RETRY_AFTER_SECONDS = 2
+"""What a 503 (a sink or the registry database not reachable yet) asks clients to wait."""
 
 OFREP_PREFIX = "/ofrep/"
 
@@ -125,6 +129,8 @@ async def splitlab_error(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="splitlab"'
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
+    elif status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return _respond(request, status, exc, str(exc), headers)
 
 

@@ -7,17 +7,21 @@ refused for any reason changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from splitlab.core.model import Experiment, format_time
-from splitlab.errors import BadRequestError
+from splitlab.errors import BadRequestError, UnavailableError
 from splitlab.registry import views
 from splitlab.registry.demo import seed_demo
 from splitlab.registry.sites import SiteCatalog
@@ -42,6 +46,9 @@ SIGNAL_FILE = "registry.changed"
 """Replaced after every write so the other worker processes notice it at once."""
 
 PLURAL = {"experiment": "experiments", "instrument": "instruments"}
+OPEN_RETRY_SECONDS = 2.0
+UNAVAILABLE = "the experiment registry's database is not reachable yet; retry later"
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -63,13 +70,15 @@ class RegistryComponent:
         self._registry: Registry | None = None
         self._cache: DocumentCache | None = None
         self.signal = ChangeSignal(settings.data_dir / SIGNAL_FILE)
+        self._opener: asyncio.Task[None] | None = None
         self.token = ""
 
     @property
     def registry(self) -> Registry:
-        """The open store (only between :meth:`start` and :meth:`stop`)."""
+        """The open store (between :meth:`start` and :meth:`stop`, once its database answered);
+        :class:`UnavailableError` (503) until then."""
         if self._registry is None:
-            raise RuntimeError("the registry component has not started")
+            raise UnavailableError(UNAVAILABLE)
         return self._registry
 
     @property
@@ -79,26 +88,56 @@ class RegistryComponent:
 
     @property
     def cache(self) -> DocumentCache:
-        """The read cache (only between :meth:`start` and :meth:`stop`)."""
+        """The read cache (as :attr:`registry`)."""
         if self._cache is None:
-            raise RuntimeError("the registry component has not started")
+            raise UnavailableError(UNAVAILABLE)
         return self._cache
 
     async def start(self) -> None:
-        """Open (and migrate) the store, load or create the admin token, load the site catalog
-        (:class:`ConfigError` when its file is invalid), seed the demo."""
+        """Load or create the admin token, load the site catalog (:class:`ConfigError` when its
+        file is invalid), open (and migrate) the store and seed the demo.
+
+        A database that cannot be reached (PostgreSQL down) does not stop the service: it says
+        so on the log and keeps trying every ``OPEN_RETRY_SECONDS`` in the background; until it
+        succeeds the registry's routes answer 503 with ``Retry-After`` (the event intake, OFREP
+        and client payloads work meanwhile, with no experiments for the last two).
+        """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, _ = ensure_admin_token(self.settings.admin_token, self.settings.data_dir)
         sites = SiteCatalog.load(self.settings.site_catalog)
-        self._registry = await run_in_threadpool(
+        try:
+            await self._open(sites)
+        except OperationalError as error:
+            log.error("the registry database is unreachable (%s); retrying every %g s, the "
+                      "config and admin API answer 503 until then",
+                      str(error.orig).strip() or error, OPEN_RETRY_SECONDS)
+            self._opener = asyncio.create_task(self._open_later(sites))
+
+    async def _open(self, sites: SiteCatalog) -> None:
+        registry = await run_in_threadpool(
             Registry.open, self.settings.database_url, self.settings.data_dir,
             prefix=self.settings.table_prefix, sites=sites)
-        self._cache = DocumentCache(self._registry, self.signal)
         if self.settings.demo:
-            await run_in_threadpool(seed_demo, self._registry)
+            await run_in_threadpool(seed_demo, registry)
+        self._cache = DocumentCache(registry, self.signal)
+        self._registry = registry
+
+    async def _open_later(self, sites: SiteCatalog) -> None:
+        while True:
+            await asyncio.sleep(OPEN_RETRY_SECONDS)
+            try:
+                await self._open(sites)
+            except OperationalError:
+                continue
+            log.warning("the registry database is reachable again; the registry is open")
+            return
 
     async def stop(self) -> None:
-        """Close the store's connections."""
+        """Stop trying to open the store; close its connections."""
+        if self._opener is not None:
+            self._opener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._opener
         if self._registry is not None:
             self._registry.close()
             self._registry = None
@@ -223,17 +262,29 @@ class RegistryExperiments:
         self.watch = ChangeWatch(component.signal, poll_seconds)
         self._items: tuple[Experiment, ...] = ()
         self._counter = -1
+        self._stale = False
 
     def experiments(self) -> Sequence[Experiment]:
-        """Every experiment in the registry, ended ones included (callers check activity)."""
+        """Every experiment in the registry, ended ones included (callers check activity).
+
+        While the registry database is unreachable the experiments read last are kept (logged
+        once per outage): OFREP, payloads and the intake's counters never fail for it."""
         registry = self.component.started_registry
         if registry is None or not self.watch.due():
             return self._items
-        counter = registry.change_counter()
-        if counter != self._counter:
-            records = registry.records("experiment")
-            self._items = tuple(Experiment.from_config(r.row) for r in records)
-            self._counter = counter
+        try:
+            counter = registry.change_counter()
+            if counter != self._counter:
+                records = registry.records("experiment")
+                self._items = tuple(Experiment.from_config(r.row) for r in records)
+                self._counter = counter
+        except OperationalError as error:
+            if not self._stale:
+                log.warning("the registry database is unreachable (%s); using the experiments "
+                            "read last until it answers", error)
+            self._stale = True
+            return self._items
+        self._stale = False
         return self._items
 
     def running_groups(self) -> dict[str, frozenset[str]]:

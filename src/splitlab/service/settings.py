@@ -15,6 +15,8 @@
 | ``SPLITLAB_EVENTS_SINK`` | the ``default`` event sink: sqlite, postgresql, jetstream | sqlite |
 | ``SPLITLAB_EVENTS_MAX_BODY`` | largest ``POST /v1/events`` body, bytes (larger: 413) | 4 MiB |
 | ``SPLITLAB_EVENTS_HASTY_QUEUE`` | events ``?hasty=true`` may queue (more: sync) | 10000 |
+| ``SPLITLAB_EVENTS_SINK_TIMEOUT`` | seconds a request waits for a remote sink, then spools | 0.5 |
+| ``SPLITLAB_EVENTS_MAX_IN_FLIGHT`` | events a worker may hold being stored before 503 | 20000 |
 | ``SPLITLAB_EVENTS_CORS_ORIGINS`` | page origins allowed by CORS (comma-separated; ``*``) | none |
 | ``SPLITLAB_CLIENT_EXPERIMENTS`` | comma-separated names of the client experiments | all |
 | ``SPLITLAB_CLIENT_API_KEY`` | key for OFREP and payloads (Bearer or X-API-Key) | open |
@@ -52,6 +54,8 @@ class Settings:
     events_sink: str = "sqlite"
     events_max_body: int = 4 * 1024 * 1024
     events_hasty_queue: int = 10_000
+    events_sink_timeout: float = 0.5
+    events_max_in_flight: int = 20_000
     events_cors_origins: frozenset[str] = frozenset()
     client_experiments: frozenset[str] | None = None
     client_api_key: str | None = None
@@ -80,6 +84,8 @@ class Settings:
             events_sink=source.get("SPLITLAB_EVENTS_SINK") or "sqlite",
             events_max_body=_positive(source, "SPLITLAB_EVENTS_MAX_BODY", 4 * 1024 * 1024),
             events_hasty_queue=_positive(source, "SPLITLAB_EVENTS_HASTY_QUEUE", 10_000),
+            events_sink_timeout=_deadline(source, "SPLITLAB_EVENTS_SINK_TIMEOUT", 0.5),
+            events_max_in_flight=_positive(source, "SPLITLAB_EVENTS_MAX_IN_FLIGHT", 20_000),
             events_cors_origins=_name_set(source.get("SPLITLAB_EVENTS_CORS_ORIGINS"))
             or frozenset(),
             client_experiments=_name_set(source.get("SPLITLAB_CLIENT_EXPERIMENTS")),
@@ -115,4 +121,16 @@ def _float(source: Mapping[str, str], name: str, default: str = "0") -> float:
         raise ValueError(f"{name} must be a number, got {text!r}") from None
     if not value >= 0:
         raise ValueError(f"{name} must be >= 0, got {text!r}")
+    return value
+
+
+def _deadline(source: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds, more than 0 and at most 60; :class:`ConfigError` naming the variable otherwise."""
+    text = source.get(name) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 60:
+        raise ConfigError(name, f"must be more than 0 and at most 60 seconds, not {text!r}")
     return value

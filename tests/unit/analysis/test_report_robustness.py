@@ -189,7 +189,7 @@ def test_one_positive_share_and_no_stray_units_says_why_it_is_not_tested(
 def test_an_empty_input_is_named_not_a_temporary_directory(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from splitlab.analysis.simulate import EVENT_SCHEMA
+    from splitlab.analysis.table import EVENT_SCHEMA
 
     empty = tmp_path / "empty.parquet"
     pq.write_table(EVENT_SCHEMA.empty_table(), empty)

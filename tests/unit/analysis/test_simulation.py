@@ -15,10 +15,10 @@ from splitlab.analysis.analyze import Options, Report, analyze
 from splitlab.analysis.engines import DuckDBEngine
 from splitlab.analysis.materialize import materialize
 from splitlab.analysis.metrics import parse_catalog
-from splitlab.analysis.simulate import Fault, Simulation, simulate, write_events
 from splitlab.cli import app
 from splitlab.core.assignment import assign
 from splitlab.core.model import Experiment
+from splitlab.simulate import Fault, Simulation, simulate, write_events
 
 EXPERIMENT = Experiment.from_config({
     "name": "simulated-checkout", "groups": ["control", "treatment"],
@@ -188,7 +188,7 @@ def test_event_times_are_iso_8601_utc() -> None:
 
     import numpy as np
 
-    from splitlab.analysis.simulate import _iso
+    from splitlab.simulate.arrow import iso_times
 
     micros = np.random.default_rng(0).integers(0, 4_102_444_800_000_000, size=2000)
     micros = np.concatenate([micros, [0, 951_782_400_000_000, 1_709_164_799_999_999]])
@@ -196,7 +196,7 @@ def test_event_times_are_iso_8601_utc() -> None:
         datetime.fromtimestamp(int(m) // 1000 / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         + "Z" for m in micros
     ]
-    assert _iso(micros).to_pylist() == expected
+    assert iso_times(micros).to_pylist() == expected
 
 
 def test_cli_materialize_and_simulate_errors(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from splitlab.analysis.engines import DuckDBEngine, SparkEngine
 from splitlab.analysis.materialize import materialize
 from splitlab.analysis.metrics import load_catalog
 from splitlab.analysis.report import to_dict
-from splitlab.analysis.simulate import Fault, Simulation, simulate, write_events
 from splitlab.core.model import Experiment
+from splitlab.simulate import Fault, Simulation, simulate, write_events
 
 pytestmark = pytest.mark.slow
 CATALOG = Path(__file__).parents[3] / "examples" / "metrics.yaml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -123,5 +124,69 @@ def test_spool_failure_is_reported_not_hidden(tmp_path: Path) -> None:
         await spool.close()
         with pytest.raises(Exception):  # noqa: B017 - executor shut down: the write must fail
             await sink.write(events("z", 1))
+
+    asyncio.run(main())
+
+
+def test_a_slow_remote_costs_a_write_at_most_the_deadline_then_writes_go_to_the_spool(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        inner = MemorySink()
+        sink = SpoolingSink(inner, SQLiteSink(tmp_path / "spool.sqlite"), "memory",
+                            retry_seconds=60, deadline=0.1)
+        await sink.start()
+        inner.delay = 30.0  # stalled: it neither answers nor fails
+        started = time.monotonic()
+        await asyncio.gather(*(sink.write(events(f"s{i}", 2)) for i in range(20)))
+        assert time.monotonic() - started < 2.0, "every write waited about the deadline at most"
+        assert sink.down and await sink.spool.count() == 40
+        started = time.monotonic()
+        await sink.write(events("t", 2))  # known down: straight to the spool
+        assert time.monotonic() - started < 0.1 and await sink.spool.count() == 42
+        inner.delay = 0.0
+        assert await sink.replay() == 42
+        assert not sink.down and await sink.spool.count() == 0
+        assert len(inner.events) == 42
+        await sink.close()
+
+    asyncio.run(main())
+
+
+def test_group_commit_skips_writers_that_stopped_waiting() -> None:
+    committed: list[str] = []
+
+    async def commit(batch: list[StoredEvent]) -> None:
+        await asyncio.sleep(0.05)
+        committed.extend(e.id for e in batch)
+
+    async def main() -> None:
+        group = GroupCommit(commit)
+        first = asyncio.ensure_future(group.submit(events("first", 1)))
+        await asyncio.sleep(0.01)
+        gave_up = asyncio.ensure_future(group.submit(events("gave-up", 1)))
+        waits = asyncio.ensure_future(group.submit(events("waits", 1)))
+        await asyncio.sleep(0.01)
+        gave_up.cancel()
+        await asyncio.gather(first, waits)
+        assert gave_up.cancelled()
+
+    asyncio.run(main())
+    assert committed == ["first-0", "waits-0"]
+
+
+def test_two_processes_never_replay_one_spool_at_the_same_time(tmp_path: Path) -> None:
+    async def main() -> None:
+        inner = MemorySink()
+        first = SpoolingSink(inner, SQLiteSink(tmp_path / "spool.sqlite"), "m", retry_seconds=60)
+        second = SpoolingSink(inner, SQLiteSink(tmp_path / "spool.sqlite"), "m", retry_seconds=60)
+        await first.start()
+        await second.start()
+        await first.spool.write(events("x", 5000))
+        inner.delay = 0.05
+        counts = await asyncio.gather(first.replay(), second.replay())
+        assert sorted(counts) == [0, 5000]
+        assert len(inner.events) == 5000
+        await first.close()
+        await second.close()
 
     asyncio.run(main())

@@ -171,3 +171,88 @@ def test_comment_changes_with_the_content_only() -> None:
                                row("logged-in-only-exp", "mw-user", 1)], catalog)
     other = edge.edge_document([row("edge-comment-exp", "edge-unique", 0.2)], catalog)
     assert one["_comment"] == same["_comment"] != other["_comment"]
+
+
+def slv2_row(name: str, split: dict[str, dict[str, float]], groups: tuple[str, ...],
+             **gates: object) -> dict[str, object]:
+    return Experiment.from_config({
+        "name": name, "groups": list(groups), "algorithm": "sl-v2", "traffic_split": split,
+        "user_identifier_type": "edge-unique", "start": "2026-11-01T00:00:00Z",
+        "end": "2026-12-01T00:00:00Z", **gates}).to_config()
+
+
+def test_slv2_rows_get_weighted_ranges_at_their_share_offsets(refdata: Path) -> None:
+    """Worked by hand from the contract: default 5 % / 15 % / 0 % reduces to shares 1:3:0
+    (offsets 0 and 25000); enwiki 10/10/10 to 1:1:1 (0, 33333, 66666); dewiki 1.234 / 2.468
+    to 1:2 (0, 33333). Each range holds percent x 1000 buckets; a 0 % group has none."""
+    schema = json.loads((refdata / "wikimedia-varnish-abtests-schema.json").read_text())
+    catalog = SiteCatalog.build({"enwiki": None, "dewiki": None, "frwiki": None})
+    groups = ("control", "treatment", "extra")
+    exp = slv2_row("edge-weighted-exp", {
+        "default": {"control": 5, "treatment": 15, "extra": 0},
+        "enwiki": {"control": 10, "treatment": 10, "extra": 10},
+        "dewiki": {"control": 1.234, "treatment": 2.468}}, groups)
+    document = edge.edge_document([exp], catalog)
+    Draft4Validator(schema).validate(document)
+    assert document["edge-weighted-exp"]["domains"] == {
+        "de.wikipedia.org": {"groups": {"control": [0, 1_233], "treatment": [33_333, 35_800]}},
+        "en.wikipedia.org": {"groups": {"control": [0, 9_999], "treatment": [33_333, 43_332],
+                                        "extra": [66_666, 76_665]}},
+        "fr.wikipedia.org": {"groups": {"control": [0, 4_999], "treatment": [25_000, 39_999]}},
+    }
+    assert "_comment" not in document["edge-weighted-exp"]
+
+
+def test_slv2_gates_are_named_as_not_enforced_at_the_edge(refdata: Path) -> None:
+    """The schema has no form for a layer, a holdout or a condition: the document stays valid
+    and the experiment's _comment says what the edge leaves out."""
+    schema = json.loads((refdata / "wikimedia-varnish-abtests-schema.json").read_text())
+    exp = slv2_row("edge-layered-exp", {"enwiki": {"control": 20, "treatment": 20}},
+                   ("control", "treatment"), layer={"name": "reading", "range": [0, 50_000]},
+                   holdouts=[{"name": "global-2026", "percent": 2}],
+                   targeting={"platform": "mobile"})
+    document = edge.edge_document([exp], SiteCatalog.build({"enwiki": None}))
+    Draft4Validator(schema).validate(document)
+    entry = document["edge-layered-exp"]
+    assert entry["domains"] == {"en.wikipedia.org": {"groups": {
+        "control": [0, 19_999], "treatment": [50_000, 69_999]}}}
+    assert entry["_comment"] == ("not enforced at the edge: layer reading [0, 50000), "
+                                 "holdout global-2026, targeting")
+
+
+def test_slv2_site_with_no_traffic_and_unknown_sites() -> None:
+    exp = slv2_row("edge-zero-site-exp", {"default": {"a": 0, "b": 0},
+                                          "enwiki": {"a": 1, "b": 0}}, ("a", "b"))
+    document = edge.edge_document([exp], SiteCatalog.build({"enwiki": None, "dewiki": None}))
+    assert document["edge-zero-site-exp"]["domains"] == {
+        "en.wikipedia.org": {"groups": {"a": [0, 999]}}}
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=8),
+       st.integers(min_value=1, max_value=50), st.integers(min_value=1, max_value=50))
+def test_slv2_scaling_a_sites_percents_only_grows_ranges_in_place(
+        shares: list[int], a: int, b: int) -> None:
+    """Percents ``k * share / 1000`` for two factors k: each range holds exactly percent x 1000
+    buckets, starts at its share's offset (cut by the reduced shares, group order) and the
+    larger factor's ranges contain the smaller's."""
+    low, high = sorted((a, b))
+    if sum(shares) == 0 or sum(shares) * high > 100_000:
+        return
+    groups = tuple(f"g{i}" for i in range(len(shares)))
+    divisor = math.gcd(*shares)
+    reduced = [s // divisor for s in shares]
+    offsets = [sum(reduced[:i]) * 100_000 // sum(reduced) for i in range(len(reduced))]
+    catalog = SiteCatalog.build({"enwiki": None})
+    found: list[dict[str, set[int]]] = []
+    for factor in (low, high):
+        split = {"enwiki": {g: s * factor / 1000 for g, s in zip(groups, shares, strict=True)}}
+        document = edge.edge_document([slv2_row("edge-scaled-exp", split, groups)], catalog)
+        ranges = document["edge-scaled-exp"]["domains"]["en.wikipedia.org"]["groups"]
+        sets = {g: set(range(r[0], r[1] + 1)) for g, r in ranges.items()}
+        for g, share, offset in zip(groups, shares, offsets, strict=True):
+            assert len(sets.get(g, ())) == share * factor
+            if share:
+                assert ranges[g][0] == offset
+        assert sum(map(len, sets.values())) == len(set().union(*sets.values()))
+        found.append(sets)
+    assert all(found[0][g] <= found[1][g] for g in found[0])

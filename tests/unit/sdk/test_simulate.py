@@ -13,14 +13,18 @@ import pytest
 from typer.testing import CliRunner
 
 from splitlab.cli import app
+from splitlab.core.model import Experiment
 from splitlab.sdk import Client, MemoryConfigSource, MemoryEventSender
-from splitlab.simulate import Scenario, simulate
+from splitlab.simulate import Fault, Simulation, send
 
 from .sdk_helpers import IntakeStub
 
 ROW: dict[str, Any] = {"name": "simulated-checkout", "groups": ["control", "treatment"],
                        "sample_rate": {"default": 0.5}, "user_identifier_type": "edge-unique",
                        "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+
+
+EXPERIMENT = Experiment.from_config(ROW)
 
 
 def client_at(now: datetime) -> tuple[Client, MemoryEventSender]:
@@ -30,15 +34,16 @@ def client_at(now: datetime) -> tuple[Client, MemoryEventSender]:
 
 def test_events_match_the_summary() -> None:
     client, sender = client_at(datetime(2026, 6, 1, tzinfo=UTC))
-    summary = simulate(client, Scenario("simulated-checkout", 3000, base_rate=0.2, lift=0.1))
+    summary = send(client, Simulation(EXPERIMENT, 3000, conversion=0.2,
+                                      lifts={"treatment": 1.5}))
     actions = Counter(e["action"] for e in sender.events)
     enrolled = sum(t.units for t in summary.groups.values())
     assert enrolled + summary.not_enrolled == 3000
     assert 1300 < enrolled < 1700  # sample rate 0.5
     assert actions["experiment_enrollment"] == actions["experiment_exposure"] == enrolled
-    assert actions["conversion"] == sum(t.conversions for t in summary.groups.values())
+    assert actions["edit_saved"] == sum(t.conversions for t in summary.groups.values())
     by_group = Counter(e["experiment"]["assigned"] for e in sender.events
-                       if e["action"] == "conversion")
+                       if e["action"] == "edit_saved")
     assert by_group == {g: t.conversions for g, t in summary.groups.items()}
     assert {e["action_source"] for e in sender.events if "action_source" in e} == {"simulation"}
     assert not any("sim-anon" in json.dumps(e) for e in sender.events)
@@ -46,26 +51,38 @@ def test_events_match_the_summary() -> None:
 
 def test_same_seed_same_traffic_and_the_lift_is_recovered() -> None:
     now = datetime(2026, 6, 1, tzinfo=UTC)
-    scenario = Scenario("simulated-checkout", 12_000, base_rate=0.10, lift=0.05, seed=7)
-    first = simulate(client_at(now)[0], scenario)
-    second = simulate(client_at(now)[0], scenario)
+    spec = Simulation(EXPERIMENT, 12_000, conversion=0.10, lifts={"treatment": 1.5}, seed=7)
+    first = send(client_at(now)[0], spec)
+    second = send(client_at(now)[0], spec)
     assert first == second
     control, treatment = first.groups["control"], first.groups["treatment"]
     p1, p2 = control.conversions / control.units, treatment.conversions / treatment.units
     se = math.sqrt(p1 * (1 - p1) / control.units + p2 * (1 - p2) / treatment.units)
     assert abs((p2 - p1) - 0.05) < 4 * se
-    other = simulate(client_at(now)[0], Scenario("simulated-checkout", 12_000, 0.10, 0.05, 8))
+    other = send(client_at(now)[0], Simulation(EXPERIMENT, 12_000, seed=8, conversion=0.10,
+                                               lifts={"treatment": 1.5}))
     assert other != first
 
 
-def test_refuses_unknown_inactive_and_impossible_scenarios() -> None:
+def test_refuses_unknown_inactive_and_impossible_simulations() -> None:
     client, _ = client_at(datetime(2027, 6, 1, tzinfo=UTC))
     with pytest.raises(ValueError, match="not active"):
-        simulate(client, Scenario("simulated-checkout", 10))
+        send(client, Simulation(EXPERIMENT, 10))
+    missing = Experiment.from_config({**ROW, "name": "missing-experiment"})
     with pytest.raises(ValueError, match="no experiment"):
-        simulate(client, Scenario("missing-experiment", 10))
-    with pytest.raises(ValueError):
-        Scenario("simulated-checkout", 10, base_rate=0.99, lift=0.05)
+        send(client, Simulation(missing, 10))
+    with pytest.raises(ValueError, match="only in files"):
+        send(client_at(datetime(2026, 6, 1, tzinfo=UTC))[0],
+             Simulation(EXPERIMENT, 10, fault=Fault("control", 0.1)))
+    with pytest.raises(ValueError, match="non-negative"):
+        Simulation(EXPERIMENT, 10, lifts={"treatment": -0.5})
+
+
+def test_a_lift_that_passes_certainty_is_capped_at_one() -> None:
+    client, _ = client_at(datetime(2026, 6, 1, tzinfo=UTC))
+    summary = send(client, Simulation(EXPERIMENT, 400, conversion=0.6, lifts={"treatment": 2}))
+    treatment = summary.groups["treatment"]
+    assert treatment.true_rate == 1.0 and treatment.conversions == treatment.units > 0
 
 
 def test_cli_sends_through_the_sdk_to_an_intake_and_reports(

@@ -289,3 +289,38 @@ def test_settings_read_the_intake_variables(tmp_path: Path) -> None:
     assert settings.streams_file == Path("s.yaml") and settings.events_hasty_queue == 10_000
     with pytest.raises(ConfigError, match="SPLITLAB_EVENTS_HASTY_QUEUE"):
         Settings.from_env({"SPLITLAB_EVENTS_HASTY_QUEUE": "-3"})
+
+
+@pytest.fixture
+def capped(tmp_path: Path) -> Iterator[Service]:
+    yield from make_service(tmp_path, events_max_in_flight=15)
+
+
+def test_a_worker_holding_its_cap_of_events_answers_503_with_retry_after(capped: Service) -> None:
+    """A stalled sink must not make the worker accumulate requests: past the cap, 503."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    capped.sink.delay = 2.0
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: capped.post([web_event()] * 10), range(4)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201, 503, 503, 503]
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["message"]
+    capped.sink.delay = 0.0
+    assert capped.post([web_event()] * 40).status_code == 201, "alone, any batch is taken"
+    text = capped.client.get("/metrics").text
+    assert 'splitlab_event_requests_rejected_total{reason="in_flight"} 3.0' in text
+
+
+def test_settings_read_the_sink_deadline_and_the_in_flight_cap() -> None:
+    from splitlab.errors import ConfigError
+
+    settings = Settings.from_env({"SPLITLAB_EVENTS_SINK_TIMEOUT": "0.2",
+                                  "SPLITLAB_EVENTS_MAX_IN_FLIGHT": "500"})
+    assert settings.events_sink_timeout == 0.2 and settings.events_max_in_flight == 500
+    defaults = Settings.from_env({})
+    assert defaults.events_sink_timeout == 0.5 and defaults.events_max_in_flight == 20_000
+    for bad in ("0", "61", "nan"):
+        with pytest.raises(ConfigError, match="SPLITLAB_EVENTS_SINK_TIMEOUT"):
+            Settings.from_env({"SPLITLAB_EVENTS_SINK_TIMEOUT": bad})

@@ -164,7 +164,8 @@ def test_every_error_of_the_tree_has_its_own_status() -> None:
     from splitlab import errors
     from splitlab.service.problems import status_of
 
-    server_side = {errors.SinkError: 503, errors.RemoteError: 502, errors.SplitlabError: 500}
+    server_side = {errors.SinkError: 503, errors.UnavailableError: 503, errors.RemoteError: 502,
+                   errors.SplitlabError: 500}
     for _, kind in inspect.getmembers(errors, inspect.isclass):
         if issubclass(kind, errors.SplitlabError):
             status = status_of(kind.__new__(kind))

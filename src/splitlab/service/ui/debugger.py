@@ -1,29 +1,52 @@
-"""The assignment debugger's answers: the core's :func:`~splitlab.core.assignment.assign` for
-one identifier over every active experiment (the SDK's code path), with the reason in words.
+"""The assignment debugger's answers: the core's :func:`~splitlab.core.resolution.resolve` for
+one identifier over every experiment that has not ended (the SDK's code path), with its reason
+(``assigned``, ``not_sampled``, ``holdout``, ``layer``, ``targeting``, ``inactive``) in words.
 
-Nothing here is stored or logged: the identifier lives only in the request and the page.
+Nothing here is stored or logged: the identifier and attributes live only in the request and
+the page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from splitlab.core.assignment import assign
-from splitlab.core.model import Experiment
+from splitlab.core.model import Experiment, format_time
+from splitlab.core.resolution import Reason, Resolution, resolve
+from splitlab.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One experiment's answer for the identifier."""
+    """One experiment's answer for the identifier (``reason`` is the core's, ``why`` says it
+    in words)."""
 
     experiment: str
     identifier_type: str
     applies: bool
     in_sample: bool
     group: str | None
-    subject_id: str
+    subject_id: str | None
     reason: str
+    why: str
+
+
+def parse_attributes(text: str) -> dict[str, Any]:
+    """The targeting attributes typed in the form: a JSON object (empty text: none). Raises
+    :class:`ConfigError` saying what is wrong otherwise."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError("attributes", f"is not valid JSON ({error.msg} at character "
+                                        f"{error.pos})") from None
+    if not isinstance(value, dict):
+        raise ConfigError("attributes", 'must be a JSON object, like {"platform": "mobile"}')
+    return value
 
 
 def _identifier(text: str, identifier_type: str) -> int | str:
@@ -31,26 +54,40 @@ def _identifier(text: str, identifier_type: str) -> int | str:
     return int(text) if identifier_type == "mw-user" and text.isdigit() else text
 
 
+def _why(result: Resolution, experiment: Experiment, site: str | None) -> str:
+    where = f"on {site}" if site else "by default"
+    rate = experiment.sample_rate.for_site(site)
+    if result.reason is Reason.ASSIGNED:
+        return (f"in sample (traffic {rate:.4g} {where}); {experiment.algorithm} puts it in "
+                f"{result.group}")
+    if result.reason is Reason.INACTIVE:
+        return f"inactive: the experiment starts at {format_time(experiment.start)}"
+    if result.reason is Reason.HOLDOUT:
+        return "held out: the unit is in a holdout this experiment lists"
+    if result.reason is Reason.LAYER:
+        return "not eligible: the unit's layer bin is outside this experiment's layer range"
+    if result.reason is Reason.TARGETING:
+        return "not targeted: the attributes do not satisfy the targeting condition"
+    if rate == 0:
+        return f"not in sample: no traffic {where}"
+    return (f"not in sample: the traffic is {rate:.4g} {where} and this identifier's hash "
+            "falls outside it")
+
+
 def answers(experiments: Sequence[Experiment], identifier: str, site: str | None,
-            identifier_type: str | None) -> list[Answer]:
-    """The answer of each experiment (active ones: the caller filters), by name."""
+            identifier_type: str | None, *, attributes: Mapping[str, Any] | None = None,
+            now: datetime) -> list[Answer]:
+    """The answer of each experiment (the caller leaves ended ones out), by name, at ``now``.
+    The attributes the condition sees are ``site`` (when given) plus ``attributes``."""
+    seen = {**({"site": site} if site else {}), **(attributes or {})}
     out = []
     for experiment in sorted(experiments, key=lambda e: e.name):
         unit = experiment.user_identifier_type
-        result = assign(_identifier(identifier, unit), experiment, site)
-        rate = experiment.sample_rate.for_site(site)
-        where = f"on {site}" if site else "by default"
+        result = resolve(_identifier(identifier, unit), experiment, site, seen, now=now)
         applies = identifier_type in (None, unit)
-        if not applies:
-            reason = (f"does not apply: this experiment samples {unit} identifiers, not "
-                      f"{identifier_type}")
-        elif result.in_sample:
-            reason = f"in sample (rate {rate:.4g} {where}); tk-v1 puts it in {result.group}"
-        elif rate == 0:
-            reason = f"not in sample: the rate is 0 {where}"
-        else:
-            reason = (f"not in sample: the rate is {rate:.4g} {where} and this identifier's "
-                      "hash falls outside it")
-        out.append(Answer(experiment.name, unit, applies, result.in_sample and applies,
-                          result.group if applies else None, result.subject_id, reason))
+        why = _why(result, experiment, site) if applies else (
+            f"does not apply: this experiment samples {unit} identifiers, not {identifier_type}")
+        out.append(Answer(experiment.name, unit, applies, result.enrolled and applies,
+                          result.group if applies else None, result.subject_id,
+                          result.reason.value, why))
     return out

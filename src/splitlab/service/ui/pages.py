@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from splitlab.core.model import IDENTIFIER_TYPES, Experiment
+from splitlab.core.model import IDENTIFIER_TYPES, Experiment, window_status
+from splitlab.errors import ConfigError
 from splitlab.registry import views
 from splitlab.registry.store import Record
 from splitlab.service.ui import charts, content, debugger
@@ -82,24 +83,30 @@ async def results_fragment(ui: UiComponent, request: Request) -> Response:
 
 
 async def debug(ui: UiComponent, request: Request) -> Response:
-    """``GET|POST /ui/debug``: an identifier in (posted, so it is in no URL), every active
-    experiment's answer out; nothing is stored."""
-    values = {"identifier": "", "site": "", "identifier_type": ""}
+    """``GET|POST /ui/debug``: an identifier (posted, so it is in no URL), a site and optional
+    targeting attributes in, every experiment's answer and reason out (those not ended:
+    scheduled ones answer ``inactive``); nothing is stored."""
+    values = {"identifier": "", "site": "", "identifier_type": "", "attributes": ""}
     found = None
     problem = ""
     if request.method == "POST":
         form = await read_form(request)
         ui.sessions.check_post(request, form)
         values = {k: form.get(k, "").strip() for k in values}
+        try:
+            attributes = debugger.parse_attributes(values["attributes"])
+        except ConfigError as error:
+            attributes, problem = {}, f"Attributes {error.reason}."
         if not values["identifier"]:
             problem = "Enter an identifier."
         elif values["identifier_type"] not in ("", *IDENTIFIER_TYPES):
             problem = f"Identifier type must be one of {', '.join(IDENTIFIER_TYPES)}."
-        else:
+        elif not problem:
             experiments: tuple[Experiment, ...] = await ui.call(ui.view.experiments)
             now = datetime.now(UTC)
-            active = [e for e in experiments if e.is_active(now)]
-            found = debugger.answers(active, values["identifier"], values["site"] or None,
-                                     values["identifier_type"] or None)
+            current = [e for e in experiments if window_status(e.start, e.end, now) != "ended"]
+            found = debugger.answers(current, values["identifier"], values["site"] or None,
+                                     values["identifier_type"] or None, attributes=attributes,
+                                     now=now)
     return ui.render(request, "debug.html", values=values, answers=found, problem=problem,
                      identifier_types=IDENTIFIER_TYPES)

@@ -1,4 +1,9 @@
-"""A seeded simulator of experiment events in the web base shape, with known truths and faults.
+"""The simulator: seeded experiment traffic with known true (relative) effects and faults.
+
+One spec (:class:`Simulation`), two ways to realise it. :func:`simulate` writes events fast
+(vectorised, millions of units) as Arrow tables of the analysis table's input shape;
+:func:`send` sends a unit's traffic through the SDK, as an application would (no faults).
+
 
 Units are integers ``1..units``; each is given a site and assigned with the real ``tk-v1`` core
 (:func:`~splitlab.core.assignment.assign_batch`), so subject ids and groups are exactly what a
@@ -16,24 +21,31 @@ client would log. Every in-sample unit then produces, around its first enrollmen
 group on clicks per unit, on the share of units with an edit and on edit value per unit is
 ``lift - 1``, and on value per click it is 0. A :class:`Fault` drops a share of one group's
 enrollment and exposure events; ``mixed_share`` of units also log one enrollment in a wrong group.
+
+Through the SDK (:func:`send`), each unit ``1..units`` visits once: the SDK enrolls it and sends
+its ``experiment_enrollment`` (``action_source`` :data:`SOURCE`) and ``experiment_exposure``, and
+with probability ``conversion * lift`` (capped at 1) one ``edit_saved``: the same true effect on
+the share of units with an edit.
 """
 
 from __future__ import annotations
 
-import json
+import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from splitlab.analysis.table import EVENT_SCHEMA
 from splitlab.core.assignment import OUT_OF_SAMPLE, SUBJECT_ID_LENGTH, assign_batch
 from splitlab.core.model import Experiment
+from splitlab.sdk.client import Client
+from splitlab.sdk.manager import ExperimentManager
+from splitlab.simulate.arrow import fixed_strings, iso_times, uuids, write_events
+
+__all__ = ["Fault", "GroupTally", "Simulation", "Summary", "send", "simulate", "write_events"]
 
 SCHEMA_ID = "/analytics/product_metrics/web/base/2.1.0"
 ACTION_SOURCES = ("page_view", "api", "account_creation", "job")
@@ -41,7 +53,6 @@ _SOURCE_WEIGHTS = (0.7, 0.1, 0.1, 0.1)
 SITES = ("enwiki", "dewiki", "frwiki", "jawiki")
 _SITE_WEIGHTS = (0.5, 0.2, 0.2, 0.1)
 _DAY_US = 86_400_000_000
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +102,10 @@ class Simulation:
 
     def lift(self, group: str) -> float:
         return self.lifts.get(group, 1.0)
+
+    def conversion_rate(self, group: str) -> float:
+        """The true probability that a unit of ``group`` saves an edit."""
+        return min(1.0, self.conversion * self.lift(group))
 
 
 def simulate(spec: Simulation) -> Iterator[pa.Table]:
@@ -203,20 +218,20 @@ def _table(spec: Simulation, rng: np.random.Generator, units: _Units, parts: lis
     group = np.concatenate([
         p.groups if p.groups is not None else units.groups[p.owner] for p in parts
     ])
-    dt = _iso(when)
+    dt = iso_times(when)
     sampling_unit = exp.user_identifier_type
     logged_in = sampling_unit == "mw-user"
     performer_id = pa.array(units.ids[owner], mask=np.full(count, sampling_unit != "mw-user"))
     sites = units.sites[owner]
     meta = pa.StructArray.from_arrays(
-        [_uuids(rng, count), _iso(when + rng.integers(1, 2_000_000, size=count)),
+        [uuids(rng, count), iso_times(when + rng.integers(1, 2_000_000, size=count)),
          _constant(count, exp.stream_name or "product_metrics.web_base"),
          _dictionary(sites, [f"{s[:2]}.wikipedia.org" for s in SITES])],
         names=_names("meta"),
     )
     experiment = pa.StructArray.from_arrays(
         [_constant(count, exp.name), _dictionary(group, list(exp.groups)),
-         _fixed_strings(units.subjects[owner]), _constant(count, sampling_unit),
+         fixed_strings(units.subjects[owner]), _constant(count, sampling_unit),
          _constant(count, "default"), _constant(count, exp.exposure_version)],
         names=_names("experiment"),
     )
@@ -251,98 +266,60 @@ def _dictionary(codes: np.ndarray, values: list[str]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(codes.astype(np.int32), values)
 
 
-def _fixed_strings(chars: np.ndarray) -> pa.Array:
-    """A string array from an ``(n, width)`` array of ASCII codes, without Python objects."""
-    count, width = chars.shape
-    offsets = np.arange(0, (count + 1) * width, width, dtype=np.int32)
-    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets),
-                                       pa.py_buffer(np.ascontiguousarray(chars)))
+SOURCE = "simulation"
 
 
-def _uuids(rng: np.random.Generator, count: int) -> pa.Array:
-    """Random version-4 UUIDs in their 36-character text form."""
-    raw = rng.integers(0, 256, size=(count, 16), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    digits = np.empty((count, 32), dtype=np.uint8)
-    digits[:, 0::2], digits[:, 1::2] = _HEX[raw >> 4], _HEX[raw & 0x0F]
-    text = np.full((count, 36), ord("-"), dtype=np.uint8)
-    for lo, hi, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
-        text[:, at : at + hi - lo] = digits[:, lo:hi]
-    return _fixed_strings(text)
+@dataclass(slots=True)
+class GroupTally:
+    """Units enrolled in one group, how many converted, and the true conversion rate."""
+
+    true_rate: float
+    units: int = 0
+    conversions: int = 0
 
 
-def _iso(micros: np.ndarray) -> pa.Array:
-    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` for each time (microseconds since the epoch, after 1970).
+@dataclass(slots=True)
+class Summary:
+    """What :func:`send` sent, per group (in the experiment's group order)."""
 
-    The civil date comes from Howard Hinnant's ``civil_from_days``; done in numpy, because
-    Arrow's ``strftime`` costs about a microsecond per value.
-    """
-    millis = micros // 1000
-    days, in_day = np.divmod(millis, 86_400_000)
-    z = days + 719_468
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = np.where(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + (month <= 2)
-    fields = (
-        (year, 4, 0), (month, 2, 5), (day, 2, 8), (in_day // 3_600_000, 2, 11),
-        (in_day // 60_000 % 60, 2, 14), (in_day // 1000 % 60, 2, 17), (in_day % 1000, 3, 20),
-    )
-    text = np.empty((len(micros), 24), dtype=np.uint8)
-    text[:] = np.frombuffer(b"0000-00-00T00:00:00.000Z", dtype=np.uint8)
-    for value, width, at in fields:
-        for digit in range(width):
-            text[:, at + width - 1 - digit] = 48 + (value // 10**digit) % 10
-    return _fixed_strings(text)
+    groups: dict[str, GroupTally] = field(default_factory=dict)
+    not_enrolled: int = 0
 
 
-def write_events(tables: Iterator[pa.Table], path: Path) -> int:
-    """Write events to ``path``: Parquet (one row group per table) unless it ends in ``.jsonl``.
-
-    JSON lines leave out absent (null) fields, as a client would. Returns the number of events.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    if path.suffix == ".jsonl":
-        with path.open("w", encoding="utf-8") as out:
-            for table in tables:
-                for row in table.to_pylist():
-                    out.write(json.dumps(_without_nulls(row), separators=(",", ":")) + "\n")
-                written += table.num_rows
-        return written
-    writer: pq.ParquetWriter | None = None
-    try:
-        for table in tables:
-            plain = table.cast(_plain_schema(table.schema))
-            if writer is None:
-                writer = pq.ParquetWriter(path, plain.schema, compression="zstd")
-            writer.write_table(plain, row_group_size=max(1, plain.num_rows))
-            written += table.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    return written
-
-
-def _plain_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with dictionary columns as plain strings (still dictionary-encoded on disk)."""
-    return pa.schema([pa.field(f.name, _plain_type(f.type)) for f in schema])
+def send(client: Client, spec: Simulation) -> Summary:
+    """Send ``spec``'s traffic through ``client`` (whose sender receives the events). Raises
+    ``ValueError`` when the client does not know the experiment, it is not active now, or the
+    spec asks for a fault or mixed units (the SDK logs neither)."""
+    if spec.fault is not None or spec.mixed_share:
+        raise ValueError("faults and mixed units are simulated only in files, not through the SDK")
+    experiment = client.experiment(spec.experiment.name)
+    if experiment is None:
+        raise ValueError(f"no experiment named {spec.experiment.name!r} in the config")
+    if not experiment.is_active(client.now()):
+        raise ValueError(f"experiment {experiment.name!r} is not active now")
+    summary = Summary({g: GroupTally(spec.conversion_rate(g)) for g in experiment.groups})
+    draws = random.Random(spec.seed)
+    for number in range(1, spec.units + 1):
+        manager = _manager_for(client, experiment.user_identifier_type, number, spec.seed)
+        handle = manager.get_experiment(experiment.name)
+        group = handle.get_assigned_group()
+        converted = draws.random()  # drawn for every unit, so the sequence does not depend
+        if group is None:           # on who is enrolled
+            summary.not_enrolled += 1
+            continue
+        manager.log_enrollment(experiment.name, SOURCE)
+        handle.send_exposure()
+        tally = summary.groups[group]
+        tally.units += 1
+        if converted < tally.true_rate:
+            tally.conversions += 1
+            handle.send("edit_saved", {"action_source": SOURCE})
+    return summary
 
 
-def _plain_type(kind: pa.DataType) -> pa.DataType:
-    if pa.types.is_dictionary(kind):
-        return kind.value_type
-    if pa.types.is_struct(kind):
-        return pa.struct([pa.field(f.name, _plain_type(f.type)) for f in kind])
-    return kind
-
-
-def _without_nulls(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: _without_nulls(v) if isinstance(v, dict) else v for k, v in row.items() if v is not None
-    }
+def _manager_for(client: Client, unit: str, number: int, seed: int) -> ExperimentManager:
+    if unit == "mw-user":
+        return client.manager(user_id=number)
+    if unit == "session":
+        return client.manager(session_id=f"sim-session-{seed}-{number}")
+    return client.manager(anonymous_id=f"sim-anon-{seed}-{number}")

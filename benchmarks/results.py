@@ -1,0 +1,214 @@
+"""Benchmark: continuous results. A lake of N events plus new ones: the incremental lake run and
+the results computation, beside a full recompute, in the same run (figures: docs/benchmarks.md).
+
+    .venv/bin/python benchmarks/results.py [--events 5000000] [--new 100000]
+        [--data /tmp/splitlab-bench-results] [--threads 2]
+
+Preparing (not timed): the old lake is built without Python rows — simulated events
+(``splitlab.simulate``, vectorised) written as Parquet and materialised (pyarrow) straight into
+``<data>/lake`` in the lake's layout (``stream=<s>/day=<d>/part-*.parquet``); the lake's state
+(``_state.sqlite``) is seeded as the lake writer would have left it: every event id's key in the
+id index, the files, the per-experiment tallies, ``events_through``, and the SQLite log's
+checkpoint at the log's start. ``--new`` more events (other units and seed) are appended to the
+intake's SQLite event log as the intake stores them (JSON bodies).
+
+Timed:
+
+1. **incremental lake run**: :meth:`Lake.extend` over the SQLite log (the new events → Parquet,
+   each id probed in the index of N ids);
+2. **results computation**: what each scheduler run does per experiment — load the whole lake
+   into DuckDB and ``analyze`` (units per group, SRM, a count and a proportion metric);
+3. **time to first results after an event arrives**: one more event appended to the log, then
+   a lake run and the results computation (1 + 2 for one event);
+4. **full recompute**: the lake rebuilt from every event (the N old and the new ones, the fastest
+   path splitlab has: ``materialize`` of the Parquet files, vectorised) and the same computation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from splitlab.analysis.analyze import Options, analyze
+from splitlab.analysis.engines import DuckDBEngine
+from splitlab.analysis.materialize import MANIFEST, materialize
+from splitlab.analysis.metrics import parse_catalog
+from splitlab.core.model import Experiment
+from splitlab.intake.export import open_reader
+from splitlab.intake.sinks import StoredEvent
+from splitlab.intake.sqlite_log import SQLiteEventLog
+from splitlab.results.lake import LAKE_DIR, STATE_FILE, Lake
+from splitlab.results.sources import LogPosition, LogSource
+from splitlab.simulate import Simulation, simulate, write_events
+from splitlab.simulate.arrow import without_nulls
+
+EVENTS_PER_UNIT = 8.43  # measured mean of the simulator's default parameters
+EXPERIMENT = Experiment.from_config({
+    "name": "bench-results", "groups": ["control", "treatment"],
+    "sample_rate": {"default": 1}, "user_identifier_type": "mw-user",
+})
+METRICS = parse_catalog({"metrics": [
+    {"name": "clicks", "kind": "count", "filter": {"action": "click"}},
+    {"name": "edited", "kind": "proportion", "filter": {"action": "edit_saved"}},
+]})
+_HEX = np.full(256, 0, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def spec(units: int, first_seed: int) -> Simulation:
+    return Simulation(EXPERIMENT, units, seed=first_seed, lifts={"treatment": 1.02})
+
+
+def uuid_keys(ids: pa.ChunkedArray) -> np.ndarray:
+    """The lake's 16-byte keys of canonical UUID texts, vectorised (``lake.id_key``)."""
+    text = pc.replace_substring(ids.combine_chunks(), "-", "")
+    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[: len(text) * 32]
+    nibbles = _HEX[chars].reshape(-1, 16, 2)
+    keys: np.ndarray = (nibbles[:, :, 0] << 4) | nibbles[:, :, 1]
+    return keys
+
+
+def seed_state(lake_root: Path) -> int:
+    """Seed ``_state.sqlite`` for a lake whose Parquet files were written without the writer."""
+    files = sorted(lake_root.rglob("*.parquet"))
+    db = duckdb.connect()
+    pattern = str(lake_root / "**" / "*.parquet")
+    ids = db.sql(f"SELECT event_id FROM read_parquet('{pattern}') ORDER BY event_id"
+                 ).to_arrow_table().column(0)
+    tallies = db.execute(
+        f"SELECT experiment, count(*), max(CASE WHEN action = 'experiment_enrollment' THEN ts "
+        f"ELSE 0 END), max(ts) FROM read_parquet('{pattern}') WHERE experiment IS NOT NULL "
+        "GROUP BY experiment").fetchall()
+    counts = [db.execute(f"SELECT count(*) FROM read_parquet('{f}')").fetchone() for f in files]
+    db.close()
+    Lake(lake_root).close()  # creates the schema
+    state = sqlite3.connect(lake_root / STATE_FILE, isolation_level=None)
+    state.execute("PRAGMA journal_mode = WAL")
+    state.execute("BEGIN")
+    keys = uuid_keys(ids)
+    for start in range(0, len(keys), 1_000_000):
+        state.executemany("INSERT INTO ids (key) VALUES (?)",
+                          ((row.tobytes(),) for row in keys[start:start + 1_000_000]))
+    state.executemany("INSERT INTO files (file, source, rows) VALUES (?, 'seed', ?)",
+                      [(str(f.relative_to(lake_root)), c[0] if c else 0)
+                       for f, c in zip(files, counts, strict=True)])
+    state.executemany("INSERT INTO tallies VALUES (?, ?, 0, ?)",
+                      [(name, events, last) for name, events, last, _ in tallies])
+    through = max(last for *_, last in tallies)
+    state.execute("INSERT INTO facts VALUES ('events_through', ?)",
+                  (time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(through / 1e6)),))
+    state.execute("INSERT INTO checkpoints VALUES ('sqlite', ?)", (LogPosition().dump(),))
+    state.execute("COMMIT")
+    state.close()
+    return len(keys)
+
+
+def append_events(log_path: Path, table: pa.Table) -> int:
+    """Append the simulated events to the intake's SQLite log, as the intake stores them."""
+    log = SQLiteEventLog(log_path)
+    events = []
+    for row in table.to_pylist():
+        event = without_nulls(row)
+        meta = event["meta"]
+        events.append(StoredEvent(meta["id"], meta["stream"], meta["dt"], orjson.dumps(event)))
+    for start in range(0, len(events), 10_000):
+        log.append(events[start:start + 10_000])
+    log.close()
+    return len(events)
+
+
+def compute(lake_root: Path, threads: int) -> float:
+    """The scheduler's per-experiment computation over the whole lake; its time."""
+    started = time.perf_counter()
+    engine = DuckDBEngine(threads=threads)
+    engine.load_events(lake_root)
+    report = analyze(engine, Options(EXPERIMENT.name, EXPERIMENT.groups), METRICS)
+    engine.close()
+    assert report.units_total > 0
+    return time.perf_counter() - started
+
+
+def extend(data: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    lake = Lake(data / LAKE_DIR)
+    source = LogSource("sqlite", open_reader(data, None))
+    try:
+        written = lake.extend(source).written
+    finally:
+        source.close()
+        lake.close()
+    return time.perf_counter() - started, written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--new", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/splitlab-bench-results"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    shutil.rmtree(args.data, ignore_errors=True)
+    args.data.mkdir(parents=True)
+    print(f"load average {os.getloadavg()[0]:.1f}; old lake {args.events:,} events, "
+          f"{args.new:,} new", flush=True)
+    started = time.perf_counter()
+    old_events, new_events = args.data / "old.parquet", args.data / "new.parquet"
+    old = write_events(simulate(spec(round(args.events / EVENTS_PER_UNIT), 1)), old_events)
+    lake_root = args.data / LAKE_DIR
+    materialize(old_events, lake_root)
+    (lake_root / MANIFEST).unlink()
+    seeded = seed_state(lake_root)
+    new_table = pa.concat_tables(simulate(spec(round(args.new / EVENTS_PER_UNIT), 2)))
+    write_events(iter([new_table]), new_events)
+    new = append_events(args.data / "events.sqlite", new_table)
+    print(f"  prepared (not timed, {time.perf_counter() - started:.0f} s): {old:,} old events "
+          f"({seeded:,} ids seeded), {new:,} new in the SQLite log", flush=True)
+
+    run_s, written = extend(args.data)
+    compute_s = compute(lake_root, args.threads)
+    print(f"incremental lake run ({written:,} new events -> Parquet): {run_s:.2f} s", flush=True)
+    print(f"results computation over the whole lake ({old + new:,} events): {compute_s:.2f} s",
+          flush=True)
+    one = new_table.slice(0, 1).to_pylist()[0]
+    one["meta"]["id"] = "00000000-0000-4000-8000-000000000001"
+    append_events(args.data / "events.sqlite", pa.Table.from_pylist([one], new_table.schema))
+    first_run, first_written = extend(args.data)
+    first_compute = compute(lake_root, args.threads)
+    first = first_run + first_compute
+    print(f"time to first results after one event arrives: {first:.2f} s "
+          f"(lake run {first_run:.2f} s, {first_written} event; computation "
+          f"{first_compute:.2f} s)", flush=True)
+
+    full = args.data / "full"
+    started = time.perf_counter()
+    materialize(old_events, full)
+    materialize(new_events, full)
+    rebuild_s = time.perf_counter() - started
+    full_compute = compute(full, args.threads)
+    full_s = rebuild_s + full_compute
+    incremental = run_s + compute_s
+    print(f"full recompute: {full_s:.2f} s (rebuild the lake {rebuild_s:.2f} s, computation "
+          f"{full_compute:.2f} s)", flush=True)
+    print(f"incremental run + computation {incremental:.2f} s: {full_s / incremental:.1f}x "
+          f"faster than the full recompute; lake run alone {rebuild_s / run_s:.1f}x faster "
+          f"than the rebuild; the computation is {compute_s / incremental:.0%} of the "
+          f"incremental total", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    shutil.rmtree(args.data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
