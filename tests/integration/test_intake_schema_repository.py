@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from splitlab.intake.shards import shard_paths
 from tests.integration.serve_helpers import free_port, server
 from tests.unit.intake.test_schema_files import (
     TITLE,
@@ -54,8 +55,10 @@ def test_new_versions_without_restart_and_no_way_out(tmp_path: Path) -> None:
         mixed = httpx.post(url, json=[event(f"/{TITLE}/1.0.0"), event(f"/{TITLE}/6.6.6")])
         assert mixed.status_code == 207
         assert "leads out" in mixed.json()["invalid"][0]["context"]["message"]
-    with sqlite3.connect(tmp_path / "data" / "events.sqlite") as db:
-        rows = db.execute("SELECT stream, body FROM events").fetchall()
+    rows = []
+    for path in shard_paths(tmp_path / "data" / "events.sqlite").values():  # a shard per worker
+        with sqlite3.connect(path) as db:
+            rows += db.execute("SELECT stream, body FROM events").fetchall()
     valid = [orjson.loads(body) for stream, body in rows if stream == "acme.button"]
     assert sorted(e["$schema"] for e in valid) == [f"/{TITLE}/1.0.0"] * 2 + [f"/{TITLE}/1.1.0"] * 6
     errors = [orjson.loads(body) for stream, body in rows if stream != "acme.button"]
