@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from splitlab.analysis.table import EVENT_SCHEMA
 from splitlab.core.assignment import OUT_OF_SAMPLE, SUBJECT_ID_LENGTH, assign_batch
+from splitlab.core.exposure import DEFAULT_SCHEMA
 from splitlab.core.model import Experiment
 from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
@@ -47,7 +48,6 @@ from splitlab.simulate.arrow import fixed_strings, iso_times, uuids, write_event
 
 __all__ = ["Fault", "GroupTally", "Simulation", "Summary", "send", "simulate", "write_events"]
 
-SCHEMA_ID = "/analytics/product_metrics/web/base/2.1.0"
 ACTION_SOURCES = ("page_view", "api", "account_creation", "job")
 _SOURCE_WEIGHTS = (0.7, 0.1, 0.1, 0.1)
 SITES = ("enwiki", "dewiki", "frwiki", "jawiki")
@@ -236,7 +236,7 @@ def _table(spec: Simulation, rng: np.random.Generator, units: _Units, parts: lis
         names=_names("experiment"),
     )
     columns = [
-        _constant(count, exp.schema_id or SCHEMA_ID), meta, dt, action,
+        _constant(count, exp.schema_id or DEFAULT_SCHEMA), meta, dt, action,
         pa.DictionaryArray.from_arrays(pa.array(source.astype(np.int32), mask=source < 0),
                                        list(ACTION_SOURCES)),
         context,
