@@ -8,6 +8,8 @@ Errors raised by any area become responses in one place, :mod:`splitlab.service.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
@@ -66,9 +68,20 @@ def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
     return [intake, registry, results, *client_components(settings, experiments), ui]
 
 
+log = logging.getLogger(__name__)
+ANALYSIS_MODULES = ("duckdb", "pyarrow", "sqlglot", "numpy", "scipy")
+"""What the in-service scheduler imports from the ``analysis`` extra."""
+
+
 def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThread] | None:
-    """What starts the in-service scheduler (``None`` when ``results_interval`` is 0)."""
+    """What starts the in-service scheduler (``None`` when ``results_interval`` is 0, or when the
+    ``analysis`` extra that computes results is not installed: said once in the log)."""
     if settings.results_interval <= 0:
+        return None
+    missing = [m for m in ANALYSIS_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        log.warning("results are not computed: %s missing (pip install 'splitlab[analysis]', "
+                    "or set SPLITLAB_RESULTS_INTERVAL=0 to silence this)", ", ".join(missing))
         return None
 
     def build(registry: Registry) -> Runnable:
