@@ -58,12 +58,16 @@ class IntakeMetrics:
             "Exposure and enrollment events accepted, by running experiment, group and action.",
             ("experiment", "group", "action"))
         self._experiment_labels: set[tuple[str, str, str]] = set()
+        self._children: dict[str, dict[str, Any]] = {}
+        """Per stream (configured names only), its labelled counters."""
 
     def record_experiments(self, events: Sequence[Any], statuses: Sequence[EventStatus],
                            running: Mapping[str, frozenset[str]]) -> None:
         """Count the accepted exposures and enrollments of running experiments (either
         experiment fragment); labels of experiments no longer running are dropped, so the label
         set stays bounded by the running experiments and their groups."""
+        if not running and not self._experiment_labels:
+            return
         tally: Counter_[tuple[str, str, str]] = Counter_()
         for event, status in zip(events, statuses, strict=False):
             if status.status != "success" or not isinstance(event, dict):
@@ -84,10 +88,15 @@ class IntakeMetrics:
     def record(self, statuses: Iterable[EventStatus]) -> None:
         """Count one processed batch (one increment per stream and outcome, not per event)."""
         tally = Counter_((status.stream, status.status) for status in statuses)
-        outcome = {"success": self.accepted, "invalid": self.invalid, "error": self.failed}
         for (stream, status), count in tally.items():
-            self.received.labels(stream).inc(count)
-            outcome[status].labels(stream).inc(count)
+            children = self._children.get(stream)
+            if children is None:
+                children = self._children[stream] = {
+                    "received": self.received.labels(stream), "success":
+                    self.accepted.labels(stream), "invalid": self.invalid.labels(stream),
+                    "error": self.failed.labels(stream)}
+            children["received"].inc(count)
+            children[status].inc(count)
 
 
 def experiment_groups(event: Mapping[str, Any]) -> list[tuple[str, str]]:

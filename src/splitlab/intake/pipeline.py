@@ -19,9 +19,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -41,6 +41,9 @@ Status = Literal["success", "invalid", "error"]
 
 # A random hex digit with its two high bits set to the RFC 9562 variant 10 (keeps two bits).
 _VARIANT = {f"{n:x}": f"{8 | n & 3:x}" for n in range(16)}
+_forks = [0]
+"""How many times this process was forked into (a child's count differs from its parent's)."""
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 
 
 class TimeOrderedIds:
@@ -49,26 +52,32 @@ class TimeOrderedIds:
     Ids the intake assigns sort by time, so the event log's unique index on ``meta.id`` grows at
     its right edge instead of dirtying a random page per event; 74 random bits per millisecond
     keep them unique across workers. Randomness is read from ``os.urandom`` in blocks (one system
-    call per 400 ids), refilled after a fork so that two processes never share a block. Not
-    thread-safe: use one per event loop.
+    call per 400 ids) and used as hex text, the time part is formatted once per millisecond, and
+    a block is refilled after a fork so that two processes never share one. Not thread-safe: use
+    one per event loop.
     """
 
     BLOCK = 10 * 400
 
     def __init__(self) -> None:
-        self._block = b""
+        self._hex = ""
         self._used = 0
-        self._pid = -1
+        self._forks = -1
+        self._millis = -1
+        self._head = ""
 
     def __call__(self) -> str:
-        if self._used + 10 > len(self._block) or self._pid != os.getpid():
-            self._block, self._used, self._pid = os.urandom(self.BLOCK), 0, os.getpid()
         used = self._used
-        random = self._block[used:used + 10].hex()
-        self._used = used + 10
-        millis = f"{time.time_ns() // 1_000_000:012x}"
+        if used + 20 > len(self._hex) or self._forks != _forks[0]:  # (getpid is a system call)
+            self._hex, used, self._forks = os.urandom(self.BLOCK).hex(), 0, _forks[0]
+        random = self._hex[used:used + 20]
+        self._used = used + 20
+        millis = time.time_ns() // 1_000_000
+        if millis != self._millis:
+            text = f"{millis:012x}"
+            self._millis, self._head = millis, f"{text[:8]}-{text[8:]}-7"
         # 48 bits of milliseconds | version 7 | 12 random bits | variant 10 | 62 random bits
-        return (f"{millis[:8]}-{millis[8:]}-7{random[1:4]}-{_VARIANT[random[4]]}{random[5:8]}-"
+        return (f"{self._head}{random[1:4]}-{_VARIANT[random[4]]}{random[5:8]}-"
                 f"{random[8:]}")
 
 
@@ -95,11 +104,10 @@ class EventStatus:
         return {"status": self.status, "event": self.event, "context": self.context}
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     """A valid event of a batch: its position, the client's form, its stream and stored form."""
 
-    index: int
+    position: int
     raw: Any
     stream: StreamConfig
     stored: StoredEvent
@@ -112,6 +120,18 @@ class Prepared:
     statuses: list[EventStatus | None]
     accepted: list[Accepted] = field(default_factory=list)
     errors: list[StoredEvent] = field(default_factory=list)
+
+
+async def gather_outcomes(writes: list[Awaitable[None]]) -> list[BaseException | None]:
+    """Each write's outcome (``None`` or its exception); one write is awaited as it is, without
+    the task ``asyncio.gather`` would make for it (the common batch has one sink)."""
+    if len(writes) != 1:
+        return await asyncio.gather(*writes, return_exceptions=True)
+    try:
+        await writes[0]
+    except Exception as error:
+        return [error]
+    return [None]
 
 
 class Pipeline:
@@ -235,11 +255,12 @@ class Pipeline:
         for item in prepared.accepted:
             by_sink.setdefault(item.stream.sink, []).append(item)
         names = list(by_sink)
-        writes = [self.sinks[n].write([a.stored for a in by_sink[n]]) for n in names]
+        writes: list[Awaitable[None]] = [
+            self.sinks[n].write([a.stored for a in by_sink[n]]) for n in names]
         if prepared.errors:
             names.append("")
             writes.append(self.sinks[self.catalog.error.sink].write(prepared.errors))
-        results = await asyncio.gather(*writes, return_exceptions=True)
+        results = await gather_outcomes(writes)
         for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
@@ -250,7 +271,7 @@ class Pipeline:
             success: dict[str, EventStatus] = {}  # immutable: one per stream serves every event
             for item in by_sink.get(name, []) if name else []:
                 stream = item.stream.name
-                prepared.statuses[item.index] = (
+                prepared.statuses[item.position] = (
                     success.get(stream) or success.setdefault(
                         stream, EventStatus("success", None, None, stream))
                     if result is None else

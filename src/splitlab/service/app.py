@@ -8,6 +8,7 @@ Errors raised by any area become responses in one place, :mod:`splitlab.service.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -69,6 +70,7 @@ def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
 
 
 log = logging.getLogger(__name__)
+GC_YOUNG_THRESHOLD = 20_000
 ANALYSIS_MODULES = ("duckdb", "pyarrow", "sqlglot", "numpy", "scipy")
 """What the in-service scheduler imports from the ``analysis`` extra."""
 
@@ -154,10 +156,10 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
                 await part.stop()
             metrics.close()
 
-    routes: list[BaseRoute] = [Route("/healthz", health), Route("/metrics", metrics.endpoint),
-                               *document_routes()]
-    for part in parts:
-        routes.extend(part.routes())
+    # The areas' routes first (the intake's POST /v1/events, the hottest, is matched first).
+    routes: list[BaseRoute] = [route for part in parts for route in part.routes()]
+    routes += [Route("/healthz", health), Route("/metrics", metrics.endpoint),
+               *document_routes()]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers(),
                     middleware=[Middleware(MetricsMiddleware, metrics=metrics)])
     app.state.metrics = metrics
@@ -166,5 +168,14 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
 
 
 def app_from_env() -> Starlette:
-    """Factory for uvicorn worker processes: settings come from the environment."""
-    return create_app(Settings.from_env())
+    """Factory for uvicorn worker processes: settings come from the environment.
+
+    The collector is tuned for a server: what exists after start-up (modules, schemas,
+    compiled validators) is frozen out of collections, and the youngest generation is collected
+    after 20,000 allocations instead of 700 (a batch of 50 events allocates ~750 containers,
+    each alive until its answer is sent: collecting every 700 scanned them again and again)."""
+    app = create_app(Settings.from_env())
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    return app

@@ -37,9 +37,10 @@ class CorsPolicy:
             return "*"
         return origin if origin in self.origins else None
 
-    def headers(self, request: Request) -> dict[str, str]:
-        """The CORS headers for an actual (non-preflight) answer; empty when not allowed."""
-        allowed = self.allow_origin(request.headers.get("origin"))
+    def headers(self, origin: str | None) -> dict[str, str]:
+        """The CORS headers for an actual (non-preflight) answer to a request from ``origin``;
+        empty when not allowed."""
+        allowed = self.allow_origin(origin)
         if allowed is None:
             return {}
         return {"Access-Control-Allow-Origin": allowed, "Access-Control-Expose-Headers":

@@ -30,17 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
-from starlette.requests import Request
+from starlette.datastructures import QueryParams
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from splitlab.core.model import format_event_time
 from splitlab.errors import (
@@ -72,6 +76,60 @@ RETRY_AFTER_SECONDS = 1
 MAX_HEADER_VALUE = 256
 STATUS_HEADER = "X-Status-Message"
 EMPTY = "Request body was empty. Must provide JSON encoded events."
+STATUS_HEADER_KEY = STATUS_HEADER.lower().encode()
+NO_CONTENT = (b"content-length", b"0")
+RUNNING_REFRESH_SECONDS = 1.0
+"""How often the intake re-reads which experiments run (the labels of its live counter)."""
+
+HeadAnswer = tuple[int, list[tuple[bytes, bytes]]]
+"""An answer without a body: status and encoded headers (the intake's common answers)."""
+Answer = Response | HeadAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class RawEndpoint:
+    """An ASGI callable Starlette routes to as it is (a bound method it would wrap in a
+    ``Request``/``Response`` adapter)."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """``headers`` as ASGI header pairs."""
+    return [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """What the intake reads of a request: six headers and ``?hasty``, nothing else (never the
+    client address or ``X-Forwarded-For``)."""
+
+    hasty: bool = False
+    content_type: str = ""
+    content_length: str = ""
+    content_encoding: str = ""
+    request_id: str | None = None
+    user_agent: str | None = None
+    origin: str | None = None
+
+    @classmethod
+    def read(cls, scope: Scope) -> RequestHead:
+        """One pass over the request's headers (a repeated header: the first one counts)."""
+        head = cls(hasty=b"hasty=" in scope["query_string"] and QueryParams(
+            scope["query_string"]).get("hasty", "").lower() in ("true", "1"))
+        for raw_name, raw_value in reversed(scope["headers"]):
+            field = HEAD_FIELDS.get(raw_name)
+            if field is not None:
+                setattr(head, field, raw_value.decode("latin-1"))
+        return head
+
+
+HEAD_FIELDS = {b"content-type": "content_type", b"content-length": "content_length",
+               b"content-encoding": "content_encoding", b"x-request-id": "request_id",
+               b"user-agent": "user_agent", b"origin": "origin"}
 
 
 def utc_now_text() -> str:
@@ -102,12 +160,25 @@ def status_text(statuses: Sequence[EventStatus]) -> tuple[int, str]:
                  f"({invalid} invalid and {errored} errored).")
 
 
-def batch_response(statuses: Sequence[EventStatus]) -> Response:
+@functools.lru_cache(maxsize=1024)
+def accepted_answer(count: int) -> HeadAnswer:
+    """The 201 for a batch of ``count`` events all stored (prepared once per batch size)."""
+    return 201, [(STATUS_HEADER_KEY, f"All {count} out of {count} events were accepted."
+                  .encode()), NO_CONTENT]
+
+
+@functools.lru_cache(maxsize=1024)
+def hasty_answer(count: int) -> HeadAnswer:
+    """The 202 for a hasty batch of ``count`` events."""
+    return 202, [(STATUS_HEADER_KEY, f"{count} events hastily received.".encode()), NO_CONTENT]
+
+
+def batch_response(statuses: Sequence[EventStatus]) -> Answer:
     """EventGate's answer for a processed batch (201, 207, 400 or 500)."""
+    if all(s.status == "success" for s in statuses):
+        return accepted_answer(len(statuses))
     code, text = status_text(statuses)
     headers = {STATUS_HEADER: text}
-    if code == 201:
-        return Response(status_code=201, headers=headers)
     accepted = sum(1 for s in statuses if s.status == "success")
     invalid = [s.to_json() for s in statuses if s.status == "invalid"]
     failed = [s.to_json() for s in statuses if s.status == "error"]
@@ -191,13 +262,20 @@ class IntakeComponent:
         self._in_flight = 0
         self._in_flight_bytes = 0
         self._workers: list[asyncio.Task[None]] = []
+        self._latency = {hasty: self.metrics.latency.labels("hasty" if hasty else "sync")
+                         for hasty in (False, True)}
+        self._running: Mapping[str, frozenset[str]] = {}
+        self._running_until = float("-inf")
 
     def routes(self) -> Sequence[BaseRoute]:
         """``POST /v1/events`` and its CORS preflight ``OPTIONS``, with and without a trailing
-        slash (answered directly: a client that does not follow redirects would drop a 307)."""
-        return [Route(path, endpoint, methods=[method])
-                for path in ("/v1/events", "/v1/events/")
-                for endpoint, method in ((self.post_events, "POST"), (self.preflight, "OPTIONS"))]
+        slash (answered directly: a client that does not follow redirects would drop a 307).
+
+        ``POST`` is a plain ASGI endpoint (the hottest route: no ``Request`` object, headers
+        read in one pass, the common answers sent as prepared header lists)."""
+        return [route for path in ("/v1/events", "/v1/events/") for route in (
+            Route(path, RawEndpoint(self.post), methods=["POST"]),
+            Route(path, self.preflight, methods=["OPTIONS"]))]
 
     def _unique_sinks(self) -> list[Sink]:
         unique: dict[int, Sink] = {}
@@ -223,36 +301,47 @@ class IntakeComponent:
             except Exception:  # stop must not raise; the sink's own data is already durable
                 log.exception("closing an event sink failed")
 
-    def _context(self, request: Request) -> RequestContext:
-        headers = request.headers
-        request_id = headers.get("x-request-id")
-        user_agent = headers.get("user-agent")
+    def _context(self, head: RequestHead) -> RequestContext:
+        request_id, user_agent = head.request_id, head.user_agent
         return RequestContext(
             dt=self.clock(),
             request_id=request_id[:MAX_HEADER_VALUE] if request_id else None,
             user_agent=user_agent[:MAX_HEADER_VALUE * 4] if user_agent else None)
 
-    async def _read_body(self, request: Request) -> bytes:
+    async def _read_body(self, head: RequestHead, receive: Receive) -> bytes:
         """The body, inflated per ``Content-Encoding``; reading stops at the size limit
         (:class:`PayloadTooLargeError`), whether the limit is passed before or after inflating."""
         limit = self.settings.events_max_body
-        declared = request.headers.get("content-length", "")
+        declared = head.content_length
         if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
-        inflater = Inflater(request.headers.get("content-encoding", ""), limit)
-        async for chunk in request.stream():
-            inflater.feed(chunk)
-        return inflater.finish()
+        inflater = Inflater(head.content_encoding, limit)
+        while True:
+            received = await receive()
+            if received["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            inflater.feed(received.get("body", b""))
+            if not received.get("more_body", False):
+                return inflater.finish()
 
-    async def post_events(self, request: Request) -> Response:
-        """Accept a batch of events (see the module docstring for the answers)."""
+    async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/events`` as ASGI (see the module docstring for the answers)."""
         started = time.perf_counter()
-        hasty = request.query_params.get("hasty", "").lower() in ("true", "1")
-        response = await self._handle(request, hasty)
-        response.headers.update(self.cors.headers(request))
-        self.metrics.latency.labels("hasty" if hasty else "sync").observe(
-            time.perf_counter() - started)
-        return response
+        head = RequestHead.read(scope)
+        cors = self.cors.headers(head.origin)
+        try:
+            response = await self._handle(head, receive)
+        except ClientDisconnect:
+            return
+        if isinstance(response, Response):
+            response.headers.update(cors)
+            await response(scope, receive, send)
+        else:  # the common answers: status and prepared headers, no body
+            status, headers = response
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [*headers, *encoded(cors)] if cors else headers})
+            await send({"type": "http.response.body", "body": b""})
+        self._latency[head.hasty].observe(time.perf_counter() - started)
 
     async def preflight(self, request: Request) -> Response:
         """The CORS preflight of a cross-origin ``fetch`` (see :mod:`splitlab.service.cors`)."""
@@ -263,13 +352,13 @@ class IntakeComponent:
         self.metrics.rejected.labels(reason).inc()
         return message(status, text, status_text)
 
-    async def _handle(self, request: Request, hasty: bool) -> Response:
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    async def _handle(self, head: RequestHead, receive: Receive) -> Answer:
+        media = head.content_type.split(";")[0].strip().lower()
         if media not in MEDIA_TYPES:
             return self._reject("media_type", 415, f"content type {media[:100]!r} is not "
                                 "accepted; send application/json or text/plain")
         try:
-            body = await self._read_body(request)
+            body = await self._read_body(head, receive)
         except PayloadTooLargeError as error:
             return self._reject("too_large", 413, f"{error}; send smaller batches")
         except UnsupportedMediaTypeError as error:
@@ -288,16 +377,20 @@ class IntakeComponent:
                                 "events", EMPTY)
         events = parsed if isinstance(parsed, list) else [parsed]
         self.metrics.batch_size.observe(len(events))
-        context = self._context(request)
-        if hasty:
+        context = self._context(head)
+        if head.hasty:
             return await self._hasty(events, context, len(body))
         return await self._store(events, context, len(body))
 
     def _record(self, events: list[Any], statuses: list[EventStatus]) -> None:
         self.metrics.record(statuses)
-        self.metrics.record_experiments(events, statuses, self.running_groups())
+        now = time.monotonic()
+        if now >= self._running_until:  # the counter's labels may lag a registry change by 1 s
+            self._running = self.running_groups()
+            self._running_until = now + RUNNING_REFRESH_SECONDS
+        self.metrics.record_experiments(events, statuses, self._running)
 
-    async def _store(self, events: list[Any], context: RequestContext, size: int) -> Response:
+    async def _store(self, events: list[Any], context: RequestContext, size: int) -> Answer:
         """Process a batch and answer; 503 when the worker already holds its cap of events or
         bytes being stored (a slow sink must not make memory grow)."""
         if self._in_flight and (
@@ -319,7 +412,7 @@ class IntakeComponent:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
-    async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> Response:
+    async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> Answer:
         """Queue a hasty batch and answer 202, or, when the queue has no room for it, store it
         first and then answer 202 (EventGate's hasty answer whatever became of the events).
 
@@ -331,15 +424,14 @@ class IntakeComponent:
                 or self._queued_bytes + size > MAX_HELD_BYTES):
             self.metrics.hasty_inline.inc()
             stored = await self._store(events, context, size)
-            if stored.status_code == 503:
+            if isinstance(stored, Response) and stored.status_code == 503:
                 return stored
         else:
             self._queued_events += len(events)
             self._queued_bytes += size
             self.metrics.hasty_queue.set(self._queued_events)
             self._queue.put_nowait((events, context, size))
-        return Response(status_code=202,
-                        headers={STATUS_HEADER: f"{len(events)} events hastily received."})
+        return hasty_answer(len(events))
 
     async def _hasty_worker(self) -> None:
         while True:

@@ -54,6 +54,21 @@ class Metrics:
             "The registry change counter behind the config documents the workers serve.",
             registry=self.registry, multiprocess_mode="livemax")
         self._live: list[Collector] = []
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (labelled children are looked up once: routes are
+        templates, so the set of label values stays bounded)."""
+        key = (route, method, status)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.requests.labels(route, method, str(status))
+        counter.inc()
+        timer = self._timed.get(route)
+        if timer is None:
+            timer = self._timed[route] = self.latency.labels(route)
+        timer.observe(seconds)
 
     def add_live(self, collector: Collector) -> None:
         """Add a collector that computes its values at each scrape (from a database, say): it
@@ -110,5 +125,4 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(label, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+            self.metrics.observe(label, scope["method"], status, time.perf_counter() - started)
