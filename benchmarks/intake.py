@@ -9,12 +9,16 @@ names another copy), when it is there; otherwise a built-in body. Baselines in t
 processes appending batches of 500, to one shared file and to a shard each). Each run also prints
 the CPU time the server's processes used per request, which other load on the machine disturbs
 less than the rates. After each run the log is counted to check that every 201 is stored.
+``--peer URL`` runs the same workload against another intake already listening there (EventGate,
+set up from its own README) in the same run, alternating with splitlab ``--rounds`` times per
+batch size, and prints each pair's ratio and the median ratio (the machine's speed drifts; pairs
+taken minutes apart do not compare).
 Reference anchor (issue 11: EventGate 1.8.4, file output, ``-n 2`` workers, the shared workload on
 one of these 2-core machines): 5,700-7,300 single-event req/s (p99 21 ms), 80,000-91,000 events/s
 in batches of 50 (p99 41 ms).
 
     .venv/bin/python benchmarks/intake.py [--duration 10] [--workers 2] [--connections 32]
-        [--sink sqlite|postgresql|jetstream] [--lua PATH]
+        [--sink sqlite|postgresql|jetstream] [--lua PATH] [--peer URL] [--rounds 1]
 
 With ``--sink postgresql`` (``SPLITLAB_DATABASE_URL``, default the local ``test`` database) the
 events and the registry go to tables under a unique prefix, dropped afterwards; with
@@ -34,6 +38,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,6 +246,10 @@ def main() -> None:
     parser.add_argument("--lua", type=Path, default=None,
                         help="wrk script taking the batch size as its argument")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--peer", default=None,
+                        help="URL of another intake (e.g. EventGate's /v1/events) to compare with")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternating splitlab/peer runs per batch size")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -273,17 +282,31 @@ def main() -> None:
                     script.write_text(LUA.format(body=json.dumps(json.dumps([EVENT] * size))))
                 url = f"http://127.0.0.1:{port}/v1/events"
                 run_wrk(url, script, args, extra, duration=args.warmup)
-                before, cpu = stored(data_dir, args.sink, env, nats_url), server_cpu(server.pid)
-                r = run_wrk(url, script, args, extra)
-                cpu = server_cpu(server.pid) - cpu
-                ok = (r["requests"] - r["non2xx"]) * size
-                after = stored(data_dir, args.sink, env, nats_url)
-                check = f"  stored {after - before:,} / acknowledged >= {ok:,.0f}"
-                print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
-                      f"events/s ({r['rps'] * size / base['rps']:.2f} x healthz req/s)  p50 "
-                      f"{r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx {r['non2xx']:.0f}  "
-                      f"server CPU {cpu * 1000 / max(r['requests'], 1):.2f} ms/request"
-                      f"{check}")
+                if args.peer:
+                    run_wrk(args.peer, script, args, extra, duration=args.warmup)
+                ratios = []
+                for _ in range(args.rounds):
+                    before, cpu = stored(data_dir, args.sink, env, nats_url), server_cpu(server.pid)
+                    r = run_wrk(url, script, args, extra)
+                    cpu = server_cpu(server.pid) - cpu
+                    ok = (r["requests"] - r["non2xx"]) * size
+                    after = stored(data_dir, args.sink, env, nats_url)
+                    check = f"  stored {after - before:,} / acknowledged >= {ok:,.0f}"
+                    print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
+                          f"events/s ({r['rps'] * size / base['rps']:.2f} x healthz req/s)  p50 "
+                          f"{r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx {r['non2xx']:.0f}  "
+                          f"server CPU {cpu * 1000 / max(r['requests'], 1):.2f} ms/request"
+                          f"{check}", flush=True)
+                    if args.peer:
+                        peer = run_wrk(args.peer, script, args, extra)
+                        ratios.append(r["rps"] / peer["rps"])
+                        print(f"  peer batch={size:>3}: {peer['rps']:,.0f} req/s = "
+                              f"{peer['rps'] * size:,.0f} events/s  p50 {peer['p50']:.1f} ms  "
+                              f"p99 {peer['p99']:.1f} ms  non-2xx {peer['non2xx']:.0f}  "
+                              f"splitlab/peer {ratios[-1]:.2f}", flush=True)
+                if ratios:
+                    print(f"  batch={size}: median splitlab/peer over {len(ratios)} rounds "
+                          f"{statistics.median(ratios):.2f}", flush=True)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)

@@ -45,8 +45,9 @@ CREATE TABLE IF NOT EXISTS events (
     dt     TEXT NOT NULL,
     body   BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_stream_dt ON events (stream, dt);
 """
+# No index on (stream, dt): every reader pages by ``seq`` (the table's own order) and filters
+# as it goes, and the index cost a quarter of each insert. Files made before keep theirs.
 
 
 INSERT_ROWS = 512
