@@ -219,6 +219,13 @@ class Lake:
         row = self._db.execute("SELECT value FROM facts WHERE key = 'events_through'").fetchone()
         return None if row is None else str(row[0])
 
+    def files(self, after: int = 0) -> list[tuple[int, Path]]:
+        """The committed Parquet files in the order they were written: ``(number, path)`` of
+        each file numbered above ``after`` (numbers only grow; files are never removed)."""
+        rows = self._db.execute("SELECT rowid, file FROM files WHERE rowid > ? AND rows > 0 "
+                                "ORDER BY rowid", (after,)).fetchall()
+        return [(int(number), self.root / name) for number, name in rows]
+
     def has_files(self) -> bool:
         """Whether any Parquet file has been written."""
         return self._db.execute("SELECT 1 FROM files WHERE rows > 0 LIMIT 1").fetchone() is not None
