@@ -14,14 +14,18 @@ intake's SQLite event log as the intake stores them (JSON bodies).
 
 Timed:
 
+0. **first build of the unit table** (once per experiment, and again when its metrics change):
+   :class:`UnitStore` folds the whole old lake in;
 1. **incremental lake run**: :meth:`Lake.extend` over the SQLite log (the new events → Parquet,
    each id probed in the index of N ids);
-2. **results computation**: what each scheduler run does per experiment — load the whole lake
-   into DuckDB and ``analyze`` (units per group, SRM, a count and a proportion metric);
+2. **results computation**: what each scheduler run does per experiment — fold the lake's new
+   files into the experiment's unit table and ``report`` from it (units per group, SRM, a count
+   and a proportion metric);
 3. **time to first results after an event arrives**: one more event appended to the log, then
    a lake run and the results computation (1 + 2 for one event);
 4. **full recompute**: the lake rebuilt from every event (the N old and the new ones, the fastest
-   path splitlab has: ``materialize`` of the Parquet files, vectorised) and the same computation.
+   path splitlab has: ``materialize`` of the Parquet files, vectorised) and the computation over
+   the whole lake (load into DuckDB and ``analyze``). Its report must equal the incremental one.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from splitlab.analysis.analyze import Options, analyze
+from splitlab.analysis.analyze import Options, aggregates_of, analyze, report
 from splitlab.analysis.engines import DuckDBEngine
 from splitlab.analysis.materialize import MANIFEST, materialize
 from splitlab.analysis.metrics import parse_catalog
@@ -52,6 +56,7 @@ from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
 from splitlab.results.lake import LAKE_DIR, STATE_FILE, Lake
 from splitlab.results.sources import LogPosition, LogSource
+from splitlab.results.units import UnitStore
 from splitlab.simulate import Simulation, simulate, write_events
 from splitlab.simulate.arrow import without_nulls
 
@@ -130,15 +135,35 @@ def append_events(log_path: Path, table: pa.Table) -> int:
     return len(events)
 
 
-def compute(lake_root: Path, threads: int) -> float:
-    """The scheduler's per-experiment computation over the whole lake; its time."""
+OPTIONS = Options(EXPERIMENT.name, EXPERIMENT.groups)
+
+
+def compute(lake_root: Path, threads: int) -> tuple[float, dict[str, int]]:
+    """The computation over the whole lake (load into DuckDB, ``analyze``); its time and the
+    units per group."""
     started = time.perf_counter()
     engine = DuckDBEngine(threads=threads)
     engine.load_events(lake_root)
-    report = analyze(engine, Options(EXPERIMENT.name, EXPERIMENT.groups), METRICS)
+    result = analyze(engine, OPTIONS, METRICS)
     engine.close()
-    assert report.units_total > 0
-    return time.perf_counter() - started
+    assert result.units_total > 0
+    return time.perf_counter() - started, result.groups
+
+
+def fold_and_report(lake_root: Path, threads: int) -> tuple[float, dict[str, int]]:
+    """The scheduler's per-experiment computation: fold the new files into the unit table and
+    report from it; its time and the units per group."""
+    started = time.perf_counter()
+    lake = Lake(lake_root)
+    store = UnitStore(lake_root, threads=threads)
+    try:
+        store.update(lake, EXPERIMENT.name, aggregates_of(METRICS)[0])
+        result = report(store, OPTIONS, METRICS)
+    finally:
+        store.close()
+        lake.close()
+    assert result.units_total > 0
+    return time.perf_counter() - started, result.groups
 
 
 def extend(data: Path) -> tuple[float, int]:
@@ -177,16 +202,18 @@ def main() -> None:
     print(f"  prepared (not timed, {time.perf_counter() - started:.0f} s): {old:,} old events "
           f"({seeded:,} ids seeded), {new:,} new in the SQLite log", flush=True)
 
+    build_s, _ = fold_and_report(lake_root, args.threads)
+    print(f"first build of the unit table over the old lake: {build_s:.2f} s", flush=True)
     run_s, written = extend(args.data)
-    compute_s = compute(lake_root, args.threads)
+    compute_s, groups = fold_and_report(lake_root, args.threads)
     print(f"incremental lake run ({written:,} new events -> Parquet): {run_s:.2f} s", flush=True)
-    print(f"results computation over the whole lake ({old + new:,} events): {compute_s:.2f} s",
-          flush=True)
+    print(f"results computation (fold the new files into the unit table, report): "
+          f"{compute_s:.2f} s", flush=True)
     one = new_table.slice(0, 1).to_pylist()[0]
     one["meta"]["id"] = "00000000-0000-4000-8000-000000000001"
     append_events(args.data / "events.sqlite", pa.Table.from_pylist([one], new_table.schema))
     first_run, first_written = extend(args.data)
-    first_compute = compute(lake_root, args.threads)
+    first_compute, first_groups = fold_and_report(lake_root, args.threads)
     first = first_run + first_compute
     print(f"time to first results after one event arrives: {first:.2f} s "
           f"(lake run {first_run:.2f} s, {first_written} event; computation "
@@ -197,7 +224,9 @@ def main() -> None:
     materialize(old_events, full)
     materialize(new_events, full)
     rebuild_s = time.perf_counter() - started
-    full_compute = compute(full, args.threads)
+    full_compute, full_groups = compute(full, args.threads)
+    assert full_groups == first_groups, (full_groups, first_groups)
+    assert sum(groups.values()) <= sum(full_groups.values())
     full_s = rebuild_s + full_compute
     incremental = run_s + compute_s
     print(f"full recompute: {full_s:.2f} s (rebuild the lake {rebuild_s:.2f} s, computation "

@@ -105,13 +105,21 @@ class Report:
 
 def analyze(engine: Engine, options: Options, metrics: Sequence[Metric] = ()) -> Report:
     """Analyse ``options.experiment`` on the engine's ``events``."""
-    if options.trigger not in queries.TRIGGERS:
-        raise AnalysisError(f"trigger must be enrollment or exposure, not {options.trigger!r}")
-    if options.correction not in CORRECTIONS:
-        raise AnalysisError(f"correction must be one of {', '.join(CORRECTIONS)}")
-    aggregates, pairs = _aggregates(metrics)
+    _check(options)
+    aggregates, _ = aggregates_of(metrics)
     engine.create_table("triggered", queries.triggered(options.experiment, options.trigger))
     engine.create_table("units", queries.units(options.experiment, aggregates))
+    return report(engine, options, metrics)
+
+
+def report(engine: Engine, options: Options, metrics: Sequence[Metric] = ()) -> Report:
+    """The report of ``options.experiment`` from the engine's table ``units``, as
+    :func:`queries.units` builds it with the aggregates :func:`aggregates_of` gives for
+    ``metrics`` (SQL metrics also read ``events``). :func:`analyze` builds it from ``events``;
+    a caller that keeps ``units`` up to date another way (the results' unit store) passes it
+    here."""
+    _check(options)
+    _, pairs = aggregates_of(metrics)
     clean: dict[str, int] = {}
     mixed = 0
     for variation, is_mixed, count in engine.query(queries.counts(None)):
@@ -131,6 +139,13 @@ def analyze(engine: Engine, options: Options, metrics: Sequence[Metric] = ()) ->
         metrics=_metrics(engine, options, groups, metrics, pairs), alpha=options.alpha,
         correction=options.correction,
     )
+
+
+def _check(options: Options) -> None:
+    if options.trigger not in queries.TRIGGERS:
+        raise AnalysisError(f"trigger must be enrollment or exposure, not {options.trigger!r}")
+    if options.correction not in CORRECTIONS:
+        raise AnalysisError(f"correction must be one of {', '.join(CORRECTIONS)}")
 
 
 def _group_order(configured: tuple[str, ...], seen: dict[str, int]) -> list[str]:
@@ -193,7 +208,9 @@ def _days(engine: Engine) -> dict[str, dict[str, int]]:
     return table
 
 
-def _aggregates(metrics: Sequence[Metric]) -> tuple[list[Aggregate], list[tuple[str, str | None]]]:
+def aggregates_of(
+    metrics: Sequence[Metric],
+) -> tuple[list[Aggregate], list[tuple[str, str | None]]]:
     """The distinct aggregates the declarative metrics need, and per such metric the columns
     (``a<i>``) of its outcome and of its denominator or covariate."""
     aggregates: list[Aggregate] = []

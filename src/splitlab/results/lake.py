@@ -169,16 +169,16 @@ class Lake:
 
     def _write(self, source: str, batch: Batch) -> ExtendResult:
         fresh = self._fresh(batch.events)
-        rows = rows_of((event for _, event in fresh), self.error_stream)
-        table = rows.table()
-        parts = _partitions(rows.columns["stream"], rows.columns["day"])
+        rows = rows_of([event for _, event in fresh], self.error_stream)
+        table = rows.table
+        parts = _partitions(table)
         token = uuid.uuid4().hex[:16]
         names = {part: f"stream={part[0]}/day={part[1]}/part-{source}-{token}.parquet"
                  for part in parts}
         self._db.executemany("INSERT INTO pending (file) VALUES (?)",
                              [(n,) for n in names.values()])
         for part, indices in parts.items():
-            _write_file(table.take(pa.array(indices, pa.int64())), self.root / names[part])
+            _write_file(table.take(indices), self.root / names[part])
         through = max((e.dt for _, e in fresh), default=None)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -219,16 +219,26 @@ class Lake:
         row = self._db.execute("SELECT value FROM facts WHERE key = 'events_through'").fetchone()
         return None if row is None else str(row[0])
 
+    def files(self, after: int = 0) -> list[tuple[int, Path]]:
+        """The committed Parquet files in the order they were written: ``(number, path)`` of
+        each file numbered above ``after`` (numbers only grow; files are never removed)."""
+        rows = self._db.execute("SELECT rowid, file FROM files WHERE rowid > ? AND rows > 0 "
+                                "ORDER BY rowid", (after,)).fetchall()
+        return [(int(number), self.root / name) for number, name in rows]
+
     def has_files(self) -> bool:
         """Whether any Parquet file has been written."""
         return self._db.execute("SELECT 1 FROM files WHERE rows > 0 LIMIT 1").fetchone() is not None
 
 
-def _partitions(streams: list[str], days: list[str]) -> dict[tuple[str, str], list[int]]:
-    parts: dict[tuple[str, str], list[int]] = {}
-    for index, key in enumerate(zip(streams, days, strict=True)):
-        parts.setdefault(key, []).append(index)
-    return parts
+def _partitions(table: pa.Table) -> dict[tuple[str, str], pa.Array]:
+    """The row indices of each ``(stream, day)`` of ``table``, in row order."""
+    numbered = table.select(["stream", "day"]).append_column(
+        "row", pa.array(range(table.num_rows), pa.int64()))
+    grouped = numbered.group_by(["stream", "day"], use_threads=False).aggregate([("row", "list")])
+    return {(stream, day): rows.values for stream, day, rows in zip(
+        grouped.column("stream").to_pylist(), grouped.column("day").to_pylist(),
+        grouped.column("row_list").combine_chunks(), strict=True)}
 
 
 def _write_file(table: pa.Table, path: Path) -> None:

@@ -16,6 +16,7 @@ from splitlab.results.lake import LAKE_DIR, EventSource, Lake
 from splitlab.results.scheduler import Scheduler
 from splitlab.results.sources import log_sources
 from splitlab.results.store import ResultsStore
+from splitlab.results.units import UnitStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +50,13 @@ def sources(config: RunnerConfig) -> list[Callable[[], EventSource]]:
 
 
 def build_scheduler(registry: Registry, config: RunnerConfig) -> Scheduler:
-    """A scheduler over ``<data dir>/lake`` storing its runs in ``registry``'s database."""
+    """A scheduler over ``<data dir>/lake`` storing its runs in ``registry``'s database (with
+    DuckDB, reading each experiment's unit table beside the lake)."""
     lake = Lake(config.data_dir / LAKE_DIR, config.error_stream)
 
     def engine() -> Engine:
         return open_engine(config.engine)
 
+    units = UnitStore(lake.root) if config.engine == "duckdb" else None
     return Scheduler(registry, ResultsStore(registry.engine, registry.tables.prefix), lake,
-                     sources(config), engine, lease_seconds=config.lease_seconds)
+                     sources(config), engine, lease_seconds=config.lease_seconds, units=units)

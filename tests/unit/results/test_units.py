@@ -1,0 +1,132 @@
+"""The unit store gives the full computation's report: a lake extended in several steps (re-sent
+events, a unit in two groups, events before their unit's enrollment, enrollments arriving late
+and earlier than the first one seen), the report after each step equal to ``analyze`` over the
+whole lake."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from splitlab.analysis.analyze import Options, aggregates_of, analyze, report
+from splitlab.analysis.engines import DuckDBEngine
+from splitlab.analysis.metrics import parse_catalog
+from splitlab.analysis.report import to_dict
+from splitlab.intake.sinks import StoredEvent
+from splitlab.intake.sqlite_log import SQLiteEventLog
+from splitlab.results.lake import Lake
+from splitlab.results.sources import LogSource
+from splitlab.results.units import UnitStore
+
+EXPERIMENT = "incremental-2026"
+OPTIONS = Options(EXPERIMENT, ("control", "treatment"))
+CATALOG = parse_catalog({"metrics": [
+    {"name": "clicks", "kind": "count", "filter": {"action": "click"}},
+    {"name": "edited", "kind": "proportion", "filter": {"action": "edit_saved"}},
+    {"name": "spent", "kind": "sum", "filter": {"action": "click"}},
+    {"name": "per-edit", "kind": "ratio", "numerator": {"kind": "count", "filter": {
+        "action": "click"}}, "denominator": {"kind": "count", "filter": {"action": "edit_saved"}}},
+    {"name": "clicks-cuped", "kind": "count", "filter": {"action": "click"},
+     "cuped": {"pre_days": 1}},
+]})
+DAY = 86_400
+
+
+def event(subject: int, group: str | None, action: str, second: int,
+          event_id: str | None = None) -> StoredEvent:
+    event_id = event_id or str(uuid.UUID(int=random.getrandbits(128)))
+    dt = f"2026-11-{20 + second // DAY:02d}T{second % DAY // 3600:02d}:" \
+         f"{second % 3600 // 60:02d}:{second % 60:02d}.000Z"
+    fragment: dict[str, Any] = {"enrolled": EXPERIMENT,
+                                "subject_id": hashlib.sha256(f"{subject}".encode()).hexdigest(),
+                                "sampling_unit": "mw-user"}
+    if group is not None:
+        fragment["assigned"] = group
+    body = {"action": action, "dt": dt, "action_context": str(random.randint(0, 9) / 4),
+            "experiment": fragment, "meta": {"id": event_id, "dt": dt, "stream": "web"}}
+    return StoredEvent(event_id, "web", dt, orjson.dumps(body))
+
+
+def steps() -> list[list[StoredEvent]]:
+    """Four batches of events of 120 units."""
+    random.seed(7)
+    batches: list[list[StoredEvent]] = [[] for _ in range(4)]
+    for subject in range(120):
+        group = random.choice(["control", "treatment"])
+        enrolled = random.randint(DAY, 3 * DAY)
+        arrives = random.randint(0, 3)
+        batches[arrives].append(event(subject, group, "experiment_enrollment", enrolled))
+        for _ in range(random.randint(0, 6)):
+            action = random.choice(["click", "click", "edit_saved", "page_view"])
+            when = enrolled + random.randint(-DAY // 2, DAY)  # some before the enrollment
+            batches[random.randint(0, 3)].append(event(subject, random.choice(
+                [group, group, group, None]), action, when))
+        if subject % 10 == 0:  # a second enrollment, into the other group, later
+            other = "treatment" if group == "control" else "control"
+            batches[3].append(event(subject, other, "experiment_enrollment", enrolled + 60))
+        if subject % 15 == 1:  # an earlier enrollment arriving in a later batch
+            batches[min(arrives + 1, 3)].append(
+                event(subject, group, "experiment_enrollment", enrolled - DAY // 3))
+        if subject % 17 == 2:  # an enrollment at the same second into another group
+            batches[3].append(event(subject, "aaa-group", "experiment_enrollment", enrolled))
+    resent = batches[0][:5] + batches[1][:5]
+    batches[2] += resent  # re-sent events: the lake keeps them once
+    batches[3] += [resent[0]]
+    return batches
+
+
+def close(left: Any, right: Any, where: str = "") -> None:
+    if isinstance(left, dict):
+        assert left.keys() == right.keys(), where
+        for key in left:
+            close(left[key], right[key], f"{where}.{key}")
+    elif isinstance(left, list):
+        assert len(left) == len(right), where
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
+            close(a, b, f"{where}[{index}]")
+    elif isinstance(left, float) and isinstance(right, float):
+        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12), (where, left, right)
+    else:
+        assert left == right, (where, left, right)
+
+
+def test_the_unit_store_report_equals_the_full_computation_after_each_step(
+        tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "events.sqlite")
+    lake = Lake(tmp_path / "lake")
+    store = UnitStore(lake.root, threads=1)
+    aggregates, _ = aggregates_of(CATALOG)
+    try:
+        for number, batch in enumerate(steps()):
+            log.append(batch)
+            lake.extend(LogSource("sqlite", log))
+            assert store.update(lake, EXPERIMENT, aggregates) > 0
+            incremental = to_dict(report(store, OPTIONS, CATALOG))
+            engine = DuckDBEngine(threads=1)
+            engine.load_events(lake.root)
+            full = to_dict(analyze(engine, OPTIONS, CATALOG))
+            engine.close()
+            close(incremental, full, f"step {number}")
+        assert full["units_in_multiple_groups"] > 0
+        assert store.update(lake, EXPERIMENT, aggregates) == 0  # nothing new: nothing folded
+        store.close()
+        store = UnitStore(lake.root, threads=1)  # a changed catalog rebuilds from the lake
+        assert store.update(lake, EXPERIMENT, aggregates[:1]) == len(lake.files())
+        close(to_dict(report(store, OPTIONS, CATALOG[:1])),
+              to_dict(analyze(_loaded(lake.root), OPTIONS, CATALOG[:1])))
+    finally:
+        store.close()
+        lake.close()
+        log.close()
+
+
+def _loaded(root: Path) -> DuckDBEngine:
+    engine = DuckDBEngine(threads=1)
+    engine.load_events(root)
+    return engine
