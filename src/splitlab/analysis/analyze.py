@@ -15,6 +15,8 @@ from typing import Any
 from splitlab.analysis import queries, stats
 from splitlab.analysis.engines import Engine
 from splitlab.analysis.metrics import Aggregate, Metric
+from splitlab.analysis.srm import ConfiguredSplit, Srm, sample_ratio_mismatch
+from splitlab.core.model import Experiment
 from splitlab.errors import AnalysisError
 
 CORRECTIONS = ("holm", "bh", "none")
@@ -23,35 +25,22 @@ CORRECTIONS = ("holm", "bh", "none")
 @dataclass(frozen=True, slots=True)
 class Options:
     """What to analyse. ``groups`` is the configured order (control first); without it the
-    groups seen in the data are used, ``control`` first when present, then by name. ``weights``
-    are the configured shares of the groups (equal when not given, as ``tk-v1`` assigns)."""
+    groups seen in the data are used, ``control`` first when present, then by name. ``split``
+    is the configured split per site that the SRM test expects (equal groups when not given, as
+    ``tk-v1`` assigns); :meth:`of` reads both from the experiment's config row."""
 
     experiment: str
     groups: tuple[str, ...] = ()
-    weights: tuple[float, ...] = ()
+    split: ConfiguredSplit | None = None
     trigger: str = "enrollment"
     alpha: float = 0.05
     srm_alpha: float = 0.001
     correction: str = "holm"
 
-
-@dataclass(frozen=True, slots=True)
-class Srm:
-    """The sample ratio mismatch test over unmixed units. Units in a group whose configured
-    share is 0 are a mismatch by themselves (``statistic`` infinite, ``p_value`` 0). When there
-    is no ratio to test (one group known, or one positive share with every unit in it)
-    ``statistic`` and ``p_value`` are ``None`` and ``note`` says why."""
-
-    statistic: float | None
-    df: int
-    p_value: float | None
-    alpha: float
-    flagged: bool
-    observed: dict[str, float]
-    expected: dict[str, float]
-    observed_units: dict[str, int]
-    expected_units: dict[str, float]
-    note: str | None = None
+    @classmethod
+    def of(cls, experiment: Experiment, **options: Any) -> Options:
+        """The options of ``experiment``: its groups and configured split, plus ``options``."""
+        return cls(experiment.name, experiment.groups, ConfiguredSplit.of(experiment), **options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +119,14 @@ def report(engine: Engine, options: Options, metrics: Sequence[Metric] = ()) -> 
     if not clean and not mixed:
         raise AnalysisError(f"no {options.trigger} events for experiment {options.experiment!r}")
     groups = _group_order(options.groups, clean)
-    srm = _srm(groups, clean, options)
+    by_site = _breakdown(engine, "site")
+    split = options.split or ConfiguredSplit.equal(options.groups or groups)
+    srm = sample_ratio_mismatch(groups, by_site, split, options.srm_alpha, options.groups)
     return Report(
         experiment=options.experiment, engine=engine.name, trigger=options.trigger,
         groups={g: clean.get(g, 0) for g in groups}, units_total=sum(clean.values()) + mixed,
         units_in_multiple_groups=mixed, by_action_source=_breakdown(engine, "action_source"),
-        by_site=_breakdown(engine, "site"), by_day=_days(engine), srm=srm,
+        by_site=by_site, by_day=_days(engine), srm=srm,
         metrics=_metrics(engine, options, groups, metrics, pairs), alpha=options.alpha,
         correction=options.correction,
     )
@@ -153,44 +144,6 @@ def _group_order(configured: tuple[str, ...], seen: dict[str, int]) -> list[str]
         unknown = sorted(set(seen) - set(configured))
         return [*configured, *unknown]
     return sorted(seen, key=lambda g: (g != "control", g))
-
-
-def _srm(groups: list[str], counts: dict[str, int], options: Options) -> Srm:
-    weights = list(options.weights) or [1.0] * len(options.groups or groups)
-    if len(weights) < len(groups):  # groups seen but not configured are expected to be empty
-        weights += [0.0] * (len(groups) - len(weights))
-    positive = [i for i, w in enumerate(weights) if w > 0]
-    if not positive:
-        raise AnalysisError("at least one configured share must be positive")
-    unexpected = sum(counts.get(groups[i], 0) for i, w in enumerate(weights) if w <= 0)
-    total = sum(counts.values())
-    weight_sum = sum(weights)
-    expected_shares = {g: w / weight_sum for g, w in zip(groups, weights, strict=True)}
-    shares = (
-        {g: (counts.get(g, 0) / total if total else 0.0) for g in groups}, expected_shares,
-        {g: counts.get(g, 0) for g in groups},
-        {g: total * share for g, share in expected_shares.items()},
-    )
-    if unexpected:  # units where none may be: X² is infinite whatever the other counts are
-        return Srm(math.inf, len(groups) - 1, 0.0, options.srm_alpha, True, *shares)
-    if len(positive) < 2:
-        return Srm(None, 0, None, options.srm_alpha, False, *shares,
-                   note=_untestable(options, groups[positive[0]]))
-    test = stats.chi_square_gof([counts.get(groups[i], 0) for i in positive],
-                                [weights[i] for i in positive])
-    return Srm(test.statistic, test.df, test.p_value, options.srm_alpha,
-               test.p_value < options.srm_alpha, *shares)
-
-
-def _untestable(options: Options, only: str) -> str:
-    """Why there is no ratio to test when every unit is in ``only``, the one group with a share."""
-    if not options.groups:
-        return (f"only one group seen in the data ({only!r}); give --config to name every "
-                "configured group")
-    if len(options.groups) == 1:
-        return f"the experiment has one group ({only!r}): there is no ratio to test"
-    return (f"only {only!r} has a positive configured share and every unit is in it: "
-            "there is no ratio to test")
 
 
 def _breakdown(engine: Engine, column: str) -> dict[str, dict[str, int]]:

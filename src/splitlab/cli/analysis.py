@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,10 +39,9 @@ def analyze_command(
     data_dir: Annotated[Path | None, typer.Option(help="Materialised Parquet directory.")] = None,
     engine: Annotated[str, typer.Option(help="duckdb or spark.")] = "duckdb",
     metrics: Annotated[Path | None, typer.Option(help="Metrics catalog (YAML).")] = None,
-    config: Annotated[Path | None, typer.Option(help="Config JSON: the groups, control first.")] = (
-        None
-    ),
-    weights: Annotated[str | None, typer.Option(help="Configured shares, e.g. 50,50.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Config JSON holding the experiment: its groups (control first) and the split "
+             "the SRM test expects on each site.")] = None,
     trigger: Annotated[str, typer.Option(help="Count units at first enrollment or exposure.")] = (
         "enrollment"
     ),
@@ -67,14 +66,10 @@ def analyze_command(
         fail("give exactly one of --events PATH or --data-dir DIR")
     if output_format not in ("text", "json", "html"):
         fail(f"--format must be text, json or html, not {output_format!r}")
-    groups = load_experiment(config, experiment).groups if config else ()
-    try:
-        shares = tuple(float(w) for w in weights.split(",")) if weights else ()
-    except ValueError:
-        fail(f"--weights must be numbers separated by commas, got {weights!r}")
-    if shares and (len(shares) != len(groups) or min(shares) < 0):
-        fail("--weights needs --config and one non-negative share per configured group")
-    options = Options(experiment, groups, shares, trigger, alpha, srm_alpha, correction)
+    settings: dict[str, Any] = {"trigger": trigger, "alpha": alpha, "srm_alpha": srm_alpha,
+                "correction": correction}
+    options = (Options.of(load_experiment(config, experiment), **settings) if config
+               else Options(experiment, **settings))
     with tempfile.TemporaryDirectory(prefix="splitlab-analyze-") as scratch:
         try:
             catalog = load_catalog(metrics) if metrics else []

@@ -64,7 +64,8 @@ def simulate_command(
                                                    "(--output only).")] = None,
     mixed_share: Annotated[float, typer.Option(help="Share of units seen in two groups "
                                                     "(--output only).")] = 0.0,
-    site: Annotated[str | None, typer.Option(help="Site for per-site rates (--intake).")] = None,
+    site: Annotated[str | None, typer.Option(help="Site whose rate or split the SDK uses "
+                                                  "(--intake).")] = None,
 ) -> None:
     """Simulate units with a known split and known true effects (optionally a logging fault)."""
     if (output is None) == (intake is None):

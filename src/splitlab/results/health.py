@@ -2,7 +2,8 @@
 
 Each check is ``{check, ok, reason}``; ``reason`` says what was measured either way.
 
-- ``srm``: the sample ratio mismatch test of the report (configured weights) is not flagged.
+- ``srm``: the sample ratio mismatch test of the report is not flagged (the report expects the
+  split the experiment's row configures on each unit's site: :mod:`splitlab.analysis.srm`).
 - ``multiple_groups``: at most :data:`MIXED_LIMIT` of the units were seen in several groups.
 - ``no_events``: an enrollment event arrived within the last ``quiet_hours`` (an experiment
   that started less than ``quiet_hours`` ago is given that long).
@@ -41,7 +42,7 @@ def srm(report: dict[str, Any]) -> Check:
     """Sample ratio mismatch, from the report's ``srm``."""
     test = report["srm"]
     if test["p_value"] is None:
-        return Check("srm", True, "not testable with fewer than two groups")
+        return Check("srm", True, f"not tested: {test.get('note') or 'no ratio to test'}")
     verdict = "mismatch" if test["flagged"] else "no mismatch"
     return Check("srm", not test["flagged"],
                  f"{verdict}: p = {test['p_value']:.3g} (flagged below {test['alpha']:g})")

@@ -27,8 +27,8 @@ from splitlab.analysis.analyze import Options, aggregates_of, analyze, report
 from splitlab.analysis.engines import Engine
 from splitlab.analysis.metrics import Metric
 from splitlab.analysis.report import to_dict
-from splitlab.core.model import parse_time
-from splitlab.errors import AnalysisError, NotFoundError
+from splitlab.core.model import Experiment, parse_time
+from splitlab.errors import AnalysisError, ConfigError, NotFoundError
 from splitlab.registry import views
 from splitlab.registry.store import Registry
 from splitlab.results import health
@@ -43,16 +43,6 @@ LEASE = "results"
 def holder_name() -> str:
     """Who holds the lease: host, process and a random part (unique per scheduler)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def weights_of(row: Mapping[str, Any]) -> tuple[float, ...]:
-    """The configured shares of the row's groups: its default traffic split when it has one
-    (``sl-v2``), else equal (``tk-v1``)."""
-    split = row.get("traffic_split")
-    default = split.get("default") if isinstance(split, Mapping) else None
-    if isinstance(default, Mapping):
-        return tuple(float(default.get(group, 0)) for group in row["groups"])
-    return ()
 
 
 @dataclass(slots=True)
@@ -128,8 +118,11 @@ class Scheduler:
 
     def _report(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The report (with the experiment's metrics when they can be computed) and, when they
-        cannot, why."""
-        options = Options(row["name"], tuple(row["groups"]), weights_of(row))
+        cannot, why. The SRM test expects the split the row configures on each unit's site."""
+        try:
+            options = Options.of(Experiment.from_config(row))
+        except ConfigError as error:
+            raise AnalysisError(f"the config row cannot be read: {error}") from error
         catalog: list[Metric] = self.store.catalog_for(row["name"])
         if self.units is not None and all(m.sql is None for m in catalog):
             aggregates, _ = aggregates_of(catalog)

@@ -65,6 +65,11 @@ class SplitlabASGIMiddleware:
             query_string=scope.get("query_string", b"").decode("latin-1"),
             enrollments=headers.get("x-experiment-enrollments"),
             secure=scope.get("scheme") == "https",
+            user_agent=headers.get("user-agent"),
+            mobile_hint=headers.get("sec-ch-ua-mobile"),
+            host=headers.get("host"),
+            logged_in=_logged_in(scope),
+            request=scope,
         )
         manager, set_cookie = open_request(self.client, self.options, facts)
         scope.setdefault("state", {})[STATE_KEY] = manager
@@ -75,6 +80,13 @@ class SplitlabASGIMiddleware:
             await self.app(scope, receive, responder.send)
         finally:  # no response, or it failed half-way: nothing was seen
             manager.release_exposures(False, "request_failed")
+
+
+def _logged_in(scope: Scope) -> bool | None:
+    """``scope["user"].is_authenticated`` (Starlette's ``AuthenticationMiddleware``, when it
+    runs before this one), else ``None``."""
+    known = getattr(scope.get("user"), "is_authenticated", None)
+    return known if isinstance(known, bool) else None
 
 
 def _headers(scope: Scope) -> dict[str, str]:

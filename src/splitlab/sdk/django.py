@@ -14,6 +14,7 @@ decode and re-encode). It runs under ``django.test.Client`` like any middleware.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -92,11 +93,18 @@ class SplitlabMiddleware:
 
     def _open(self, request: HttpRequest) -> tuple[ExperimentManager, str | None]:
         meta = request.META
+        logged_in, joined = _user_facts(request)
         facts = RequestFacts(
             cookie=meta.get("HTTP_COOKIE"),
             query_string=meta.get("QUERY_STRING", ""),
             enrollments=meta.get("HTTP_X_EXPERIMENT_ENROLLMENTS"),
             secure=request.is_secure(),
+            user_agent=meta.get("HTTP_USER_AGENT"),
+            mobile_hint=meta.get("HTTP_SEC_CH_UA_MOBILE"),
+            host=meta.get("HTTP_HOST"),
+            logged_in=logged_in,
+            registration_date=joined,
+            request=request,
         )
         manager, set_cookie = open_request(self.client, self.options, facts)
         request.splitlab = manager
@@ -129,6 +137,17 @@ class SplitlabMiddleware:
             if response.has_header("Content-Length"):
                 response["Content-Length"] = str(len(out))
         return response
+
+
+def _user_facts(request: HttpRequest) -> tuple[bool | None, datetime | None]:
+    """Whether ``request.user`` (set by ``AuthenticationMiddleware`` when it comes before this
+    one) is authenticated, and its ``date_joined`` when it is; ``(None, None)`` without it."""
+    user = getattr(request, "user", None)
+    known = getattr(user, "is_authenticated", None)
+    if not isinstance(known, bool):
+        return None, None
+    joined = getattr(user, "date_joined", None) if known else None
+    return known, joined if isinstance(joined, datetime) else None
 
 
 def _setting(name: str, required: bool) -> Any:

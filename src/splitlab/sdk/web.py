@@ -18,10 +18,14 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from splitlab.core.decoration import json_for_script, splice_page
 from splitlab.core.html_scan import BodyScanner
+from splitlab.sdk.attributes import RequestAttributes, attribute_map, platform_of, skin_of
 from splitlab.sdk.bootstrap import ClientBootstrap, render_bootstrap
 from splitlab.sdk.client import Client
 from splitlab.sdk.manager import ExperimentManager
@@ -41,23 +45,37 @@ _NOT_ASCII_COMPATIBLE = ("iso2022", "hz", "utf-7")  # stateful: ASCII bytes may 
 @dataclass(frozen=True, slots=True)
 class WebOptions:
     """Middleware settings: the anonymous-id cookie's name and lifetime, the body class prefix,
-    and the signed bootstrap (``None``: pages carry the unsigned enrollments block)."""
+    the signed bootstrap (``None``: pages carry the unsigned enrollments block), and
+    ``attributes``, called with the framework's request (the ASGI scope, the WSGI environ,
+    Django's ``HttpRequest``) for the targeting attributes the application knows
+    (``edit_count``, its own ones); they go over the ones read from the request. When it
+    raises, the error is logged and the request goes on with the attributes read."""
 
     cookie_name: str = "splitlab_anon"
     cookie_max_age: int = 365 * 24 * 3600
     class_prefix: str = "xlab"
     bootstrap: ClientBootstrap | None = None
+    attributes: Callable[[Any], RequestAttributes | Mapping[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RequestFacts:
     """What a middleware reads from a request: the ``Cookie`` header, the query string, the
-    ``X-Experiment-Enrollments`` header, and whether it came over HTTPS."""
+    ``X-Experiment-Enrollments`` header, whether it came over HTTPS; for targeting the
+    ``User-Agent``, ``Sec-CH-UA-Mobile`` and ``Host`` headers, whether the framework knows the
+    user as logged in (``None``: it does not say) and its registration date (aware); and the
+    framework's ``request`` for :attr:`WebOptions.attributes`."""
 
     cookie: str | None
     query_string: str
     enrollments: str | None
     secure: bool
+    user_agent: str | None = None
+    mobile_hint: str | None = None
+    host: str | None = None
+    logged_in: bool | None = None
+    registration_date: datetime | None = None
+    request: object = None
 
 
 def checked_client(client: object) -> Client:
@@ -78,9 +96,29 @@ def open_request(
         anonymous_id=anonymous or issued,
         query_string=facts.query_string,
         headers={"x-experiment-enrollments": facts.enrollments} if facts.enrollments else None,
+        attributes=request_attributes(options, facts),
     )
     set_cookie = None if issued is None else cookie_header(options, issued, facts.secure)
     return manager, set_cookie
+
+
+def request_attributes(options: WebOptions, facts: RequestFacts) -> dict[str, Any]:
+    """The targeting attributes of a request: ``platform``, ``skin``, ``is_logged_in`` and
+    ``registration_date`` as far as the request tells them, then the application's
+    (:attr:`WebOptions.attributes`) over them."""
+    known = facts.registration_date
+    found = RequestAttributes(
+        skin=skin_of(facts.query_string),
+        platform=platform_of(facts.user_agent, facts.mobile_hint, facts.host),
+        is_logged_in=facts.logged_in,
+        registration_date=known if known is not None and known.tzinfo is not None else None,
+    ).as_dict()
+    if options.attributes is not None:
+        try:
+            found.update(attribute_map(options.attributes(facts.request)))
+        except Exception:  # the application's hook must not break the page
+            log.exception("WebOptions.attributes failed; the request's own attributes are used")
+    return found
 
 
 def anonymous_id_from(cookie_header: str | None, name: str) -> str | None:

@@ -58,6 +58,11 @@ class SplitlabWSGIMiddleware:
             query_string=environ.get("QUERY_STRING", ""),
             enrollments=environ.get("HTTP_X_EXPERIMENT_ENROLLMENTS"),
             secure=environ.get("wsgi.url_scheme") == "https",
+            user_agent=environ.get("HTTP_USER_AGENT"),
+            mobile_hint=environ.get("HTTP_SEC_CH_UA_MOBILE"),
+            host=environ.get("HTTP_HOST"),
+            logged_in=True if environ.get("REMOTE_USER") else None,
+            request=environ,
         )
         manager, set_cookie = open_request(self.client, self.options, facts)
         environ[ENVIRON_KEY] = manager

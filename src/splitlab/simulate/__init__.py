@@ -5,9 +5,13 @@ One spec (:class:`Simulation`), two ways to realise it. :func:`simulate` writes 
 :func:`send` sends a unit's traffic through the SDK, as an application would (no faults).
 
 
-Units are integers ``1..units``; each is given a site and assigned with the real ``tk-v1`` core
-(:func:`~splitlab.core.assignment.assign_batch`), so subject ids and groups are exactly what a
-client would log. Every in-sample unit then produces, around its first enrollment time:
+Units are integers ``1..units``; each is given a site (:func:`sites_of`: :data:`SITES`, plus every
+site an ``sl-v2`` row splits on its own) and assigned on that site by the real core
+(:func:`~splitlab.core.assignment.assign_batch`; :func:`~splitlab.core.assignment.assign` with
+the unit's attributes ``site`` and ``is_logged_in`` when the row has a targeting condition), so
+subject ids and groups are exactly what a client would log, in each site's configured split (an
+``sl-v2`` row's ``traffic_split`` entry, else ``default``) and behind its holdouts and layer.
+Every in-sample unit then produces, around its first enrollment time:
 
 - ``1 + Poisson(0.3)`` ``experiment_enrollment`` events (the first one counts; ``action_source``
   drawn from :data:`ACTION_SOURCES`), and an ``experiment_exposure`` with probability 0.9;
@@ -39,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from splitlab.analysis.table import EVENT_SCHEMA
-from splitlab.core.assignment import OUT_OF_SAMPLE, SUBJECT_ID_LENGTH, assign_batch
+from splitlab.core.assignment import OUT_OF_SAMPLE, SUBJECT_ID_LENGTH, assign, assign_batch
 from splitlab.core.exposure import DEFAULT_SCHEMA
 from splitlab.core.model import Experiment
 from splitlab.sdk.client import Client
@@ -52,6 +56,8 @@ ACTION_SOURCES = ("page_view", "api", "account_creation", "job")
 _SOURCE_WEIGHTS = (0.7, 0.1, 0.1, 0.1)
 SITES = ("enwiki", "dewiki", "frwiki", "jawiki")
 _SITE_WEIGHTS = (0.5, 0.2, 0.2, 0.1)
+_OWN_SITE_WEIGHT = 0.1
+"""The traffic of a site that only an ``sl-v2`` row names, against :data:`_SITE_WEIGHTS`."""
 _DAY_US = 86_400_000_000
 
 
@@ -108,6 +114,16 @@ class Simulation:
         return min(1.0, self.conversion * self.lift(group))
 
 
+def sites_of(experiment: Experiment) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """The simulated sites and their shares of the units: :data:`SITES`, then the sites an
+    ``sl-v2`` row gives an entry of their own (so every configured split gets traffic)."""
+    own = sorted(set(experiment.slv2.splits) - {"default", *SITES}) if experiment.slv2 else []
+    if not own:
+        return SITES, _SITE_WEIGHTS
+    weights = (*_SITE_WEIGHTS, *(_OWN_SITE_WEIGHT for _ in own))
+    return (*SITES, *own), tuple(w / sum(weights) for w in weights)
+
+
 def simulate(spec: Simulation) -> Iterator[pa.Table]:
     """Yield the events of ``spec`` as Arrow tables of :data:`EVENT_SCHEMA`, one per chunk."""
     rng = np.random.default_rng(spec.seed)
@@ -120,6 +136,7 @@ def simulate(spec: Simulation) -> Iterator[pa.Table]:
 
 @dataclass(frozen=True, slots=True)
 class _Units:
+    names: tuple[str, ...]  # the sites the codes in ``sites`` stand for
     ids: np.ndarray  # int64 unit identifiers
     subjects: np.ndarray  # (n, 64) uint8 subject id characters
     groups: np.ndarray  # int group codes
@@ -128,18 +145,30 @@ class _Units:
 
 
 def _assign(spec: Simulation, rng: np.random.Generator, ids: np.ndarray, start_us: int) -> _Units:
-    sites = rng.choice(len(SITES), size=len(ids), p=_SITE_WEIGHTS)
+    names, shares = sites_of(spec.experiment)
+    sites = rng.choice(len(names), size=len(ids), p=shares)
     subjects = np.empty((len(ids), SUBJECT_ID_LENGTH), dtype=np.uint8)
     groups = np.empty(len(ids), dtype=np.int64)
-    for code, site in enumerate(SITES):
+    for code, site in enumerate(names):
         where = np.flatnonzero(sites == code)
         batch = assign_batch(ids[where].tolist(), spec.experiment, site)
         raw = np.frombuffer(batch.joined_subject_ids.encode("ascii"), dtype=np.uint8)
         subjects[where] = raw.reshape(-1, SUBJECT_ID_LENGTH)
         groups[where] = np.frombuffer(batch.group_codes, dtype=np.uint8)
+        if spec.experiment.slv2 is not None and spec.experiment.slv2.targeting is not None:
+            groups[where] = _targeted(spec.experiment, ids[where], site)
     keep = groups != OUT_OF_SAMPLE
     enrolled = start_us + rng.integers(0, spec.days * _DAY_US, size=int(keep.sum()))
-    return _Units(ids[keep], subjects[keep], groups[keep], sites[keep], enrolled)
+    return _Units(names, ids[keep], subjects[keep], groups[keep], sites[keep], enrolled)
+
+
+def _targeted(experiment: Experiment, ids: np.ndarray, site: str) -> np.ndarray:
+    """The group codes of ``ids`` on ``site``, the targeting condition seeing the attributes a
+    simulated unit has (its site, and whether it is logged in); the rest are ``null`` to it."""
+    attributes = {"site": site, "is_logged_in": experiment.user_identifier_type == "mw-user"}
+    codes = {group: code for code, group in enumerate(experiment.groups)}
+    found = [assign(int(unit), experiment, site, attributes).group for unit in ids]
+    return np.array([OUT_OF_SAMPLE if g is None else codes[g] for g in found], dtype=np.int64)
 
 
 def _chunk(spec: Simulation, rng: np.random.Generator, ids: np.ndarray, start_us: int) -> pa.Table:
@@ -226,7 +255,7 @@ def _table(spec: Simulation, rng: np.random.Generator, units: _Units, parts: lis
     meta = pa.StructArray.from_arrays(
         [uuids(rng, count), iso_times(when + rng.integers(1, 2_000_000, size=count)),
          _constant(count, exp.stream_name or "product_metrics.web_base"),
-         _dictionary(sites, [f"{s[:2]}.wikipedia.org" for s in SITES])],
+         _dictionary(sites, [_domain(s) for s in units.names])],
         names=_names("meta"),
     )
     experiment = pa.StructArray.from_arrays(
@@ -240,13 +269,18 @@ def _table(spec: Simulation, rng: np.random.Generator, units: _Units, parts: lis
         pa.DictionaryArray.from_arrays(pa.array(source.astype(np.int32), mask=source < 0),
                                        list(ACTION_SOURCES)),
         context,
-        pa.StructArray.from_arrays([_dictionary(sites, list(SITES))],
+        pa.StructArray.from_arrays([_dictionary(sites, list(units.names))],
                                    names=_names("mediawiki")),
         pa.StructArray.from_arrays([performer_id, _constant_bool(count, logged_in)],
                                    names=_names("performer")),
         experiment,
     ]
     return pa.Table.from_arrays(columns, names=EVENT_SCHEMA.names)
+
+
+def _domain(site: str) -> str:
+    """A plausible domain of a wiki database name (``dewiki`` → ``de.wikipedia.org``)."""
+    return f"{site.removesuffix('wiki')}.wikipedia.org"
 
 
 def _names(column: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from splitlab.analysis.analyze import Options, analyze
 from splitlab.analysis.engines import DuckDBEngine
 from splitlab.analysis.materialize import materialize
+from splitlab.analysis.srm import ConfiguredSplit
 from splitlab.errors import AnalysisError
 
 EXPERIMENT = "counting-experiment"
@@ -29,13 +29,6 @@ def event(subject: str, group: str, action: str, dt: str, **extra: Any) -> dict[
                        "subject_id": subject, "sampling_unit": "mw-user"},
         **extra,
     }
-
-
-@pytest.fixture
-def engine() -> Iterator[DuckDBEngine]:
-    duck = DuckDBEngine(threads=1)
-    yield duck
-    duck.close()
 
 
 def load(engine: DuckDBEngine, tmp_path: Path, events: list[dict[str, Any]]) -> None:
@@ -101,7 +94,8 @@ def test_weights_set_the_expected_split(engine: DuckDBEngine, tmp_path: Path) ->
         event(f"u{i}", "control" if i < 90 else "treatment", "experiment_enrollment",
               "2026-11-01T00:00:00Z") for i in range(120)
     ])
-    report = analyze(engine, Options(EXPERIMENT, ("control", "treatment"), (3.0, 1.0)))
+    split = ConfiguredSplit(("control", "treatment"), {"default": (3.0, 1.0)})
+    report = analyze(engine, Options(EXPERIMENT, ("control", "treatment"), split))
     assert report.srm.expected_units == {"control": 90.0, "treatment": 30.0}
     assert report.srm.statistic == pytest.approx(0.0)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,14 @@ from splitlab.analysis.analyze import Options, Report, analyze
 from splitlab.analysis.engines import DuckDBEngine
 from splitlab.analysis.materialize import materialize
 from splitlab.analysis.metrics import parse_catalog
+from splitlab.analysis.srm import ConfiguredSplit
 from splitlab.cli import app
+from tests.unit.analysis.conftest import write
 
 EXPERIMENT = "robust-experiment"
 DAY = "2026-11-01T00:00:00Z"
 LATER = "2026-11-01T01:00:00Z"
+CONTROL_ONLY = ConfiguredSplit(("control", "treatment"), {"default": (100.0, 0.0)})
 
 
 def event(subject: str, group: str, action: str, dt: str = DAY, **extra: Any) -> dict[str, Any]:
@@ -48,19 +50,6 @@ def units(group: str, clicks: list[int], prefix: str = "") -> list[dict[str, Any
         rows += [event(subject, group, "click", LATER, action_context=str(k))
                  for k in range(count)]
     return rows
-
-
-@pytest.fixture
-def engine() -> Iterator[DuckDBEngine]:
-    duck = DuckDBEngine(threads=1)
-    yield duck
-    duck.close()
-
-
-def write(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
-    source = tmp_path / "events.jsonl"
-    source.write_text("".join(json.dumps(e) + "\n" for e in rows))
-    return source
 
 
 def run(engine: DuckDBEngine, tmp_path: Path, rows: list[dict[str, Any]],
@@ -163,7 +152,7 @@ def test_units_in_a_zero_share_group_are_a_mismatch(engine: DuckDBEngine,
                                                      tmp_path: Path) -> None:
     rows = units("control", [0] * 20) + units("treatment", [0] * 3)
     report = run(engine, tmp_path, rows, [],
-                 Options(EXPERIMENT, ("control", "treatment"), (100.0, 0.0)))
+                 Options(EXPERIMENT, ("control", "treatment"), CONTROL_ONLY))
     assert report.srm.flagged
     assert report.srm.p_value == 0.0
     assert report.srm.statistic is not None and math.isinf(report.srm.statistic)
@@ -177,7 +166,7 @@ def test_one_positive_share_and_no_stray_units_says_why_it_is_not_tested(
 ) -> None:
     rows = units("control", [0] * 20)
     report = run(engine, tmp_path, rows, [],
-                 Options(EXPERIMENT, ("control", "treatment"), (100.0, 0.0)))
+                 Options(EXPERIMENT, ("control", "treatment"), CONTROL_ONLY))
     assert not report.srm.flagged and report.srm.p_value is None
     assert report.srm.note is not None and "'control'" in report.srm.note
     text = render.to_text(report)
@@ -208,13 +197,15 @@ def test_an_empty_input_is_named_not_a_temporary_directory(tmp_path: Path) -> No
     assert "run `splitlab materialize`" not in again.output
 
 
-def test_shares_that_are_all_zero_are_refused_in_one_line(tmp_path: Path) -> None:
+def test_units_of_a_row_that_gives_every_group_0_percent_are_a_mismatch(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps([{"name": EXPERIMENT, "groups": ["control", "treatment"],
-                                   "sample_rate": {"default": 1},
-                                   "user_identifier_type": "mw-user"}]))
+                                   "algorithm": "sl-v2", "user_identifier_type": "mw-user",
+                                   "traffic_split": {"default": {"control": 0,
+                                                                 "treatment": 0}}}]))
     events = write(tmp_path, units("control", [0] * 3))
     result = CliRunner().invoke(app, ["analyze", "--experiment", EXPERIMENT, "--events",
-                                      str(events), "--config", str(config), "--weights", "0,0"])
-    assert result.exit_code == 2
-    assert "at least one configured share must be positive" in result.output
+                                      str(events), "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    srm = json.loads(result.stdout)["srm"]
+    assert srm["flagged"] and srm["p_value"] == 0.0 and srm["statistic"] is None

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from pandas_oracle import analyse as oracle_analyse
-from pandas_oracle import load as oracle_load
 from typer.testing import CliRunner
 
 from splitlab.analysis.analyze import Options, Report, analyze
@@ -19,6 +17,8 @@ from splitlab.cli import app
 from splitlab.core.assignment import assign
 from splitlab.core.model import Experiment
 from splitlab.simulate import Fault, Simulation, simulate, write_events
+from tests.unit.analysis.pandas_oracle import analyse as oracle_analyse
+from tests.unit.analysis.pandas_oracle import load as oracle_load
 
 EXPERIMENT = Experiment.from_config({
     "name": "simulated-checkout", "groups": ["control", "treatment"],

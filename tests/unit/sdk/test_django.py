@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +33,8 @@ from django.test import AsyncClient, Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 ROWS = [row("anon-banner-test", "edge-unique")]
+TARGETED = "registered-mobile-readers"
+JOINED = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
 ANON = "D" * 22
 SPLITLAB = "splitlab.sdk.django.SplitlabMiddleware"
 GZIP = "django.middleware.gzip.GZipMiddleware"
@@ -67,8 +71,24 @@ def api(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"group": manager.get_experiment("anon-banner-test").get_assigned_group()})
 
 
+def attributes(request: HttpRequest) -> JsonResponse:
+    manager = request.splitlab  # type: ignore[attr-defined]
+    return JsonResponse({"attributes": dict(manager.attributes),
+                         "group": manager.get_experiment(TARGETED).get_assigned_group()})
+
+
+def stub_authentication(get_response: Any) -> Any:
+    """What ``AuthenticationMiddleware`` gives views: ``request.user`` (from a test header)."""
+    def middleware(request: HttpRequest) -> Any:
+        name = request.headers.get("X-Test-User")
+        request.user = SimpleNamespace(  # type: ignore[assignment]
+            is_authenticated=bool(name), date_joined=JOINED if name else None)
+        return get_response(request)
+    return middleware
+
+
 urlpatterns = [path("", page), path("stream", stream), path("async-stream", async_stream),
-               path("broken", broken), path("api", api)]
+               path("broken", broken), path("api", api), path("attributes", attributes)]
 
 
 def settings_for(order: str, client: Any) -> override_settings:
@@ -175,3 +195,24 @@ def test_a_dotted_path_names_the_client() -> None:
                            SPLITLAB_CLIENT=f"{__name__}.CONFIGURED_CLIENT"):
         response = Client().get("/")
     assert "splitlab-config" in response.content.decode()
+
+
+def test_the_user_and_the_user_agent_reach_targeting() -> None:
+    rows = [*ROWS, row(TARGETED, "edge-unique", algorithm="sl-v2",
+                       traffic_split={"default": {"control": 50, "treatment": 50}},
+                       targeting={"platform": "mobile", "is_logged_in": True,
+                                  "registration_date": {"$lt": "2022-01-01"}})]
+    client, _, _ = make(rows, site="enwiki")
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148 Safari/604.1"
+    with override_settings(MIDDLEWARE=[f"{__name__}.stub_authentication", SPLITLAB],
+                           SPLITLAB_CLIENT=client):
+        known = Client().get("/attributes?useskin=minerva", HTTP_USER_AGENT=phone,
+                             HTTP_X_TEST_USER="ada").json()
+        anonymous = Client().get("/attributes", HTTP_USER_AGENT=phone).json()
+    assert known["attributes"] == {"site": "enwiki", "platform": "mobile", "skin": "minerva",
+                                   "is_logged_in": True,
+                                   "registration_date": "2021-03-04T05:06:07Z"}
+    assert known["group"] in ("control", "treatment")
+    assert anonymous["attributes"] == {"site": "enwiki", "platform": "mobile",
+                                       "is_logged_in": False}
+    assert anonymous["group"] is None
