@@ -40,10 +40,19 @@ def private_file(path: Path) -> Path:
 
     Create a SQLite database through this before connecting: SQLite gives the ``-wal``,
     ``-shm`` and journal files the mode of the database file, so they stay private too.
+
+    An existing file is never opened: closing any descriptor of a file releases every POSIX
+    lock the process holds on it, SQLite's included. Opening and closing a database that a
+    connection of this process has open (the service's results scheduler reads the event log
+    its intake writes) would drop that connection's shared lock; a reader in another process
+    would then take the database for unused when it closes, checkpoint it and delete the
+    write-ahead log under the writer, whose later commits nobody else would ever see.
     """
     private_dir(path.parent)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    _owner_only(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        _owner_only(path)
     return path
 
 

@@ -84,9 +84,6 @@ def accepted(data: Path, action: str) -> list[dict[str, Any]]:
     return [event for _, event in log if event.get("action") == action]
 
 
-@pytest.mark.xfail(strict=False, reason="known intermittent since the per-worker log shards: the "
-                   "maintenance script's 2 events were missing from the log once in a fresh-clone "
-                   "run (2026-12-01); under investigation, see the closing note")
 def test_growth_demo_against_a_real_server(
     splitlab: tuple[str, Path], queue: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

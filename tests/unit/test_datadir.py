@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,31 @@ def test_a_data_dir_of_an_older_version_is_tightened(tmp_path: Path, loose_umask
     private_file(folder / "events.sqlite")
     assert mode(folder) == 0o700 and mode(folder / "events.sqlite") == 0o600
     assert private_dir(folder / "new") == folder / "new" and mode(folder / "new") == 0o700
+
+
+def count_in_another_process(path: Path) -> int:
+    """How many events a reader in a separate process finds in the log at ``path`` (it opens,
+    reads and closes the log, as ``splitlab events export`` or a test's reader does)."""
+    code = ("import sys; from pathlib import Path; from splitlab.intake.sqlite_log import "
+            "SQLiteEventLog; log = SQLiteEventLog(Path(sys.argv[1])); print(log.count()); "
+            "log.close()")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60, check=True)
+    return int(done.stdout)
+
+
+def test_opening_the_log_again_keeps_the_writers_locks(tmp_path: Path) -> None:
+    """The service's results scheduler opens the event log its intake writes, in the same
+    process. That second open must not cost the writer its SQLite locks: without them, a reader
+    in another process deleted the write-ahead log on closing, and what the writer committed
+    next was seen by no other process (and lost when the service was killed)."""
+    path = tmp_path / "data" / "events.sqlite"
+    writer = SQLiteEventLog(path)
+    writer.append([stored(1)])
+    SQLiteEventLog(path).close()
+    private_file(path)
+    assert count_in_another_process(path) == 1
+    writer.append([stored(2)])
+    assert count_in_another_process(path) == 2
+    assert path.with_name("events.sqlite-wal").exists()
+    writer.close()

@@ -3,8 +3,13 @@
 The consumer (acknowledge-all policy) keeps the position in NATS, so the lake stores no
 checkpoint for it. A batch is acknowledged — by acknowledging its last message, synchronously —
 only in :meth:`JetStreamSource.committed`, i.e. after its Parquet files were renamed into place
-and its ids committed. A writer that dies before that leaves the batch unacknowledged: JetStream
-delivers it again after ``ack_wait``, and the lake's id index drops whatever had already landed.
+and its ids committed. A writer that dies before that leaves the batch unacknowledged, and the
+next source takes it back at once: it finds the consumer holding messages nobody acknowledged
+and creates it again from its acknowledgement floor, so they are delivered again, before any
+later message; the lake's id index drops whatever of them had already landed. (Left to NATS,
+they would come back only after ``ack_wait``, and with acknowledge-all the next writer's first
+acknowledgement of a later message would acknowledge them too: lost.) The source connects while
+the lake holds its one-writer lock, so no live writer still holds them.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import nats
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from splitlab.intake.jetstream import DEFAULT_PREFIX, DEFAULT_STREAM, ensure_stream
 from splitlab.intake.sinks import StoredEvent
@@ -71,22 +77,38 @@ class JetStreamSource:
                                         allow_reconnect=False)
             js = client.jetstream(timeout=10)
             await ensure_stream(js, self.stream, self.subject_prefix)
-            config = ConsumerConfig(
-                durable_name=self.durable, ack_policy=AckPolicy.ALL,
-                deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT_SECONDS,
-                max_ack_pending=-1)
-            self._subscription = await js.pull_subscribe(
-                f"{self.subject_prefix}.>", durable=self.durable, stream=self.stream,
-                config=config)
+            await self._ensure_consumer(js)
+            self._subscription = await js.pull_subscribe_bind(durable=self.durable,
+                                                              stream=self.stream)
             self._client = client
         return self._subscription
+
+    async def _ensure_consumer(self, js: JetStreamContext) -> None:
+        """Create the consumer when absent; when it holds messages delivered but never
+        acknowledged (their writer died), create it again from its acknowledgement floor."""
+        try:
+            info = await js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            start = None
+        else:
+            if not info.num_ack_pending:
+                return
+            await js.delete_consumer(self.stream, self.durable)
+            start = info.ack_floor.stream_seq + 1
+        await js.add_consumer(self.stream, ConsumerConfig(
+            name=self.durable, durable_name=self.durable,
+            filter_subject=f"{self.subject_prefix}.>", ack_policy=AckPolicy.ALL,
+            deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start, ack_wait=ACK_WAIT_SECONDS, max_ack_pending=-1))
 
     async def _next(self) -> list[Msg]:
         subscription = await self._connect()
         try:
             messages: list[Msg] = await subscription.fetch(self.fetch,
                                                            timeout=FETCH_WAIT_SECONDS)
-        except NatsTimeout:
+        except TimeoutError:
+            # Nothing came within the wait. nats-py raises its own TimeoutError, or a plain
+            # asyncio one when the wait ran out between its two pull requests.
             return []
         return messages
 
