@@ -64,7 +64,16 @@ def results_run(
     signal.signal(signal.SIGTERM, lambda _number, _frame: stop.set())
     try:
         while True:
-            summary = scheduler.run_once()
+            try:
+                summary = scheduler.run_once()
+            except Exception as error:  # like the in-service scheduler: the next interval retries
+                if once:
+                    fail(f"the results run failed: {error}", code=1)
+                err.print(f"the results run failed ({type(error).__name__}: {error}); "
+                          f"retrying in {interval:g} s", highlight=False)
+                if stop.wait(interval):
+                    break
+                continue
             if summary is None:
                 err.print("another scheduler holds the lease; not computing", highlight=False)
             else:
