@@ -6,6 +6,7 @@ from full runs, recorded in docs/benchmarks.md).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, unavailable
+from tests.integration.private_servers import NATS_SERVER
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +29,19 @@ CASES = {
     "intake.py": ["--duration", "1", "--connections", "2", "--warmup", "1"],
     "intake_decode.py": ["--batch", "5", "--repeat", "1"],
     "results.py": ["--events", "20000", "--new", "2000"],
+    "outage.py": ["--sink", "jetstream", "--before", "1", "--outage", "1", "--settle", "1",
+                  "--limit", "60", "--connections", "4"],
 }
-NEEDS_WRK = {"config_api.py", "intake.py"}
+NEEDS_WRK = {"config_api.py", "intake.py", "outage.py"}
+SHARED_LUA = ROOT.parent / "shared" / "bench" / "intake-web-base.lua"
 
 
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_the_benchmark_runs(script: str, tmp_path: Path) -> None:
     if script in NEEDS_WRK and shutil.which("wrk") is None:
         unavailable("wrk (Debian package) is not installed")
+    if script == "outage.py" and not (SHARED_LUA.is_file() and os.access(NATS_SERVER, os.X_OK)):
+        pytest.skip("the outage benchmark needs nats-server and the shared wrk workload")
     args = list(CASES[script])
     if script in ("analysis.py", "results.py"):
         args += ["--data", str(tmp_path / "data")]

@@ -3,7 +3,8 @@
 :class:`Load` posts batches of events with unique ``meta.id`` values from client threads and
 records, per request, the time to answer and the status; the ids of batches answered 201 are the
 acknowledged ones. :class:`Watch` samples the server's resident memory and spool depth.
-``stored_ids`` reads every event id back from a private JetStream or PostgreSQL.
+``stored_ids`` reads every event id back from a private JetStream or PostgreSQL; ``serve_env`` is
+the server's environment for a sink (used by the tests and by ``benchmarks/outage.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ import orjson
 import psycopg
 
 from tests.unit.intake.conftest import web_event
+
+
+def serve_env(sink: str, url: str, deadline: float) -> dict[str, str]:
+    """``splitlab serve``'s settings for ``sink`` at ``url`` with a ``deadline`` in seconds."""
+    # No results scheduler in the server: its engine (DuckDB, Arrow) would weigh in the RSS that
+    # the outage tests and benchmark watch for the intake's own memory.
+    env = {"SPLITLAB_EVENTS_SINK": sink, "SPLITLAB_EVENTS_SINK_TIMEOUT": str(deadline),
+           "SPLITLAB_RESULTS_INTERVAL": "0"}
+    env["SPLITLAB_NATS_URL" if sink == "jetstream" else "SPLITLAB_DATABASE_URL"] = url
+    return env
 
 
 class Load:
@@ -111,6 +122,7 @@ class Watch:
 
     def __init__(self, pid: int, data_dir: Path, sink: str, interval: float = 0.25) -> None:
         self.samples: list[tuple[int, int]] = []  # (rss bytes, spool depth)
+        self.times: list[float] = []  # time.monotonic() of each sample
         self._args = (pid, data_dir, sink, interval)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
@@ -126,7 +138,9 @@ class Watch:
     def _run(self) -> None:
         pid, data_dir, sink, interval = self._args
         while not self._stop.is_set():
+            now = time.monotonic()
             self.samples.append((rss_bytes(pid), spool_depth(data_dir, sink)))
+            self.times.append(now)
             time.sleep(interval)
 
 

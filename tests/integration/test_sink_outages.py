@@ -29,6 +29,7 @@ import pytest
 from tests.integration.outage_helpers import (
     Load,
     Watch,
+    serve_env,
     spool_depth,
     stored_ids,
     wait_until_drained,
@@ -65,15 +66,6 @@ def sink_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         cluster.stop()
 
 
-def serve_env(sink: str, url: str) -> dict[str, str]:
-    # No results scheduler in the server: its engine (DuckDB, Arrow) would weigh in the RSS that
-    # these tests watch for the intake's own memory.
-    env = {"SPLITLAB_EVENTS_SINK": sink, "SPLITLAB_EVENTS_SINK_TIMEOUT": str(DEADLINE),
-           "SPLITLAB_RESULTS_INTERVAL": "0"}
-    env["SPLITLAB_NATS_URL" if sink == "jetstream" else "SPLITLAB_DATABASE_URL"] = url
-    return env
-
-
 def check_every_ack_stored_once(sink: str, url: str, acked: list[str]) -> None:
     counts = Counter(stored_ids(sink, url))
     missing = [i for i in acked if i not in counts]
@@ -88,7 +80,8 @@ def test_sink_killed_and_stalled_under_load(sink_server: tuple[str, PrivateServe
     sink, remote, url = sink_server
     remote.start()
     data, port = tmp_path / "data", free_port()
-    with (server(data, port, env=serve_env(sink, url), log=tmp_path / "serve.log") as process,
+    env = serve_env(sink, url, DEADLINE)
+    with (server(data, port, env=env, log=tmp_path / "serve.log") as process,
           Watch(process.pid, data, sink) as watch, Load([port]) as load):
         time.sleep(1.5)
         remote.send(signal.SIGKILL)
@@ -132,7 +125,7 @@ def test_start_with_the_sink_down_then_replay(sink_server: tuple[str, PrivateSer
                                               tmp_path: Path) -> None:
     sink, remote, url = sink_server
     data, port = tmp_path / "data", free_port()
-    with server(data, port, env=serve_env(sink, url), log=tmp_path / "serve.log"):
+    with server(data, port, env=serve_env(sink, url, DEADLINE), log=tmp_path / "serve.log"):
         acked = post(port, 20)
         assert len(acked) == 200 and spool_depth(data, sink) == 200
         if sink == "postgresql":  # the registry shares the database: 503 until it is up
@@ -154,7 +147,7 @@ def test_splitlab_killed_while_spooled_and_while_replaying(
         sink_server: tuple[str, PrivateServer, str], tmp_path: Path) -> None:
     sink, remote, url = sink_server
     data, port = tmp_path / "data", free_port()
-    env = serve_env(sink, url)
+    env = serve_env(sink, url, DEADLINE)
     with server(data, port, env=env) as process, Load([port], batch=50) as load:
         while spool_depth(data, sink) < 8000:  # the sink is down: everything is spooled
             time.sleep(0.2)

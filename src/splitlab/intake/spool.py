@@ -7,7 +7,11 @@ event is durably stored here and will be delivered. After a failure, writes go s
 spool (the remote is not asked again while it is known to be down) until the replayer has
 delivered a batch to it. The replayer sends the spool, oldest first, in batches, and deletes
 events only after the remote sink acknowledged them; one process at a time replays a spool file
-(an advisory lock), so several workers sharing it do not send the same events twice.
+(an advisory lock), so several workers sharing it do not send the same events twice. The replayer
+stamps the lock file with the time of each delivered batch: a process that finds the lock taken
+reads the stamp, and sends its writes to the remote again once a batch was delivered after its
+own failure (otherwise it would spool everything until the spool is empty, which under load
+never happens while it keeps feeding the spool).
 Delivery is at least once: a write abandoned at its deadline may still land, and a replay cut
 short by a crash is sent again; the remote sinks skip ids they already have, so each event is
 stored once.
@@ -19,6 +23,8 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from splitlab.intake.remote import OPERATION_TIMEOUT, Deadlines
@@ -48,6 +54,7 @@ class SpoolingSink:
         self.on_depth = on_depth
         self.down = False
         """Whether writes bypass the remote sink (set by a failure, cleared by a replay)."""
+        self._down_since = 0.0  # time.time() of the failure that set ``down``
         self._deadlines = Deadlines()
         self._depth = 0
         self._changed = asyncio.Event()
@@ -58,6 +65,8 @@ class SpoolingSink:
         """Open the spool, start the remote sink (which must not raise when it is down), the
         replayer and the depth gauge."""
         await self.spool.start()
+        with open(self._replay_lock, "ab"):  # exists from now on, its stamp left as it was
+            pass
         await self.inner.start()
         self._changed.set()
         self._tasks = [asyncio.create_task(self._replay_forever()),
@@ -73,7 +82,7 @@ class SpoolingSink:
             except Exception as error:  # any failure of the remote: fall back to the spool
                 if not self.down:
                     log.warning("sink %s failed, spooling: %s", self.name, error)
-                self.down = True
+                self._went_down()
         await self.spool.write(events)
         self._moved(len(events))
 
@@ -99,14 +108,21 @@ class SpoolingSink:
                 log.debug("counting the spool of %s failed", self.name, exc_info=True)
             await asyncio.sleep(DEPTH_INTERVAL)
 
+    def _went_down(self) -> None:
+        self.down = True
+        self._down_since = time.time()
+
     async def replay(self) -> int:
         """Deliver spooled events until the spool is empty or the remote fails; returns count.
 
-        Does nothing (returns 0) while another process replays the same spool file.
+        Does nothing (returns 0) while another process replays the same spool file, except
+        clearing ``down`` when that process delivered a batch since this one's failure.
         """
         delivered = 0
         with self._exclusive() as mine:
             if not mine:
+                if self.down and self._delivered_since_down():
+                    self.down = False
                 return 0
             while batch := await self.spool.oldest(REPLAY_BATCH):
                 try:
@@ -114,14 +130,23 @@ class SpoolingSink:
                                               f"replay to sink {self.name}")
                 except Exception as error:  # still down; try again later
                     log.info("sink %s still unavailable: %s", self.name, error)
-                    self.down = True
+                    self._went_down()
                     return delivered
+                now = time.time()
+                os.utime(self._replay_lock, (now, now))  # tells the other processes (see doc)
                 await self.spool.forget([event.id for event in batch])
                 delivered += len(batch)
                 self.down = False  # the remote answers again: live writes go to it
                 self._moved(-len(batch))
             self.down = False
         return delivered
+
+    def _delivered_since_down(self) -> bool:
+        """Whether the replay lock's stamp says a batch was delivered after ``down`` was set."""
+        try:
+            return self._replay_lock.stat().st_mtime > self._down_since
+        except OSError:
+            return False
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[bool]:

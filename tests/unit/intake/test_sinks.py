@@ -190,3 +190,38 @@ def test_two_processes_never_replay_one_spool_at_the_same_time(tmp_path: Path) -
         await second.close()
 
     asyncio.run(main())
+
+
+def test_a_process_that_does_not_replay_learns_from_the_replayer_that_the_remote_is_back(
+        tmp_path: Path) -> None:
+    """Two workers share a spool; the one without the replay lock must not spool every write
+    until the spool is empty (under load it never is while that worker keeps feeding it)."""
+    async def main() -> None:
+        inner = MemorySink()
+        replayer = SpoolingSink(inner, SQLiteSink(tmp_path / "spool.sqlite"), "m",
+                                retry_seconds=60)
+        other = SpoolingSink(inner, SQLiteSink(tmp_path / "spool.sqlite"), "m", retry_seconds=60)
+        await replayer.start()
+        await other.start()
+        inner.available = False
+        await other.write(events("spooled", 3))
+        assert other.down
+        await replayer.spool.write(events("x", 5000))
+        assert await other.replay() == 0 and other.down, "nothing was delivered yet"
+        inner.available, inner.delay = True, 0.3  # back, slow: each batch takes 0.3 s
+        replaying = asyncio.ensure_future(replayer.replay())
+        for _ in range(500):
+            await asyncio.sleep(0.02)
+            assert await other.replay() == 0  # the replayer holds the lock throughout
+            if not other.down:
+                break
+        assert not other.down and not replaying.done(), "cleared during the other's replay"
+        await other.write(events("live", 2))  # straight to the remote
+        assert {"live-0", "live-1"} <= {e.id for e in inner.events}
+        assert await replaying == 5003
+        assert sorted(e.id for e in inner.events) == sorted(
+            e.id for p, n in (("spooled", 3), ("x", 5000), ("live", 2)) for e in events(p, n))
+        await replayer.close()
+        await other.close()
+
+    asyncio.run(main())
