@@ -41,7 +41,7 @@ def test_the_benchmark_runs(script: str, tmp_path: Path) -> None:
     if script in NEEDS_WRK and shutil.which("wrk") is None:
         unavailable("wrk (Debian package) is not installed")
     if script == "outage.py" and not (SHARED_LUA.is_file() and os.access(NATS_SERVER, os.X_OK)):
-        pytest.skip("the outage benchmark needs nats-server and the shared wrk workload")
+        unavailable(f"the outage benchmark needs {NATS_SERVER} and {SHARED_LUA}")
     args = list(CASES[script])
     if script in ("analysis.py", "results.py"):
         args += ["--data", str(tmp_path / "data")]
