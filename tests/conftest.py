@@ -77,6 +77,28 @@ def nats_url() -> str:
 
 
 @pytest.fixture
+def js_stream(nats_url: str) -> Iterator[tuple[str, str]]:
+    """A JetStream stream name and subject prefix of the test's own on the shared NATS server;
+    the stream (if the test made one) is deleted after."""
+    import asyncio
+    import contextlib
+
+    import nats
+
+    suffix = uuid.uuid4().hex[:12]
+    name, prefix = f"T_EVENTS_{suffix.upper()}", f"t.events.{suffix}"
+    yield name, prefix
+
+    async def drop() -> None:
+        client = await nats.connect(nats_url)
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(name)
+        await client.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture
 def redis_url() -> str:
     """A Redis URL from SPLITLAB_TEST_REDIS_URL (default redis://127.0.0.1:6379/0)."""
     return service_url("SPLITLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", 6379, "Redis")

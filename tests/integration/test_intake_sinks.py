@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -40,21 +39,6 @@ def table(postgres_url: str) -> str:
     yield name
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-@pytest.fixture
-def js_stream(nats_url: str) -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:12]
-    name, prefix = f"T_EVENTS_{suffix}", f"t.events.{suffix}"
-    yield name, prefix
-
-    async def drop() -> None:
-        client = await nats.connect(nats_url)
-        with contextlib.suppress(Exception):
-            await client.jetstream().delete_stream(name)
-        await client.close()
-
-    asyncio.run(drop())
 
 
 def test_postgres_sink_commits_dedupes_and_reads_back(postgres_url: str, table: str,

@@ -4,11 +4,7 @@ fetching a batch and committing it leaves to the next one."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
-from collections.abc import Iterator
 
-import nats
 import orjson
 import pytest
 
@@ -17,22 +13,6 @@ from splitlab.intake.sinks import StoredEvent
 from splitlab.results.consumer import JetStreamSource
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def js_stream(nats_url: str) -> Iterator[tuple[str, str]]:
-    """A stream of its own (name, subject prefix) on the shared server, deleted after."""
-    suffix = uuid.uuid4().hex[:12]
-    name, prefix = f"T_LAKE_{suffix.upper()}", f"t.lake.{suffix}"
-    yield name, prefix
-
-    async def drop() -> None:
-        client = await nats.connect(nats_url)
-        with contextlib.suppress(Exception):
-            await client.jetstream().delete_stream(name)
-        await client.close()
-
-    asyncio.run(drop())
 
 
 def publish(url: str, stream: tuple[str, str], numbers: range) -> None:
