@@ -162,12 +162,14 @@ class Client:
         ``query_string`` and edge enrollments from the ``X-Experiment-Enrollments`` header.
         ``attributes`` are what targeting conditions see
         (:class:`~splitlab.sdk.attributes.RequestAttributes` or a mapping); ``site`` defaults
-        to the client's, ``is_logged_in`` is true once a user id is known."""
-        manager = ExperimentManager(self._runtime, self.index(), self._runtime.clock(),
-                                    attribute_map(attributes))
+        to the client's, ``is_logged_in`` is true once a user id is known unless ``attributes``
+        say it is false (the caller knows the request better)."""
+        given = attribute_map(attributes)
+        manager = ExperimentManager(self._runtime, self.index(), self._runtime.clock(), given)
         manager.read_request(query_string, headers)
         if user_id is not None or performer is not None:
-            manager.update_user(user_id, performer=performer)
+            manager.update_user(user_id, performer=performer,
+                                logged_in=given.get("is_logged_in") is not False)
         if anonymous_id is not None:
             manager.update_identifier("edge-unique", anonymous_id)
         if session_id is not None:

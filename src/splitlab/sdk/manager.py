@@ -94,12 +94,13 @@ class ExperimentManager:
         user_id: Identifier | None,
         *,
         performer: Performer | None = None,
+        logged_in: bool = True,
     ) -> None:
         """Tell the manager who the logged-in user is (for example right after the account was
         created): enrolls them on every active ``mw-user`` experiment. ``performer`` carries the
         account flags (temporary, bot, automatic); its ``user_id`` is used when ``user_id`` is
-        ``None``. The attribute ``is_logged_in`` becomes true (when it was not, the request's
-        other units are re-enrolled with it, as :meth:`update_attributes` does)."""
+        ``None``. The attribute ``is_logged_in`` becomes ``logged_in`` (when it changes, the
+        request's other units are re-enrolled with it, as :meth:`update_attributes` does)."""
         if performer is not None and not isinstance(performer, Performer):
             raise TypeError(f"performer must be a Performer, not {type(performer).__name__}")
         user = user_id if user_id is not None else (performer.user_id if performer else None)
@@ -107,8 +108,8 @@ class ExperimentManager:
             raise TypeError("update_user needs a user id (or a Performer with one)")
         base = performer or Performer()
         self._performer = Performer(user, base.is_temp, base.is_bot, base.is_automatic)
-        if self._attributes.get("is_logged_in") is not True:  # e.g. anonymous until signup
-            self.update_attributes({"is_logged_in": True})
+        if self._attributes.get("is_logged_in") is not logged_in:  # e.g. anonymous until signup
+            self.update_attributes({"is_logged_in": logged_in})
         self.update_identifier("mw-user", user)
 
     @property
