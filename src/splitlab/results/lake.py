@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
@@ -52,14 +53,17 @@ CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _PROBE = 500
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""A UUID exactly as ``str(uuid.UUID(...))`` writes it (lower-case hex, 8-4-4-4-12)."""
+
+
 def id_key(event_id: str) -> bytes:
-    """The 16-byte key of an event id (see the module docstring)."""
-    try:
-        parsed = uuid.UUID(event_id)
-    except ValueError:
-        parsed = None
-    if parsed is not None and str(parsed) == event_id:
-        return parsed.bytes
+    """The 16-byte key of an event id (see the module docstring): a UUID in its canonical text
+    gives its 16 bytes, any other id the first 16 bytes of its SHA-256. (Matching the canonical
+    form and reading the hex is the same as ``uuid.UUID(event_id).bytes`` when
+    ``str(uuid.UUID(event_id)) == event_id``, at a fifth of the cost: it runs once per event.)"""
+    if _CANONICAL_UUID.fullmatch(event_id):
+        return bytes.fromhex(event_id.replace("-", ""))
     return hashlib.sha256(event_id.encode()).digest()[:16]
 
 

@@ -17,10 +17,12 @@ from typing import Any
 import duckdb
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
-from splitlab.results.lake import Lake
+from splitlab.results.lake import Lake, id_key
 from splitlab.results.sources import LogPosition, LogSource, advance
 
 EXPERIMENT = "sticky-header-2026"
@@ -166,3 +168,23 @@ def test_a_writer_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
     ids = [r[0] for r in lake_rows(tmp_path / "lake")]
     assert len(ids) == len(set(ids)) == count
     assert not list((tmp_path / "lake").rglob(".*.tmp"))
+
+
+def uuid_module_key(event_id: str) -> bytes:
+    """The key as the uuid module defines it (the oracle): a UUID whose canonical text is the id
+    gives its bytes; any other id, the first 16 bytes of its SHA-256."""
+    try:
+        parsed = uuid.UUID(event_id)
+    except ValueError:
+        return hashlib.sha256(event_id.encode()).digest()[:16]
+    if str(parsed) == event_id:
+        return parsed.bytes
+    return hashlib.sha256(event_id.encode()).digest()[:16]
+
+
+@given(st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()),
+                 st.uuids().map(lambda u: "{" + str(u) + "}"), st.uuids().map(lambda u: u.hex),
+                 st.uuids().map(lambda u: f"urn:uuid:{u}"), st.uuids().map(lambda u: f"{u}\n"),
+                 st.text(max_size=40)))
+def test_id_keys_are_the_uuid_modules(event_id: str) -> None:
+    assert id_key(event_id) == uuid_module_key(event_id)
