@@ -5,7 +5,6 @@ must give the same rows and tallies (``test_rows.py``)."""
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,21 +15,10 @@ import pyarrow as pa
 
 from splitlab.analysis.table import ANALYSIS_SCHEMA, subject_keys
 from splitlab.intake.sinks import StoredEvent
+from splitlab.results.rows import _NUMBER, ENROLLMENT, Fragment, Tally, _text, micros
 
-ENROLLMENT = "experiment_enrollment"
-_NUMBER = re.compile(r"^\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(slots=True)
-class Tally:
-    """Per experiment, what a batch held: its events, error events naming it, and when the
-    latest of its enrollment events arrived (``meta.dt``, microseconds since the epoch; 0 when
-    none)."""
-
-    events: int = 0
-    errors: int = 0
-    last_enrollment_us: int = 0
+# What the columnar code still shares with the per-event one (types, the time and number
+# readers) is imported; the per-event logic below is the oracle.
 
 
 @dataclass(slots=True)
@@ -57,26 +45,6 @@ class Rows:
         return self.tallies.setdefault(experiment, Tally())
 
 
-def micros(text: object) -> int | None:
-    """An ISO 8601 time as microseconds since the epoch (UTC when no offset), else ``None``."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-Fragment = tuple[str | None, str | None, str | None, str | None, str | None]
-"""``(experiment, group, subject_id, sampling_unit, exposure_version)`` of one analysis row."""
 NO_EXPERIMENT: Fragment = (None, None, None, None, None)
 
 
