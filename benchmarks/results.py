@@ -54,7 +54,7 @@ from splitlab.core.model import Experiment
 from splitlab.intake.export import open_reader
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
-from splitlab.results.lake import LAKE_DIR, STATE_FILE, Lake
+from splitlab.results.lake import KEY, LAKE_DIR, STATE_FILE, Lake
 from splitlab.results.sources import LogPosition, LogSource
 from splitlab.results.units import UnitStore
 from splitlab.simulate import Simulation, simulate, write_events
@@ -99,14 +99,13 @@ def seed_state(lake_root: Path) -> int:
         "GROUP BY experiment").fetchall()
     counts = [db.execute(f"SELECT count(*) FROM read_parquet('{f}')").fetchone() for f in files]
     db.close()
-    Lake(lake_root).close()  # creates the schema
+    keys = uuid_keys(ids)
+    lake = Lake(lake_root)
+    lake.add_ids(keys.view(KEY).ravel())
+    lake.close()
     state = sqlite3.connect(lake_root / STATE_FILE, isolation_level=None)
     state.execute("PRAGMA journal_mode = WAL")
     state.execute("BEGIN")
-    keys = uuid_keys(ids)
-    for start in range(0, len(keys), 1_000_000):
-        state.executemany("INSERT INTO ids (key) VALUES (?)",
-                          ((row.tobytes(),) for row in keys[start:start + 1_000_000]))
     state.executemany("INSERT INTO files (file, source, rows) VALUES (?, 'seed', ?)",
                       [(str(f.relative_to(lake_root)), c[0] if c else 0)
                        for f, c in zip(files, counts, strict=True)])

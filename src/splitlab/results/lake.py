@@ -3,10 +3,14 @@ incrementally from event sources (the event logs, a JetStream consumer).
 
 Guarantees:
 
-- **Exactly once by** ``meta.id``: ``_state.sqlite`` in the lake keeps a 16-byte key of every
-  event id written (the UUID's bytes, or the first 16 bytes of the id's SHA-256 when it is not a
-  UUID in canonical form); an event whose key is there — a re-delivery, a client's re-send, a
-  re-read after a crash — is skipped.
+- **Exactly once by** ``meta.id``: the lake keeps a 16-byte key of every event id written (the
+  UUID's bytes, or the first 16 bytes of the id's SHA-256 when it is not a UUID in canonical
+  form); an event whose key is there — a re-delivery, a client's re-send, a re-read after a crash
+  — is skipped. The keys of recent batches are in ``_state.sqlite`` (table ``ids``, committed
+  with each batch); once there are ``recent_ids`` of them they move into an immutable sorted
+  *run* file under ``_ids/`` (merged with the smaller runs, so there are few). Probing a run is
+  a binary search in a memory map, and no write touches the pages of the large runs: a run's
+  cost grows with its new events, not with the number of ids the lake holds.
 - **No partial file**: a file is written under a hidden temporary name, fsynced and renamed into
   place. Its name is recorded as *pending* before it is written, and the batch's ids, the source's
   checkpoint and the tallies are committed together after the rename; opening the lake deletes the
@@ -26,11 +30,12 @@ import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -49,8 +54,15 @@ CREATE TABLE IF NOT EXISTS files (file TEXT PRIMARY KEY, source TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS tallies (experiment TEXT PRIMARY KEY, events INTEGER NOT NULL,
                                     errors INTEGER NOT NULL, last_enrollment_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS id_runs (file TEXT PRIMARY KEY, keys INTEGER NOT NULL);
 """
 _PROBE = 500
+RUNS_DIR = "_ids"
+RECENT_IDS = 1_000_000
+"""How many ids the state database keeps before they move into a run file."""
+_TIER = 4
+"""A new run absorbs every smaller run of at most this many times its own size."""
+KEY = np.dtype("S16")
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -109,10 +121,13 @@ class ExtendResult:
 class Lake:
     """The lake under ``root`` (``<data dir>/lake``); close it with :meth:`close`."""
 
-    def __init__(self, root: Path, error_stream: str = DEFAULT_ERROR_STREAM) -> None:
+    def __init__(self, root: Path, error_stream: str = DEFAULT_ERROR_STREAM,
+                 recent_ids: int = RECENT_IDS) -> None:
         self.root = root
         self.error_stream = error_stream
-        root.mkdir(parents=True, exist_ok=True)
+        self.recent_ids = recent_ids
+        self._runs: dict[str, np.ndarray] = {}
+        (root / RUNS_DIR).mkdir(parents=True, exist_ok=True)
         self._lock = open(root / "_state.lock", "a+b")  # noqa: SIM115
         self._db = sqlite3.connect(root / STATE_FILE, isolation_level=None,
                                    check_same_thread=False, timeout=30)
@@ -137,6 +152,13 @@ class Lake:
         self._db.execute("DELETE FROM pending")
         for stray in self.root.rglob(".*.tmp"):
             stray.unlink(missing_ok=True)
+        if self._db.execute("SELECT 1 FROM facts WHERE key = 'recent_ids'").fetchone() is None:
+            self._db.execute("INSERT INTO facts (key, value) SELECT 'recent_ids', count(*) "
+                             "FROM ids")  # a lake from before the runs: counted once
+        runs = {name for (name,) in self._db.execute("SELECT file FROM id_runs")}
+        for path in (self.root / RUNS_DIR).iterdir():
+            if path.name not in runs:  # merged away, or written by a compaction that crashed
+                path.unlink()
 
     def close(self) -> None:
         """Close the state database."""
@@ -169,7 +191,64 @@ class Lake:
             marks = ",".join("?" * len(chunk))
             for (seen,) in self._db.execute(f"SELECT key FROM ids WHERE key IN ({marks})", chunk):
                 keyed.pop(bytes(seen), None)
+        keys = list(keyed)
+        if keys and self._id_runs():
+            probes = np.array(keys, dtype=KEY)
+            seen = np.zeros(len(keys), dtype=bool)
+            for run in self._id_runs():
+                at = np.searchsorted(run, probes).clip(max=len(run) - 1)
+                seen |= run[at] == probes
+            for index in np.flatnonzero(seen):
+                del keyed[keys[index]]
         return list(keyed.items())
+
+    def _id_runs(self) -> list[np.ndarray]:
+        """The committed run files, memory-mapped (each mapped once; another writer may have
+        compacted since the last call, so the list is read again)."""
+        names = [name for (name,) in self._db.execute("SELECT file FROM id_runs")]
+        self._runs = {name: self._runs[name] if name in self._runs
+                      else np.memmap(self.root / RUNS_DIR / name, dtype=KEY, mode="r")
+                      for name in names}
+        return list(self._runs.values())
+
+    def _compact(self, extra: np.ndarray | None = None) -> None:
+        """Move the recent ids (and ``extra``) into a new run, merged with every run of at most
+        ``_TIER`` times its size; the state database switches to it in one transaction (files
+        it no longer names are deleted at once, or by :meth:`_recover` after a crash)."""
+        db = self._db
+        recent = [key for (key,) in db.execute("SELECT key FROM ids ORDER BY key")]
+        merged = np.array(recent, dtype=KEY)
+        if extra is not None:
+            merged = np.unique(np.concatenate([merged, extra.astype(KEY)]))
+        if not len(merged):
+            return
+        absorbed = []
+        for name, count in db.execute("SELECT file, keys FROM id_runs ORDER BY keys").fetchall():
+            if count > _TIER * len(merged):
+                break
+            run = np.fromfile(self.root / RUNS_DIR / name, dtype=KEY)
+            merged = np.sort(np.concatenate([merged, run]), kind="stable")
+            absorbed.append(name)
+        name = f"run-{uuid.uuid4().hex[:16]}.keys"
+        _write_atomically(self.root / RUNS_DIR / name, merged.tofile)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO id_runs (file, keys) VALUES (?, ?)", (name, len(merged)))
+            db.executemany("DELETE FROM id_runs WHERE file = ?", [(n,) for n in absorbed])
+            db.execute("DELETE FROM ids")
+            db.execute("UPDATE facts SET value = '0' WHERE key = 'recent_ids'")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for old in absorbed:
+            (self.root / RUNS_DIR / old).unlink()
+
+    def add_ids(self, keys: np.ndarray) -> None:
+        """Record ``keys`` (16-byte ids) as written — for a lake whose Parquet files were made
+        by another tool (they go straight into a run, merged as a compaction would)."""
+        with self._locked():
+            self._compact(keys)
 
     def _write(self, source: str, batch: Batch) -> ExtendResult:
         fresh = self._fresh(batch.events)
@@ -188,6 +267,8 @@ class Lake:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT INTO ids (key) VALUES (?)", [(k,) for k, _ in fresh])
+            db.execute("UPDATE facts SET value = CAST(value AS INTEGER) + ? "
+                       "WHERE key = 'recent_ids'", (len(fresh),))
             db.executemany("INSERT INTO files (file, source, rows) VALUES (?, ?, ?)",
                            [(names[p], source, len(i)) for p, i in parts.items()])
             db.executemany(
@@ -209,8 +290,14 @@ class Lake:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if self._recent() >= self.recent_ids:
+            self._compact()
         return ExtendResult(len(batch.events), len(fresh), len(batch.events) - len(fresh),
                             len(parts))
+
+    def _recent(self) -> int:
+        row = self._db.execute("SELECT value FROM facts WHERE key = 'recent_ids'").fetchone()
+        return int(row[0])
 
     def tallies(self) -> dict[str, Tally]:
         """Per experiment: events, error events naming it, latest enrollment time."""
@@ -246,12 +333,17 @@ def _partitions(table: pa.Table) -> dict[tuple[str, str], pa.Array]:
 
 
 def _write_file(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` atomically: a hidden temporary file, fsync, rename, fsync."""
+    """Write ``table``'s rows to the Parquet file ``path`` atomically."""
+    columns = table.drop_columns(["stream", "day"])
+    _write_atomically(path, lambda handle: pq.write_table(columns, handle, compression="zstd"))
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Make ``path`` with ``write``: a hidden temporary file, fsync, rename, fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    columns = table.drop_columns(["stream", "day"])
     with temporary.open("wb") as handle:
-        pq.write_table(columns, handle, compression="zstd")
+        write(handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)

@@ -10,6 +10,8 @@ It lives beside the lake in ``<lake>/_units.duckdb``. Per experiment it holds:
   over the whole lake;
 - ``p_<key>``: every event of the experiment of subjects without a trigger event yet (their
   aggregates depend on a first trigger that has not arrived);
+- ``b_<key>``: each unit's events from before its first trigger (what it would take to recount
+  the unit if an earlier trigger event arrived late);
 - in ``folded``: the last lake file folded in, and a tag of the trigger and aggregates (a
   different catalog rebuilds the tables from the whole lake).
 
@@ -21,8 +23,10 @@ across files the lake holds each event once) and, per subject touched:
   the same time that sorts first replaces the trigger's fields;
 - a subject without a unit row: its pending events and the new ones go through the same SQL as
   the full analysis; it becomes a unit once it has a trigger event, else stays pending;
-- a unit whose first trigger moves earlier (a late event): rebuilt from all of its events, read
-  from the lake (a scan of the lake's files, which only such late events cost).
+- a unit whose first trigger moves earlier (a late event): its events from before the old
+  trigger and the new events are counted against the new trigger; aggregates over the days
+  before the trigger (``pre_days``) are replaced by that count, the others grow by it (the
+  events after the old trigger counted already). No run reads the lake's old files.
 
 The result equals the full computation's ``units`` (sums up to floating-point rounding: they
 are added per run instead of in one pass). The tables and the folded position change in one
@@ -49,6 +53,8 @@ ROW_COLUMNS = ("event_id", "ts", "action", "action_source", "action_context", "v
                "experiment", "variation", "subject_key", "sampling_unit", "exposure_version")
 _ORDER = "ts, variation, action_source NULLS FIRST, site NULLS FIRST"
 _TRIGGER = ("subject_key", "first_ts", "variation", "action_source", "site")
+_FORMAT = 2
+"""Part of each experiment's tag: tables of another format are rebuilt from the lake."""
 
 
 def _key(experiment: str) -> str:
@@ -78,7 +84,7 @@ class UnitStore:
         (all of them the first time, or when ``trigger`` or ``aggregates`` changed); then
         ``units`` is that experiment's unit table for :meth:`query`. Returns the number of
         files folded."""
-        key, tag = _key(experiment), repr((trigger, tuple(aggregates)))
+        key, tag = _key(experiment), repr((_FORMAT, trigger, tuple(aggregates)))
         row = self._db.execute("SELECT tag, through FROM folded WHERE experiment = ?",
                                [experiment]).fetchone()
         through = int(row[1]) if row is not None and row[0] == tag else 0
@@ -89,9 +95,8 @@ class UnitStore:
             if through == 0:
                 self._create(key, len(aggregates))
             if files:
-                old = [path for _, path in lake.files()[: -len(files)]]
                 _Fold(db, key, experiment, (trigger, list(aggregates))).run(
-                    [path for _, path in files], old)
+                    [path for _, path in files])
                 through = files[-1][0]
             db.execute("INSERT OR REPLACE INTO folded VALUES (?, ?, ?)",
                        [experiment, tag, through])
@@ -110,6 +115,7 @@ class UnitStore:
         columns = "".join(f", a{i} DOUBLE" for i in range(aggregates))
         self._db.execute(f"DROP TABLE IF EXISTS u_{key}")
         self._db.execute(f"DROP TABLE IF EXISTS p_{key}")
+        self._db.execute(f"DROP TABLE IF EXISTS b_{key}")
         self._db.execute(f"CREATE TABLE u_{key} (subject_key BIGINT, first_ts BIGINT, "
                          f"variation VARCHAR, action_source VARCHAR, site VARCHAR, "
                          f"vmin VARCHAR, vmax VARCHAR{columns})")
@@ -117,6 +123,7 @@ class UnitStore:
                          "action_source VARCHAR, action_context VARCHAR, value DOUBLE, "
                          "site VARCHAR, experiment VARCHAR, variation VARCHAR, "
                          "subject_key BIGINT, sampling_unit VARCHAR, exposure_version VARCHAR)")
+        self._db.execute(f"CREATE TABLE b_{key} AS SELECT * FROM p_{key} WHERE FALSE")
 
     # The Engine protocol, over the unit table of the last update (what analysis.report reads).
 
@@ -140,14 +147,14 @@ class _Fold:
 
     def __init__(self, db: duckdb.DuckDBPyConnection, key: str, experiment: str,
                  definition: tuple[str, list[Aggregate]]) -> None:
-        self.db, self.units, self.pending = db, f"u_{key}", f"p_{key}"
-        self.experiment = experiment
+        self.db, self.experiment = db, experiment
+        self.units, self.pending, self.before = f"u_{key}", f"p_{key}", f"b_{key}"
         self.trigger, self.aggregates = definition
 
-    def run(self, new: Sequence[Path], old: Sequence[Path]) -> None:
-        db, units, pending = self.db, self.units, self.pending
+    def run(self, new: Sequence[Path]) -> None:
+        db, units = self.db, self.units
         action = queries.literal(queries.TRIGGERS[self.trigger])
-        db.execute("CREATE OR REPLACE TEMP TABLE fresh AS " + self._rows(new, "TRUE"))
+        db.execute("CREATE OR REPLACE TEMP TABLE fresh AS " + self._rows(new))
         db.execute(f"""CREATE OR REPLACE TEMP TABLE first_new AS
 SELECT subject_key, ts AS first_ts, variation, action_source, site FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY subject_key ORDER BY {_ORDER}) AS position
@@ -160,21 +167,14 @@ FROM (SELECT DISTINCT subject_key FROM fresh) s
 LEFT JOIN {units} u ON u.subject_key = s.subject_key
 LEFT JOIN first_new f ON f.subject_key = s.subject_key""")
         self._grow()
-        moved = db.execute("SELECT count(*) FROM touched WHERE moved").fetchone()
-        late = ("SELECT * FROM (" + self._rows(old, "subject_key IN (SELECT subject_key FROM "
-                "touched WHERE moved)") + ")" if moved and moved[0] and old else None)
-        rebuilt = ["SELECT * FROM fresh WHERE subject_key IN (SELECT subject_key FROM touched "
-                   "WHERE NOT known OR moved)",
-                   f"SELECT * FROM {pending} WHERE subject_key IN (SELECT subject_key FROM "
-                   "touched)", *([late] if late else [])]
-        db.execute("CREATE OR REPLACE TEMP TABLE events AS SELECT *, CAST(NULL AS VARCHAR) AS "
-                   "subject_id FROM (" + " UNION ALL ".join(rebuilt) + ")")
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE events AS SELECT *, CAST(NULL AS VARCHAR)
+AS subject_id FROM (SELECT * FROM fresh WHERE subject_key IN (SELECT subject_key FROM touched
+WHERE NOT known) UNION ALL SELECT * FROM {self.pending} WHERE subject_key IN (SELECT subject_key
+FROM touched))""")
         self._build()
 
-    def _rows(self, files: Sequence[Path], condition: str) -> str:
+    def _rows(self, files: Sequence[Path]) -> str:
         """The experiment's rows with a subject in ``files``, each event once."""
-        if not files:
-            return f"SELECT * FROM {self.pending} WHERE FALSE"
         names = ", ".join(ROW_COLUMNS)
         order = ", ".join(f"{c} NULLS FIRST" for c in ROW_COLUMNS
                           if c not in ("event_id", "experiment"))
@@ -183,41 +183,50 @@ SELECT {names} FROM (
   SELECT {names}, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY {order}) AS copy
   FROM read_parquet({_files(files)}, hive_partitioning = false, union_by_name = true)
   WHERE experiment = {queries.literal(self.experiment)} AND subject_key IS NOT NULL
-    AND ({condition})
 ) WHERE copy = 1 OR event_id IS NULL"""
 
     def _grow(self) -> None:
-        """Known units whose first trigger stays: add the new events to their rows."""
-        db, units = self.db, self.units
-        db.execute("""CREATE OR REPLACE TEMP TABLE events AS
-SELECT f.*, CAST(NULL AS VARCHAR) AS subject_id FROM fresh f
-JOIN touched t ON t.subject_key = f.subject_key WHERE t.known AND NOT t.moved""")
+        """Known units: count the new events (and, where the first trigger moved earlier, the
+        unit's events from before its old trigger) against the unit's first trigger, and merge
+        the result into their rows."""
+        db, units, before = self.db, self.units, self.before
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE events AS
+SELECT *, CAST(NULL AS VARCHAR) AS subject_id FROM (
+  SELECT f.* FROM fresh f JOIN touched t ON t.subject_key = f.subject_key WHERE t.known
+  UNION ALL
+  SELECT b.* FROM {before} b JOIN touched t ON t.subject_key = b.subject_key WHERE t.moved)""")
         db.execute(f"""CREATE OR REPLACE TEMP TABLE triggered AS
-SELECT u.subject_key, CAST(NULL AS VARCHAR) AS subject_id, u.variation, u.action_source, u.site,
-       u.first_ts FROM {units} u JOIN touched t ON t.subject_key = u.subject_key
-WHERE t.known AND NOT t.moved""")
+SELECT subject_key, CAST(NULL AS VARCHAR) AS subject_id, variation, action_source, site,
+       first_ts FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY subject_key
+                               ORDER BY first_ts, variation, action_source NULLS FIRST,
+                                        site NULLS FIRST) AS position
+  FROM (SELECT {", ".join(_TRIGGER)} FROM {units}
+        WHERE subject_key IN (SELECT subject_key FROM touched WHERE known)
+        UNION ALL
+        SELECT {", ".join(_TRIGGER)} FROM first_new
+        WHERE subject_key IN (SELECT subject_key FROM touched WHERE known))
+) WHERE position = 1""")
         db.execute("CREATE OR REPLACE TEMP TABLE delta AS "
                    + queries.units(self.experiment, self.aggregates))
-        merged = ", ".join(
-            f"GREATEST(u.a{i}, d.a{i})" if a.kind == "proportion" else f"u.a{i} + d.a{i}"
+        merged = "".join(
+            f", CASE WHEN t.moved THEN d.a{i} ELSE u.a{i} + d.a{i} END" if a.pre_days > 0
+            else f", GREATEST(u.a{i}, d.a{i})" if a.kind == "proportion"
+            else f", u.a{i} + d.a{i}"
             for i, a in enumerate(self.aggregates))
         db.execute(f"""CREATE OR REPLACE TEMP TABLE grown AS
-SELECT c.subject_key, c.first_ts, c.variation, c.action_source, c.site,
+SELECT d.subject_key, d.first_ts, d.variation, d.action_source, d.site,
        least(u.vmin, COALESCE(r.vmin, u.vmin)) AS vmin,
-       greatest(u.vmax, COALESCE(r.vmax, u.vmax)) AS vmax{", " + merged if merged else ""}
+       greatest(u.vmax, COALESCE(r.vmax, u.vmax)) AS vmax{merged}
 FROM {units} u JOIN delta d ON d.subject_key = u.subject_key
-JOIN (SELECT subject_key, first_ts, variation, action_source, site FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY subject_key
-                                     ORDER BY first_ts, variation, action_source NULLS FIRST,
-                                              site NULLS FIRST) AS position
-        FROM (SELECT {", ".join(_TRIGGER)} FROM triggered UNION ALL
-              SELECT {", ".join(_TRIGGER)} FROM first_new
-              WHERE subject_key IN (SELECT subject_key FROM triggered))
-      ) WHERE position = 1) c ON c.subject_key = u.subject_key
-LEFT JOIN (SELECT subject_key, min(variation) AS vmin, max(variation) AS vmax FROM events
+JOIN touched t ON t.subject_key = u.subject_key
+LEFT JOIN (SELECT subject_key, min(variation) AS vmin, max(variation) AS vmax FROM fresh
            GROUP BY subject_key) r ON r.subject_key = u.subject_key""")
         db.execute(f"DELETE FROM {units} WHERE subject_key IN (SELECT subject_key FROM grown)")
         db.execute(f"INSERT INTO {units} SELECT * FROM grown")
+        db.execute(f"DELETE FROM {before} WHERE subject_key IN (SELECT subject_key FROM touched "
+                   "WHERE moved)")
+        self._keep_before("grown")
 
     def _build(self) -> None:
         """Subjects rebuilt from ``events`` (all of their rows): units when they have a trigger
@@ -228,8 +237,6 @@ LEFT JOIN (SELECT subject_key, min(variation) AS vmin, max(variation) AS vmax FR
         db.execute("CREATE OR REPLACE TEMP TABLE built AS "
                    + queries.units(self.experiment, self.aggregates))
         columns = "".join(f", b.a{i}" for i in range(len(self.aggregates)))
-        db.execute(f"DELETE FROM {units} WHERE subject_key IN "
-                   "(SELECT subject_key FROM touched WHERE moved)")
         db.execute(f"""INSERT INTO {units}
 SELECT b.subject_key, b.first_ts, b.variation, b.action_source, b.site, r.vmin, r.vmax{columns}
 FROM built b JOIN (SELECT subject_key, min(variation) AS vmin, max(variation) AS vmax
@@ -237,3 +244,11 @@ FROM built b JOIN (SELECT subject_key, min(variation) AS vmin, max(variation) AS
         db.execute(f"DELETE FROM {pending} WHERE subject_key IN (SELECT subject_key FROM touched)")
         db.execute(f"INSERT INTO {pending} SELECT {', '.join(ROW_COLUMNS)} FROM events "
                    "WHERE subject_key NOT IN (SELECT subject_key FROM triggered)")
+        self._keep_before("built")
+
+    def _keep_before(self, rows: str) -> None:
+        """Keep the events of ``events`` from before the first trigger of their unit in
+        ``rows`` (the units just written)."""
+        self.db.execute(f"""INSERT INTO {self.before} SELECT {", ".join(f"e.{c}" for c in
+ROW_COLUMNS)} FROM events e JOIN {rows} r ON r.subject_key = e.subject_key
+WHERE e.ts < r.first_ts""")

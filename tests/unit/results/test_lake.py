@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
-from splitlab.results.lake import Lake, id_key
+from splitlab.results.lake import KEY, RUNS_DIR, Lake, id_key
 from splitlab.results.sources import LogPosition, LogSource, advance
 
 EXPERIMENT = "sticky-header-2026"
@@ -141,7 +142,7 @@ from splitlab.intake.sqlite_log import SQLiteEventLog
 from splitlab.results.lake import Lake
 from splitlab.results.sources import LogSource
 data = Path(sys.argv[1])
-lake = Lake(data / "lake")
+lake = Lake(data / "lake", recent_ids=int(sys.argv[3]))
 print("ready", flush=True)
 lake.extend(LogSource("sqlite", SQLiteEventLog(data / "events.sqlite"), page=int(sys.argv[2])))
 """
@@ -155,7 +156,7 @@ def test_a_writer_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
     SQLiteEventLog(tmp_path / "events.sqlite").append(events)
     kills = 0
     for delay in (0.6, 0.9, 1.2, 1.5):
-        child = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "2000"],
+        child = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "2000", "2500"],
                                  stdout=subprocess.PIPE)
         assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
         time.sleep(delay)
@@ -168,6 +169,45 @@ def test_a_writer_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
     ids = [r[0] for r in lake_rows(tmp_path / "lake")]
     assert len(ids) == len(set(ids)) == count
     assert not list((tmp_path / "lake").rglob(".*.tmp"))
+    # Compactions ran (and were killed) too: every id is in a run or the recent table, once.
+    lake = Lake(tmp_path / "lake")
+    assert lake.extend(LogSource("again", SQLiteEventLog(tmp_path / "events.sqlite"))).written == 0
+    lake.close()
+    assert list((tmp_path / "lake" / RUNS_DIR).iterdir())
+
+
+def test_ids_moved_into_runs_still_stop_repeats(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    events = [stored(singular(f"{i:064x}", "control"), event_id=f"id-{i}") for i in range(100)]
+    for start in range(0, 100, 10):  # a run every 3 batches, merged with the smaller ones
+        log = SQLiteEventLog(tmp_path / f"log{start}.sqlite")
+        log.append(events[start:start + 10])
+        lake = Lake(root, recent_ids=25)
+        assert lake.extend(LogSource(f"s{start}", log)).written == 10
+        lake.close()
+        log.close()
+    runs = sorted(p.stat().st_size // 16 for p in (root / RUNS_DIR).iterdir())
+    assert sum(runs) == 90 and len(runs) <= 3, runs  # the last 10 ids are still recent
+    again = SQLiteEventLog(tmp_path / "again.sqlite")
+    again.append([*events[::7], stored(singular("e" * 64, "treatment"), event_id="id-new")])
+    lake = Lake(root, recent_ids=25)
+    result = lake.extend(LogSource("again", again))
+    lake.close()
+    assert (result.written, result.duplicates) == (1, len(events[::7]))
+    ids = [r[0] for r in lake_rows(root)]
+    assert len(ids) == len(set(ids)) == 101
+
+
+def test_opening_the_lake_removes_run_files_it_does_not_name(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    lake = Lake(root)
+    lake.add_ids(np.array([id_key(str(uuid.uuid4())) for _ in range(5)], dtype=KEY))
+    lake.close()
+    (named,) = list((root / RUNS_DIR).iterdir())
+    stray = root / RUNS_DIR / "run-0123456789abcdef.keys"  # a compaction killed before commit
+    stray.write_bytes(b"\0" * 32)
+    Lake(root).close()
+    assert list((root / RUNS_DIR).iterdir()) == [named]
 
 
 def uuid_module_key(event_id: str) -> bytes:

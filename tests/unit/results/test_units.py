@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from splitlab.analysis.analyze import Options, aggregates_of, analyze, report
 from splitlab.analysis.engines import DuckDBEngine
@@ -53,9 +54,9 @@ def event(subject: int, group: str | None, action: str, second: int,
     return StoredEvent(event_id, "web", dt, orjson.dumps(body))
 
 
-def steps() -> list[list[StoredEvent]]:
+def steps(seed: int) -> list[list[StoredEvent]]:
     """Four batches of events of 120 units."""
-    random.seed(7)
+    random.seed(seed)
     batches: list[list[StoredEvent]] = [[] for _ in range(4)]
     for subject in range(120):
         group = random.choice(["control", "treatment"])
@@ -70,7 +71,7 @@ def steps() -> list[list[StoredEvent]]:
         if subject % 10 == 0:  # a second enrollment, into the other group, later
             other = "treatment" if group == "control" else "control"
             batches[3].append(event(subject, other, "experiment_enrollment", enrolled + 60))
-        if subject % 15 == 1:  # an earlier enrollment arriving in a later batch
+        if subject % 5 == 1:  # an earlier enrollment arriving in a later batch
             batches[min(arrives + 1, 3)].append(
                 event(subject, group, "experiment_enrollment", enrolled - DAY // 3))
         if subject % 17 == 2:  # an enrollment at the same second into another group
@@ -96,14 +97,15 @@ def close(left: Any, right: Any, where: str = "") -> None:
         assert left == right, (where, left, right)
 
 
+@pytest.mark.parametrize("seed", [7, 8, 9])
 def test_the_unit_store_report_equals_the_full_computation_after_each_step(
-        tmp_path: Path) -> None:
+        tmp_path: Path, seed: int) -> None:
     log = SQLiteEventLog(tmp_path / "events.sqlite")
     lake = Lake(tmp_path / "lake")
     store = UnitStore(lake.root, threads=1)
     aggregates, _ = aggregates_of(CATALOG)
     try:
-        for number, batch in enumerate(steps()):
+        for number, batch in enumerate(steps(seed)):
             log.append(batch)
             lake.extend(LogSource("sqlite", log))
             assert store.update(lake, EXPERIMENT, aggregates) > 0
