@@ -11,19 +11,17 @@ page's screenshot (counts per reason) goes to ``tmp/artifacts/sl-v2/vectors.png`
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sdk_site import SdkHandler, serving
 
 from conftest import ROOT, VECTORS, unavailable
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
-SDK = ROOT / "clients" / "js" / "src"
 ARTIFACTS = ROOT / "tmp" / "artifacts" / "sl-v2"
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
@@ -80,43 +78,22 @@ window.vectorResults = { results, invalid };
 """
 
 
-class Handler(BaseHTTPRequestHandler):
-    """The page, the SDK's modules (by file name only) and the vectors; 404 for anything else."""
+class Handler(SdkHandler):
+    """The page, the SDK's modules and the vectors; 404 for anything else."""
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        module = path.removeprefix("/splitlab-sdk/")
+    def get(self, path: str) -> None:
         if path == "/":
             self.send(PAGE.encode(), "text/html; charset=utf-8")
         elif path == "/vectors/sl-v2.json":
             self.send((VECTORS / "sl-v2.json").read_bytes(), "application/json")
-        elif module != path and "/" not in module and module.endswith(".js") \
-                and (SDK / module).is_file():
-            self.send((SDK / module).read_bytes(), "text/javascript")
         else:
             self.send_error(HTTPStatus.NOT_FOUND)
-
-    def send(self, body: bytes, content_type: str) -> None:
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def origin() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://localhost:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_chromium_resolves_every_sl_v2_vector_as_expected(origin: str) -> None:

@@ -6,7 +6,17 @@ export interface PayloadEntry {
   sampling_unit: string;
   stream_name: string;
   schema_id: string;
+  /**
+   * A targeting condition the server left to the page (it reads an attribute the server does
+   * not know): the unit is enrolled only when it holds.
+   */
+  targeting?: Condition;
+  /** The server's values of the attributes `targeting` reads (they win over the page's). */
+  attributes?: Attributes;
 }
+
+/** Attributes a targeting condition sees (a missing one is null). */
+export type Attributes = Record<string, unknown>;
 
 /** A signed client payload, as the service or the Python SDK renders it. */
 export interface Envelope {
@@ -49,6 +59,8 @@ export interface ClientOptions {
   ofrep?: OfrepOptions;
   /** Experiment names the page asks for, needed when the payload hashes names. */
   names?: string[];
+  /** What the page knows for conditions that travel in the payload (see `setAttributes`). */
+  attributes?: Attributes;
   /** Where events go (default `/v1/events`). */
   intakeUrl?: string;
   /** Milliseconds since the epoch (default `Date.now`). */
@@ -63,6 +75,12 @@ export interface ClientOptions {
 
 export declare class Experiment {
   readonly name: string;
+  /**
+   * Why the unit has its group or none: "assigned", "override" (an `mpo` override), "targeting"
+   * (the payload's condition does not hold for the attributes), "error" (the condition could not
+   * be evaluated), or null when the payload does not list the experiment (not enrolled).
+   */
+  readonly reason: "assigned" | "override" | "targeting" | "error" | null;
   getAssignedGroup(): string | null;
   isAssignedGroup(...groups: string[]): boolean;
   readonly canSend: boolean;
@@ -75,8 +93,15 @@ export declare class SplitlabClient {
   readonly error: string | null;
   readonly intakeUrl: string;
   readonly cookiesEnabled: boolean;
+  /** Enrolled experiments (plain names), conditions decided on the client's attributes. */
   readonly enrolled: string[];
-  getExperiment(name: string): Experiment;
+  /** Merge page attributes for conditions that travel in the payload; returns the client. */
+  setAttributes(attributes: Attributes): this;
+  /**
+   * The experiment `name`; a condition the payload carries is decided now, on the client's
+   * attributes with `attributes` over them and the server's values over both.
+   */
+  getExperiment(name: string, attributes?: Attributes): Experiment;
 }
 
 export declare const EXPOSURE_ACTION: "experiment_exposure";

@@ -1,6 +1,7 @@
 // splitlab browser SDK: reads the unit's signed client payload from the page (or evaluates
 // remotely over OFREP), exposes the unit's groups, and sends experiment events to the intake.
 // No runtime dependencies; WebCrypto for hashing and Ed25519 verification.
+import { evalCondition } from "./targeting.js";
 import { sha256Hex } from "./tk-v1.js";
 import { verifyEnvelope } from "./verify.js";
 
@@ -53,13 +54,31 @@ function safeStorage(storage) {
   };
 }
 
+/**
+ * What the page sees of a payload entry: `{entry, reason}` with `entry` null unless enrolled.
+ * An entry with `targeting` is enrolled only when its condition holds for the entry's server
+ * attributes merged over the page's (`pageAttributes`): the server's values win.
+ */
+function decide(entry, pageAttributes) {
+  if (!entry) return { entry: null, reason: null };
+  if (!entry.targeting) return { entry, reason: "assigned" };
+  try {
+    const attributes = { ...pageAttributes, ...(entry.attributes ?? {}) };
+    return evalCondition(attributes, entry.targeting)
+      ? { entry, reason: "assigned" } : { entry: null, reason: "targeting" };
+  } catch {
+    return { entry: null, reason: "error" }; // the page must never break on a condition
+  }
+}
+
 /** One experiment as this page sees it. */
 export class Experiment {
-  constructor(client, name, entry, override) {
+  constructor(client, name, decided, override) {
     this.name = name;
     this._client = client;
-    this._entry = entry ?? null;
+    this._entry = decided.entry;
     this._override = override ?? null;
+    this.reason = this._override === null ? decided.reason : "override";
   }
 
   /** The unit's group, the forced group under an `mpo` override, or null when not enrolled. */
@@ -129,16 +148,37 @@ export class SplitlabClient {
     this.domain = env.location?.hostname ?? "";
     this.now = options.now ?? (() => Date.now());
     this.cookiesEnabled = env.navigator?.cookieEnabled !== false;
+    this._attributes = Object.create(null); // page data cannot reach Object.prototype
+    this.setAttributes(options.attributes);
   }
 
-  /** The experiment named `name` (never throws; unknown experiments are "not enrolled"). */
-  getExperiment(name) {
-    return new Experiment(this, name, this._entries.get(name), this._overrides.get(name));
+  /**
+   * Merge `attributes` (what the page knows: viewport, page state, ...) into those targeting
+   * conditions that travel in the payload see. Experiments asked for afterwards use them.
+   */
+  setAttributes(attributes) {
+    if (attributes && typeof attributes === "object") Object.assign(this._attributes, attributes);
+    return this;
   }
 
-  /** The names of the experiments the unit is enrolled in (plain names only). */
+  /**
+   * The experiment named `name` (never throws; unknown experiments are "not enrolled"), with
+   * its condition, if the payload left one to the page, decided now on the client's attributes
+   * and `attributes` over them.
+   */
+  getExperiment(name, attributes) {
+    const decided = decide(this._entries.get(name), { ...this._attributes, ...attributes });
+    return new Experiment(this, name, decided, this._overrides.get(name));
+  }
+
+  /**
+   * The names of the experiments the unit is enrolled in, conditions decided on the client's
+   * attributes (plain names only).
+   */
   get enrolled() {
-    return [...this._entries.keys()];
+    return [...this._entries.entries()]
+      .filter(([, entry]) => decide(entry, this._attributes).entry !== null)
+      .map(([name]) => name);
   }
 
   // The body goes as text/plain (a CORS-safelisted type: the intake parses it as JSON), so a
@@ -230,7 +270,8 @@ export async function createClient(options = {}) {
     fetch: options.fetch ?? globalThis.fetch?.bind(globalThis),
   };
   const source = options.ofrep ? "ofrep" : "bootstrap";
-  const settings = { env, source, intakeUrl: options.intakeUrl, now: options.now };
+  const settings = { env, source, intakeUrl: options.intakeUrl, now: options.now,
+    attributes: options.attributes };
   try {
     const entries = options.ofrep
       ? await ofrepEntries(options.ofrep, env)

@@ -92,10 +92,28 @@ def resolve(
     if identifier is None:
         detail = f"no {experiment.user_identifier_type} identifier"
         return Resolution(None, Reason.NOT_SAMPLED, None, experiment, detail)
+    return _gates_and_slot(identifier, experiment, site, attributes, True)
+
+
+def resolve_except_targeting(
+    identifier: Identifier, experiment: Experiment, site: str | None = None
+) -> Resolution:
+    """:func:`resolve` of an active experiment for a known unit with every gate but targeting
+    (holdout, layer, then the slot): the answer the unit gets if its attributes satisfy the
+    experiment's condition, for a caller that decides the condition elsewhere (the client
+    payload leaves it to the browser when the server does not know every attribute it reads).
+    The reason is never ``targeting``; the experiment's window is not checked."""
+    return _gates_and_slot(identifier, experiment, site, None, False)
+
+
+def _gates_and_slot(
+    identifier: Identifier, experiment: Experiment, site: str | None,
+    attributes: Mapping[str, Any] | None, targeted: bool,
+) -> Resolution:
     v2 = experiment.slv2
     if v2 is not None and v2.gated:
         raw = identifier_bytes(identifier)
-        gate = v2.exclusion(raw, attributes)
+        gate = v2.exclusion(raw, attributes, targeted)
         if gate is not None:
             subject = sha256(raw + experiment.name_bytes).hexdigest()
             return Resolution(None, _GATES[gate], subject, experiment)

@@ -145,16 +145,18 @@ class SlV2:
             return self.splits[site]
         return self.splits.get(DEFAULT_SITE)
 
-    def exclusion(self, raw: bytes, attributes: Mapping[str, Any] | None) -> Gate | None:
+    def exclusion(self, raw: bytes, attributes: Mapping[str, Any] | None,
+                  targeted: bool = True) -> Gate | None:
         """The first gate that keeps the unit (identifier bytes ``raw``) out, in the order
         holdout, layer, targeting; ``None`` when it passes them all. Missing attributes are
-        ``null`` to the condition."""
+        ``null`` to the condition. With ``targeted`` false the targeting gate is skipped:
+        the caller decides the condition elsewhere (the browser, for a client payload)."""
         for holdout in self.holdouts:
             if holdout.holds(raw):
                 return "holdout"
         if self.layer is not None and not self.layer.admits(raw):
             return "layer"
-        if self.targeting is not None and not self.matcher(attributes or {}):
+        if targeted and self.targeting is not None and not self.matcher(attributes or {}):
             return "targeting"
         return None
 

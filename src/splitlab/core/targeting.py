@@ -236,6 +236,26 @@ def _operator(op: str, actual: Any, expected: Any, groups: SavedGroups) -> bool:
     return False  # an unknown operator fails, as in every GrowthBook SDK
 
 
+def referenced_attributes(condition: Mapping[str, Any]) -> frozenset[str]:
+    """The top-level attributes ``condition`` reads: the first segment of every attribute path,
+    through ``$or``, ``$nor``, ``$and`` (lists of conditions) and ``$not`` (a condition).
+    Operators applied to an attribute (``$elemMatch`` too) read only that attribute."""
+    found: set[str] = set()
+    pending: list[Any] = [condition]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, Mapping):
+            continue
+        for key, value in current.items():
+            if key in ("$or", "$nor", "$and"):
+                pending.extend(value if isinstance(value, list) else [])
+            elif key == "$not":
+                pending.append(value)
+            else:
+                found.add(key.split(".", 1)[0])
+    return frozenset(found)
+
+
 def check_condition(condition: object, where: str = "targeting") -> None:
     """Refuse (:class:`~splitlab.errors.ConfigError`) a condition that is not a JSON object or
     uses an operator the language does not know (attribute paths may start with ``$``)."""

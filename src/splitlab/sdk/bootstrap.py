@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from splitlab.core.decoration import EnrollmentResult, body_classes, json_for_script
-from splitlab.sdk.client_payload import PayloadOptions
+from splitlab.sdk.client_payload import PayloadOptions, decided_entries
 
 BOOTSTRAP_ELEMENT_ID = "splitlab-config"
 KEYS_PATH = "/.well-known/splitlab-keys.json"
@@ -55,12 +55,13 @@ def payload_body_classes(payload: Mapping[str, Any], prefix: str = "xlab") -> li
     """The body classes of a (plain-named) payload's enrollments, for the first HTML.
 
     Put them on ``<body>`` so the treatment is styled before any script runs (no flash).
-    A payload with hashed names gives none: the classes would reveal the names.
+    A payload with hashed names gives none: the classes would reveal the names. Entries whose
+    condition the browser decides give none either: the server does not know the answer.
     """
     if payload.get("salt"):
         return []
     result = EnrollmentResult()
-    for name, entry in payload.get("experiments", {}).items():
+    for name, entry in decided_entries(payload):
         result.add_assignment(name, entry["group"], entry["subject_id"])
     return body_classes(result, prefix)
 

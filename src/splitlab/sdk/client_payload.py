@@ -18,19 +18,34 @@ them; it is not secrecy (a dictionary of candidate names breaks it).
 
 Experiments out of sample are left out: the browser treats an absent experiment as "not enrolled".
 The canonical bytes (:func:`payload_bytes`) are what gets signed (see :mod:`splitlab.sdk.signing`).
+
+A targeted ``sl-v2`` experiment is decided where its condition's attributes are known. The
+server always runs the holdouts, the layer and the slot (they need no attributes). When every
+attribute the condition reads (:func:`~splitlab.core.targeting.referenced_attributes`) is among
+the ``attributes`` given, the server evaluates the condition too: the entry is listed as above
+when it holds, left out when it does not. Otherwise the entry carries the condition and the
+server's values of the attributes it reads, and nothing else, for the browser to decide on
+those merged over the page's own (the server's win)::
+
+    "viewport-exp": {"group": "treatment", ..., "targeting": {"viewport": {"$gte": 1200},
+                     "platform": "desktop"}, "attributes": {"platform": "desktop"}}
+
+The condition and those attributes are inside the signed bytes, under the hashed key too.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from splitlab.core.assignment import Identifier, assign
+from splitlab.core.assignment import Identifier
 from splitlab.core.exposure import DEFAULT_SCHEMA
 from splitlab.core.model import DEFAULT_STREAM, Experiment, canonical_json
+from splitlab.core.resolution import resolve, resolve_except_targeting
+from splitlab.core.targeting import referenced_attributes
 
 PAYLOAD_VERSION = 1
 NAME_KEY_LENGTH = 16
@@ -66,7 +81,7 @@ def client_experiments(
     ]
 
 
-def experiment_entry(experiment: Experiment, group: str, subject: str) -> dict[str, str]:
+def experiment_entry(experiment: Experiment, group: str, subject: str) -> dict[str, Any]:
     """What the browser needs about one enrollment (stream and schema default to the web base)."""
     return {
         "group": group,
@@ -78,6 +93,28 @@ def experiment_entry(experiment: Experiment, group: str, subject: str) -> dict[s
     }
 
 
+def unit_entry(
+    identifier: Identifier, experiment: Experiment, site: str | None,
+    attributes: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """The payload entry of one active experiment for the unit ``identifier`` (``None``: not
+    enrolled), deciding a targeting condition on the server only when ``attributes`` has every
+    attribute it reads (see the module doc)."""
+    condition = experiment.slv2.targeting if experiment.slv2 is not None else None
+    needed = referenced_attributes(condition) if condition is not None else frozenset()
+    in_browser = condition is not None and not needed <= attributes.keys()
+    found = (resolve_except_targeting(identifier, experiment, site) if in_browser
+             else resolve(identifier, experiment, site, attributes))
+    if not found.enrolled or found.subject_id is None:
+        return None
+    entry = experiment_entry(experiment, found.group or "", found.subject_id)
+    if in_browser:
+        entry["targeting"] = condition
+        entry["attributes"] = {name: attributes[name]
+                               for name in sorted(needed & attributes.keys())}
+    return entry
+
+
 def build_payload(
     experiments: Iterable[Experiment],
     identifiers: Mapping[str, Identifier],
@@ -86,22 +123,24 @@ def build_payload(
     attributes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The payload of the unit whose identifiers (sampling unit → identifier) are given, with
-    ``attributes`` for targeting conditions.
+    ``attributes`` (what the server knows) for targeting conditions.
 
     An experiment whose sampling unit has no identifier here (for example ``mw-user`` for a
-    logged-out reader) is left out, as is every experiment the unit is not enrolled in.
+    logged-out reader) is left out, as is every experiment the unit is not enrolled in; a
+    targeted one whose condition reads an attribute missing from ``attributes`` carries the
+    condition for the browser instead (see the module doc).
     """
     opts = options or PayloadOptions()
-    entries: dict[str, dict[str, str]] = {}
+    known = attributes or {}
+    entries: dict[str, dict[str, Any]] = {}
     for experiment in client_experiments(experiments, now, opts):
         identifier = identifiers.get(experiment.user_identifier_type)
         if identifier is None:
             continue
-        result = assign(identifier, experiment, opts.site, attributes)
-        if result.group is None:
-            continue
-        key = name_key(experiment.name, opts.salt) if opts.salt else experiment.name
-        entries[key] = experiment_entry(experiment, result.group, result.subject_id)
+        entry = unit_entry(identifier, experiment, opts.site, known)
+        if entry is not None:
+            key = name_key(experiment.name, opts.salt) if opts.salt else experiment.name
+            entries[key] = entry
     issued = int(now.timestamp())
     payload: dict[str, Any] = {
         "v": PAYLOAD_VERSION,
@@ -112,6 +151,15 @@ def build_payload(
     if opts.salt:
         payload["salt"] = opts.salt
     return payload
+
+
+def decided_entries(payload: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The payload's ``(key, entry)`` pairs that the server decided: those without a condition
+    left to the browser. Only these may style the first HTML (body classes); the others are
+    enrolled only once the browser SDK has evaluated their condition."""
+    for key, entry in payload.get("experiments", {}).items():
+        if "targeting" not in entry:
+            yield key, entry
 
 
 def payload_bytes(payload: Mapping[str, Any]) -> bytes:

@@ -28,6 +28,7 @@ from splitlab.core.html_scan import BodyScanner
 from splitlab.sdk.attributes import RequestAttributes, attribute_map, platform_of, skin_of
 from splitlab.sdk.bootstrap import ClientBootstrap, render_bootstrap
 from splitlab.sdk.client import Client
+from splitlab.sdk.client_payload import decided_entries
 from splitlab.sdk.manager import ExperimentManager
 
 log = logging.getLogger(__name__)
@@ -176,9 +177,10 @@ def page_decoration(manager: ExperimentManager, options: WebOptions) -> tuple[st
 
     With a bootstrap the block is the signed payload of the request's unit, and its
     experiments get body classes too (an ``mpo`` override read by the manager wins; a payload
-    with hashed names adds no classes, as they would reveal the names). When the payload
-    cannot be built or signed, the error is logged and the page gets no block (and no payload
-    classes): the browser SDK then applies no group, the page shows the default experience.
+    with hashed names adds no classes, as they would reveal the names, nor does an entry whose
+    condition the browser decides). When the payload cannot be built or signed, the error is
+    logged and the page gets no block (and no payload classes): the browser SDK then applies no
+    group, the page shows the default experience.
     """
     result = manager.enrollment_result()
     boot = options.bootstrap
@@ -193,7 +195,7 @@ def page_decoration(manager: ExperimentManager, options: WebOptions) -> tuple[st
             log.exception("building or signing the client payload failed; no bootstrap")
             return manager.body_classes(result, options.class_prefix), ""
         if not payload.get("salt"):
-            for name, entry in payload["experiments"].items():
+            for name, entry in decided_entries(payload):
                 result.add_assignment(name, entry["group"], entry["subject_id"])
     return manager.body_classes(result, options.class_prefix), block
 

@@ -3,9 +3,12 @@
 Routes:
 
 - ``GET /.well-known/splitlab-keys.json`` — the JWK set of the payload signing key (public).
-- ``POST /client/v1/payload`` — ``{"identifiers": {"edge-unique": "..."}, "site": "enwiki"}``
-  → the signed envelope of that unit's client payload (:mod:`splitlab.sdk.signing`). For
-  application servers that do not hold the private key; guarded by the client API key.
+- ``POST /client/v1/payload`` — ``{"identifiers": {"edge-unique": "..."}, "site": "enwiki",
+  "attributes": {"platform": "mobile"}}`` → the signed envelope of that unit's client payload
+  (:mod:`splitlab.sdk.signing`). For application servers that do not hold the private key;
+  guarded by the client API key. ``attributes`` (optional; ``site`` among them when given) are
+  what the server knows for targeting conditions: a condition reading any other attribute
+  travels to the browser (:mod:`splitlab.sdk.client_payload`).
 
 The experiments come from an :class:`ExperimentSource` (the registry in the service; a static
 list in tests). The key pair is generated in the data directory on first start. Errors are raised
@@ -48,6 +51,13 @@ def _identifiers(body: dict[str, Any]) -> dict[str, int | str]:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise BadRequestError(f"identifiers[{unit!r}] must be a string or an integer")
     return identifiers
+
+
+def _attributes(body: dict[str, Any], site: str | None) -> dict[str, Any]:
+    given = body.get("attributes", {})
+    if not isinstance(given, dict):
+        raise BadRequestError("'attributes' must be an object of attribute name → value")
+    return {**({} if site is None else {"site": site}), **given}
 
 
 FileState = tuple[tuple[int, int] | None, ...]
@@ -119,7 +129,9 @@ class ClientDeliveryComponent:
         site = body.get("site")
         if site is not None and not isinstance(site, str):
             raise BadRequestError("'site' must be a string")
+        attributes = _attributes(body, site)
         options = self.options if site is None else dataclasses.replace(self.options, site=site)
-        payload = build_payload(self.source.experiments(), identifiers, self.clock(), options)
+        payload = build_payload(self.source.experiments(), identifiers, self.clock(), options,
+                                attributes)
         return json_response(self._signer().sign(payload), 200,
                              {"Cache-Control": "private, no-store"})

@@ -138,7 +138,8 @@ def _client_paths() -> dict[str, Any]:
     request = {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["identifiers"],
         "properties": {"identifiers": {"type": "object", "additionalProperties": {
-            "type": ["string", "integer"]}}, "site": {"type": "string"}}}}}}
+            "type": ["string", "integer"]}}, "site": {"type": "string"},
+            "attributes": {"type": "object"}}}}}}
     return {
         "/.well-known/splitlab-keys.json": {"get": {
             "summary": "The JWK set of the payload signing keys (current, next, previous)",

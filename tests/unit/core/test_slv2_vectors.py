@@ -21,7 +21,7 @@ from implementations import Batch, Single
 from splitlab import Experiment
 from splitlab.bulk import assign_many
 from splitlab.core import assignment
-from splitlab.core.resolution import resolve
+from splitlab.core.resolution import resolve, resolve_except_targeting
 from splitlab.errors import ConfigError
 
 implementation = implementations.implementation  # both implementations, a fixture
@@ -66,6 +66,21 @@ def test_resolve_and_assign_match_the_vector(
     resolution = resolve(given["identifier"], experiment, given["site"], given.get("attributes"))
     assert (resolution.group, resolution.reason, resolution.subject_id) == (
         expected["group"], expected["reason"], expected["subject_id"])
+
+
+def test_resolve_except_targeting_is_resolve_of_the_row_without_its_condition() -> None:
+    targeted = 0
+    for case in CASES:
+        given = case["input"]
+        untargeted = experiment_of({k: v for k, v in given.items() if k != "targeting"})
+        found = resolve_except_targeting(given["identifier"], experiment_of(given), given["site"])
+        assert found[:3] == resolve(given["identifier"], untargeted, given["site"])[:3], case["id"]
+        if case["expected"]["reason"] != "targeting":
+            assert (found.group, found.reason) == (case["expected"]["group"],
+                                                   case["expected"]["reason"]), case["id"]
+        else:
+            targeted += 1
+    assert targeted == 48
 
 
 def test_batch_and_bulk_match_the_vectors(implementation: tuple[Single, Batch]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from splitlab.core.jsvalues import compare, number_text, stringify, to_number
-from splitlab.core.targeting import check_condition, eval_condition
+from splitlab.core.targeting import check_condition, eval_condition, referenced_attributes
 from splitlab.errors import ConfigError
 
 
@@ -101,3 +101,31 @@ def test_compiled_fast_paths_agree_with_the_interpreter(attributes: dict[str, An
     ]
     for condition in conditions:
         assert compile_condition(condition)(attributes) is eval_condition(attributes, condition)
+
+
+@pytest.mark.parametrize(("condition", "names"), [
+    ({}, set()),
+    ({"platform": "mobile", "edit_count": {"$gte": 10}}, {"platform", "edit_count"}),
+    ({"user.profile.age": {"$gt": 18}, "user.id": 1}, {"user"}),
+    ({"$or": [{"a": 1}, {"$and": [{"b.c": 2}, {"$nor": [{"d": 3}]}]}], "$not": {"e": 4}},
+     {"a", "b", "d", "e"}),
+    ({"tags": {"$elemMatch": {"name": "x", "other": {"$not": {"deep": 1}}}}}, {"tags"}),
+    ({"$fancy": 1, "n": {"$not": {"$in": [1]}}}, {"$fancy", "n"}),
+])
+def test_referenced_attributes_are_the_first_segments_of_every_path(
+    condition: dict[str, Any], names: set[str]
+) -> None:
+    assert referenced_attributes(condition) == names
+
+
+def test_a_condition_reads_only_the_attributes_it_references(refdata: Path) -> None:
+    """GrowthBook's cases as the oracle: dropping every other attribute changes no answer."""
+    checked = 0
+    for name, condition, attributes, expected, *rest in growthbook_cases(refdata):
+        if not isinstance(attributes, dict):
+            continue
+        needed = referenced_attributes(condition)
+        kept = {key: value for key, value in attributes.items() if key in needed}
+        assert eval_condition(kept, condition, rest[0] if rest else None) is expected, name
+        checked += 1
+    assert checked == 248

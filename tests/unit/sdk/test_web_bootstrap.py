@@ -146,6 +146,24 @@ def test_a_payload_with_hashed_names_adds_no_classes(signer: PayloadSigner) -> N
     assert page.body_classes == ["page", *classes(USER_EXP, str(oracle(42, USER_EXP, GROUPS, 1.0)))]
 
 
+def test_a_condition_left_to_the_page_travels_signed_and_adds_no_class(
+    signer: PayloadSigner,
+) -> None:
+    condition = {"viewport": {"$gte": 1000}, "platform": "desktop"}
+    client, _, _ = make([row(CLIENT_EXP, "edge-unique", algorithm="sl-v2", targeting=condition,
+                             traffic_split={"default": {"control": 50, "treatment": 50}})])
+    response = asgi_client(client, options(signer)).get(
+        "/", headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64)", "sec-ch-ua-mobile": "?0"})
+    page = read_page(response.text)
+    assert page.config is not None
+    payload = verify_envelope(page.config, signer.jwks(), now=NOW.timestamp())
+    entry = payload["experiments"][CLIENT_EXP]
+    # 50/50 sl-v2 is tk-v1 at rate 1; the platform the middleware read travels, nothing else
+    assert entry["group"] == expected_group(CLIENT_EXP)
+    assert (entry["targeting"], entry["attributes"]) == (condition, {"platform": "desktop"})
+    assert page.body_classes == ["page"]  # the server does not know the page's answer
+
+
 class BrokenSigner:
     def sign(self, payload: Any) -> dict[str, str]:
         raise OSError("key file gone")

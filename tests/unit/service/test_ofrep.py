@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -164,6 +165,35 @@ def test_keys_and_signed_payload_endpoint(tmp_path: Path) -> None:
                         headers={"x-api-key": "k"})
         assert bad.status_code == 400 and "identifiers['edge-unique']" in bad.json()["message"]
         assert bad.json()["error"] == "bad_request"
+
+
+def test_the_payload_endpoint_takes_the_attributes_the_server_knows(tmp_path: Path) -> None:
+    condition = {"platform": "mobile", "viewport": {"$gte": 1000}}
+    targeted = experiment("client-viewport-exp", algorithm="sl-v2", targeting=condition,
+                          traffic_split={"default": {"control": 50, "treatment": 50}})
+    mobile = experiment("client-mobile-exp", algorithm="sl-v2", targeting={"platform": "mobile"},
+                        traffic_split={"default": {"control": 50, "treatment": 50}})
+    config = Settings(data_dir=tmp_path)
+    with TestClient(create_app(config, client_components(
+            config, StaticExperiments((targeted, mobile))))) as test:
+        keys = test.get("/.well-known/splitlab-keys.json").json()
+
+        def payload(body: dict[str, object]) -> dict[str, Any]:
+            response = test.post("/client/v1/payload", json=body)
+            assert response.status_code == 200, response.text
+            found: dict[str, Any] = verify_envelope(response.json(), keys)["experiments"]
+            return found
+
+        unit = {"edge-unique": "reader-1"}
+        desktop = payload({"identifiers": unit, "site": "enwiki",
+                           "attributes": {"platform": "desktop", "skin": "minerva"}})
+        assert list(desktop) == ["client-viewport-exp"]  # client-mobile-exp decided: out
+        assert desktop["client-viewport-exp"]["attributes"] == {"platform": "desktop"}
+        unknown = payload({"identifiers": unit})
+        assert {name: entry["attributes"] for name, entry in unknown.items()} == {
+            "client-viewport-exp": {}, "client-mobile-exp": {}}
+        bad = test.post("/client/v1/payload", json={"identifiers": unit, "attributes": [1]})
+        assert bad.status_code == 400 and "'attributes'" in bad.json()["message"]
 
 
 class BrokenSource:
