@@ -191,15 +191,15 @@ class Lake:
             marks = ",".join("?" * len(chunk))
             for (seen,) in self._db.execute(f"SELECT key FROM ids WHERE key IN ({marks})", chunk):
                 keyed.pop(bytes(seen), None)
-        keys = list(keyed)
-        if keys and self._id_runs():
-            probes = np.array(keys, dtype=KEY)
-            seen = np.zeros(len(keys), dtype=bool)
-            for run in self._id_runs():
+        runs = self._id_runs()
+        if keyed and runs:
+            probes = np.sort(np.array(list(keyed), dtype=KEY))  # in order: fewer pages touched
+            seen = np.zeros(len(probes), dtype=bool)
+            for run in runs:
                 at = np.searchsorted(run, probes).clip(max=len(run) - 1)
                 seen |= run[at] == probes
-            for index in np.flatnonzero(seen):
-                del keyed[keys[index]]
+            for key in probes[seen]:
+                del keyed[key.ljust(16, b"\0")]  # numpy drops trailing NULs of S16 items
         return list(keyed.items())
 
     def _id_runs(self) -> list[np.ndarray]:

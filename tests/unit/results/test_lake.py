@@ -228,3 +228,16 @@ def uuid_module_key(event_id: str) -> bytes:
                  st.text(max_size=40)))
 def test_id_keys_are_the_uuid_modules(event_id: str) -> None:
     assert id_key(event_id) == uuid_module_key(event_id)
+
+
+def test_keys_ending_in_zero_bytes_are_found_in_runs(tmp_path: Path) -> None:
+    """numpy's 16-byte strings drop trailing NULs when read back: the probe must not."""
+    root = tmp_path / "lake"
+    ids = [f"12345678-1234-4234-8234-1234567{i:03x}00" for i in range(3)] + [
+        "00000000-0000-4000-8000-000000000000"]
+    first = SQLiteEventLog(tmp_path / "first.sqlite")
+    first.append([stored(singular("a" * 64, "control"), event_id=i) for i in ids])
+    lake = Lake(root, recent_ids=1)
+    assert lake.extend(LogSource("first", first)).written == 4
+    assert lake.extend(LogSource("again", first)).duplicates == 4  # all in a run now
+    lake.close()
