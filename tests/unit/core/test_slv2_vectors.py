@@ -128,3 +128,8 @@ def test_committed_vectors_are_what_the_javascript_generator_writes(tmp_path: Pa
     copy.write_text((VECTORS / "generate" / "sl-v2.mjs").read_text("utf-8"), "utf-8")
     subprocess.run([node, str(copy)], check=True, capture_output=True, timeout=300)
     assert json.loads((tmp_path / "sl-v2.json").read_text("utf-8")) == DOCUMENT
+
+
+def test_every_case_has_its_own_id() -> None:
+    ids = [case["id"] for case in DOCUMENT["cases"]]
+    assert len(ids) == len(set(ids))

@@ -88,6 +88,7 @@ function add(id, input) {
 }
 const ids = [0, 1, 2, 42, 123456789, "abc", "edge-unique-7f3a", "Ünïcödé", "用户名", "emoji-🎉", ""];
 const many = (n) => Array.from({ length: n }, (_, i) => i);
+const unique = (...lists) => [...new Set(lists.flat())]; // ids and many(n) share 0, 1, 2
 
 // Weighted splits, including a 0% group and splits that reduce (gcd) to few shares.
 const weighted = [
@@ -99,7 +100,7 @@ const weighted = [
   ["w-nothing", ["control", "treatment"], { default: { control: 0, treatment: 0 } }],
 ];
 for (const [name, groups, ts] of weighted) {
-  for (const identifier of [...ids, ...many(30)]) {
+  for (const identifier of unique(ids, many(30))) {
     add(`${name}-${JSON.stringify(identifier)}`, { identifier, experiment: `vector-${name}`, groups, traffic_split: ts });
   }
 }
@@ -146,7 +147,7 @@ for (const [tag, range] of [["lo-hi", [b1, b2]], ["shifted", [b1 + 1, b2 + 1]]])
   }
 }
 // Two experiments splitting one layer: each unit is eligible for exactly one of them.
-for (const identifier of [...ids, ...many(20)]) {
+for (const identifier of unique(ids, many(20))) {
   for (const [tag, range] of [["left", [0, 50000]], ["right", [50000, 100000]]]) {
     add(`layer-${tag}-${JSON.stringify(identifier)}`, { identifier, experiment: `vector-layer-${tag}`, groups: ["control", "treatment"], traffic_split: full, layer: { name: "ünï-layer", range } });
   }
@@ -158,7 +159,7 @@ const edgeBin = bin(edgeUnit, ":holdout:", "global-2026");
 for (const [tag, percent] of [["held", (edgeBin + 1) / 1000], ["free", edgeBin / 1000]]) {
   add(`holdout-edge-${tag}`, { identifier: edgeUnit, experiment: `vector-holdout-edge-${tag}`, groups: ["control", "treatment"], traffic_split: full, holdouts: [{ name: "global-2026", percent }] });
 }
-for (const identifier of [...ids, ...many(30)]) {
+for (const identifier of unique(ids, many(30))) {
   add(`holdout-${JSON.stringify(identifier)}`, {
     identifier, experiment: "vector-holdout", groups: ["control", "treatment"], traffic_split: { default: { control: 40, treatment: 40 } },
     holdouts: [{ name: "global-2026", percent: 10 }, { name: "reading-q3", percent: 2.5 }],
@@ -198,7 +199,7 @@ for (const [n, rate] of equal) {
   const percent = (100 * rate) / n;
   if (Math.round(percent * 1000) / 1000 !== percent) throw new Error(`${percent} has more than 3 decimals`);
   const name = `vector-equal-${n}-${rate}`;
-  for (const identifier of [...ids, ...many(20)]) {
+  for (const identifier of unique(ids, many(20))) {
     const input = { identifier, experiment: name, groups, traffic_split: { default: Object.fromEntries(groups.map((g) => [g, percent])) }, tk_v1: { sample_rate: { default: rate } } };
     add(`equal-${n}-${rate}-${JSON.stringify(identifier)}`, input);
     const expected = cases[cases.length - 1].expected;
@@ -236,6 +237,11 @@ for (const c of invalid) {
   if (!refused) throw new Error(`${c.id} should be refused`);
 }
 
+const seen = new Set();
+for (const c of cases) {
+  if (seen.has(c.id)) throw new Error(`case id ${c.id} is used twice`);
+  seen.add(c.id);
+}
 const out = join(here, "..", "sl-v2.json");
 writeFileSync(out, JSON.stringify({
   algorithm: "sl-v2",
