@@ -65,7 +65,8 @@ def simulate_command(
     mixed_share: Annotated[float, typer.Option(help="Share of units seen in two groups "
                                                     "(--output only).")] = 0.0,
     site: Annotated[str | None, typer.Option(help="Site whose rate or split the SDK uses "
-                                                  "(--intake).")] = None,
+                                                  "(--intake; default: units spread over the "
+                                                  "simulated sites, as in files).")] = None,
 ) -> None:
     """Simulate units with a known split and known true effects (optionally a logging fault)."""
     if (output is None) == (intake is None):
@@ -103,20 +104,29 @@ def write_file(spec: Simulation, output: Path) -> None:
 
 
 def send_traffic(spec: Simulation, site: str | None, intake: str) -> None:
-    """Send ``spec``'s traffic through the SDK to ``intake`` and print what was sent."""
+    """Send ``spec``'s traffic through the SDK to ``intake`` and print what was sent: from
+    ``site``, or (without one) from every site the file simulation spreads units over, each
+    through a client of its own, as each site's application servers would."""
     from splitlab.sdk import Client, HttpEventSender, StaticConfigSource
-    from splitlab.simulate import send
+    from splitlab.simulate import send, sites_of
 
     config = StaticConfigSource([spec.experiment.to_config()])
-    with Client(config, HttpEventSender(intake), site) as client:
+    sender = HttpEventSender(intake)
+    sites = [site] if site is not None else list(sites_of(spec.experiment)[0])
+    clients = {name: Client(config, sender, name) for name in sites}
+    try:
         try:
-            summary = send(client, spec)
+            summary = send(clients, spec)
         except ValueError as error:
             fail(str(error))
-        delivered = client.flush(30.0)
+        delivered = sender.flush(30.0)
+    finally:
+        sender.close()
     for group, tally in summary.groups.items():
         typer.echo(f"{group}\tunits={tally.units}\tconversions={tally.conversions}"
                    f"\ttrue_rate={tally.true_rate:g}")
     typer.echo(f"not-enrolled\tunits={summary.not_enrolled}")
+    for name, units in summary.sites.items():
+        typer.echo(f"site {name}\tenrolled={units}")
     if not delivered:
         fail("not every event was delivered within 30 s (see the log)", code=1)

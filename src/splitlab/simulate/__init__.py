@@ -314,27 +314,41 @@ class GroupTally:
 
 @dataclass(slots=True)
 class Summary:
-    """What :func:`send` sent, per group (in the experiment's group order)."""
+    """What :func:`send` sent: per group (in the experiment's group order), and the units
+    enrolled per site."""
 
     groups: dict[str, GroupTally] = field(default_factory=dict)
     not_enrolled: int = 0
+    sites: dict[str | None, int] = field(default_factory=dict)
 
 
-def send(client: Client, spec: Simulation) -> Summary:
-    """Send ``spec``'s traffic through ``client`` (whose sender receives the events). Raises
-    ``ValueError`` when the client does not know the experiment, it is not active now, or the
-    spec asks for a fault or mixed units (the SDK logs neither)."""
+def send(client: Client | Mapping[str, Client], spec: Simulation) -> Summary:
+    """Send ``spec``'s traffic through ``client`` (whose sender receives the events), or through
+    one client per site: each unit then visits one site, drawn with the shares the file
+    simulation gives (:func:`sites_of`, among the sites given). Raises ``ValueError`` when the
+    clients do not know the experiment, it is not active now, or the spec asks for a fault or
+    mixed units (the SDK logs neither)."""
     if spec.fault is not None or spec.mixed_share:
         raise ValueError("faults and mixed units are simulated only in files, not through the SDK")
-    experiment = client.experiment(spec.experiment.name)
+    clients: dict[str | None, Client] = (
+        {client.site: client} if isinstance(client, Client) else dict(client))
+    first = next(iter(clients.values()))
+    experiment = first.experiment(spec.experiment.name)
     if experiment is None:
         raise ValueError(f"no experiment named {spec.experiment.name!r} in the config")
-    if not experiment.is_active(client.now()):
+    if not experiment.is_active(first.now()):
         raise ValueError(f"experiment {experiment.name!r} is not active now")
+    names, shares = sites_of(experiment)
+    weights = {site: shares[names.index(site)] if site in names else _OWN_SITE_WEIGHT
+               for site in clients}
     summary = Summary({g: GroupTally(spec.conversion_rate(g)) for g in experiment.groups})
     draws = random.Random(spec.seed)
+    places = random.Random(spec.seed + 1)  # a stream of its own: one site draws nothing
     for number in range(1, spec.units + 1):
-        manager = _manager_for(client, experiment.user_identifier_type, number, spec.seed)
+        site = (places.choices(list(weights), list(weights.values()))[0] if len(clients) > 1
+                else first.site)
+        manager = _manager_for(clients[site], experiment.user_identifier_type, number,
+                               spec.seed)
         handle = manager.get_experiment(experiment.name)
         group = handle.get_assigned_group()
         converted = draws.random()  # drawn for every unit, so the sequence does not depend
@@ -343,6 +357,7 @@ def send(client: Client, spec: Simulation) -> Summary:
             continue
         manager.log_enrollment(experiment.name, SOURCE)
         handle.send_exposure()
+        summary.sites[site] = summary.sites.get(site, 0) + 1
         tally = summary.groups[group]
         tally.units += 1
         if converted < tally.true_rate:

@@ -95,7 +95,8 @@ def test_cli_sends_through_the_sdk_to_an_intake_and_reports(
                                  "--experiment", "simulated-checkout", "--intake", intake.url,
                                  "--lift", "treatment=1.2"])
     assert result.exit_code == 0, result.output
-    units = sum(int(line.split("units=")[1].split()[0]) for line in result.output.splitlines())
+    units = sum(int(line.split("units=")[1].split()[0]) for line in result.output.splitlines()
+                if "units=" in line)
     assert units == 500
     assert "true_rate=0.12" in result.output
     assert sum(1 for e in intake.events if e["action"] == "experiment_enrollment") > 100
@@ -107,3 +108,34 @@ def test_cli_sends_through_the_sdk_to_an_intake_and_reports(
                                  "simulated-checkout", "--intake", intake.url,
                                  "--fault", "control=0.1"])
     assert faulty.exit_code == 2 and "--output" in faulty.output
+
+
+SPLIT_ROW: dict[str, Any] = {
+    "name": "simulated-split", "algorithm": "sl-v2", "groups": ["control", "treatment"],
+    "traffic_split": {"default": {"control": 10, "treatment": 30},
+                      "dewiki": {"control": 25, "treatment": 25},
+                      "itwiki": {"control": 40, "treatment": 10}},
+    "user_identifier_type": "mw-user"}
+
+
+def test_cli_without_a_site_sends_from_every_site_in_its_own_split(
+    tmp_path: Path, intake: IntakeStub
+) -> None:
+    config = tmp_path / "experiments.json"
+    config.write_text(json.dumps([SPLIT_ROW]))
+    result = CliRunner().invoke(app, ["simulate", "--users", "6000", "--config", str(config),
+                                      "--experiment", "simulated-split", "--intake", intake.url])
+    assert result.exit_code == 0, result.output
+    enrolled = Counter((e["mediawiki"]["database"], e["experiment"]["assigned"])
+                       for e in intake.events if e["action"] == "experiment_enrollment")
+    sites = {site for site, _ in enrolled}
+    assert sites == {"enwiki", "dewiki", "frwiki", "jawiki", "itwiki"}  # itwiki: its own entry
+    for site in sites:  # each site's treatment share is its configured one (binomial, 4.5 sd)
+        split = SPLIT_ROW["traffic_split"].get(site, SPLIT_ROW["traffic_split"]["default"])
+        expected = split["treatment"] / (split["control"] + split["treatment"])
+        n = enrolled[site, "control"] + enrolled[site, "treatment"]
+        assert n > 150, (site, n)
+        share = enrolled[site, "treatment"] / n
+        assert abs(share - expected) < 4.5 * math.sqrt(expected * (1 - expected) / n), site
+    dewiki = enrolled["dewiki", "control"] + enrolled["dewiki", "treatment"]
+    assert f"site dewiki\tenrolled={dewiki}" in result.output
