@@ -113,7 +113,7 @@ def send_traffic(spec: Simulation, site: str | None, intake: str) -> None:
     config = StaticConfigSource([spec.experiment.to_config()])
     sender = HttpEventSender(intake)
     sites = [site] if site is not None else list(sites_of(spec.experiment)[0])
-    clients = {name: Client(config, sender, name) for name in sites}
+    clients: dict[str | None, Client] = {name: Client(config, sender, name) for name in sites}
     try:
         try:
             summary = send(clients, spec)

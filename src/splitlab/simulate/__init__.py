@@ -322,7 +322,7 @@ class Summary:
     sites: dict[str | None, int] = field(default_factory=dict)
 
 
-def send(client: Client | Mapping[str, Client], spec: Simulation) -> Summary:
+def send(client: Client | Mapping[str | None, Client], spec: Simulation) -> Summary:
     """Send ``spec``'s traffic through ``client`` (whose sender receives the events), or through
     one client per site: each unit then visits one site, drawn with the shares the file
     simulation gives (:func:`sites_of`, among the sites given). Raises ``ValueError`` when the
