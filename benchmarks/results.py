@@ -9,8 +9,11 @@ Preparing (not timed): the old lake is built without Python rows — simulated e
 ``<data>/lake`` in the lake's layout (``stream=<s>/day=<d>/part-*.parquet``); the lake's state
 (``_state.sqlite``) is seeded as the lake writer would have left it: every event id's key in the
 id index, the files, the per-experiment tallies, ``events_through``, and the SQLite log's
-checkpoint at the log's start. ``--new`` more events (other units and seed) are appended to the
-intake's SQLite event log as the intake stores them (JSON bodies).
+checkpoint at the log's start. ``--new`` more events are appended to the intake's SQLite event
+log as the intake stores them (JSON bodies): another seed's simulation of the first ~``new / 8.4``
+units again (unit ids start at 1 in both), over the same days — returning units, about half of
+which bring an enrollment earlier than their first one in the lake (a late trigger: the hard
+case for the unit store, which must recount those units).
 
 Timed:
 
