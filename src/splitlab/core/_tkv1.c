@@ -183,17 +183,23 @@ int tkv1_identifier_text(PyObject *identifier, const char **text, Py_ssize_t *si
     return -1;
 }
 
+static char pairs[512]; /* the two hex digits of each byte value (filled at module init) */
+
+static void fill_pairs(void) {
+    static const char digits[] = "0123456789abcdef";
+    for (int b = 0; b < 256; b++) {
+        pairs[2 * b] = digits[b >> 4];
+        pairs[2 * b + 1] = digits[b & 15];
+    }
+}
+
 /* Hashes text + salt (no Python calls: safe without the GIL); writes the 64 hex digits to hex
  * and returns the digest's first 24 bits. */
 long tkv1_hex_digest(const uint8_t *text, size_t size, const uint8_t *salt, size_t salt_size,
                        Py_UCS1 *hex) {
-    static const char digits[] = "0123456789abcdef";
     uint8_t out[32];
     tkv1_hash_two(text, size, salt, salt_size, out);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = (Py_UCS1)digits[out[i] >> 4];
-        hex[2 * i + 1] = (Py_UCS1)digits[out[i] & 15];
-    }
+    for (int i = 0; i < 32; i++) memcpy(hex + 2 * i, pairs + 2 * out[i], 2);
     return (long)out[0] << 16 | (long)out[1] << 8 | (long)out[2];
 }
 
@@ -357,6 +363,7 @@ PyMODINIT_FUNC PyInit__tkv1(void) {
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
     load_openssl();
+    fill_pairs();
     const char *backend = ossl_init != NULL ? "openssl" : "builtin";
     PyTypeObject *types[] = {&Tkv1_ConditionType, &Tkv1_PlanType, &Tkv1_ResolverType};
     const char *names[] = {"Condition", "Plan", "Resolver"};

@@ -229,7 +229,7 @@ static PyObject *cached_plan(Resolver *self, PyObject *experiment, PyObject *sit
     }
     PyObject *plan = PyDict_Check(plans) ? PyDict_GetItemWithError(plans, site) : NULL;
     Py_DECREF(plans); /* the experiment keeps its dict, and the dict its plans */
-    PyErr_Clear();
+    if (plan == NULL && PyErr_Occurred()) PyErr_Clear(); /* an unhashable site: slow says so */
     return plan != NULL && Py_IS_TYPE(plan, &Tkv1_PlanType) ? plan : NULL;
 }
 
