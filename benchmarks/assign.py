@@ -8,7 +8,8 @@ Baselines over the same identifiers:
 The targeted case evaluates one flag everywhere: a targeting rule (platform is desktop or mobile,
 at least one edit) and a weighted split (10 % control, 30 % treatment): splitlab's ``resolve`` on
 an ``sl-v2`` row, Eppo with an allocation rule and shard ranges, GrowthBook with a rule condition,
-weights and coverage, and again with a namespace (half of it).
+weights and coverage, and again with a namespace (half of it). Beside them, the floor of that
+case for splitlab (one call into C hashing the identifier, no gates) and ``pure_resolve``.
 
 Every contender runs the same loop shape (``for key in keys: call(key)``, results dropped).
 
