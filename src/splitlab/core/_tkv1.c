@@ -22,12 +22,13 @@
  *       group index of unit i, or 255 when it is out of sample.
  * With S slots (at most 10000) and threshold = rate * 2**24, a unit is in sample when
  * (value * S) mod 2**24 < threshold, value being the first 24 bits of the digest, and its slot
- * is (value * S) >> 24. The gates of sl-v2 (holdouts, layer, targeting) stay in Python.
+ * is (value * S) >> 24.
+ *   resolve_plan, Plan, Resolver (_tkv1_plan.c): the whole sl-v2 evaluation of one unit, gates
+ *       included; Condition (_tkv1_condition.c): targeting conditions compiled for C.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_tkv1.h"
+
 #include <dlfcn.h>
-#include <stdint.h>
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -150,7 +151,7 @@ static void load_openssl(void) {
     }
 }
 
-static void hash_two(const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size,
+void tkv1_hash_two(const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size,
                      uint8_t out[32]) {
     if (ossl_init != NULL) {
         uint64_t ctx[32]; /* generously larger than SHA256_CTX */
@@ -164,7 +165,7 @@ static void hash_two(const uint8_t *a, size_t a_size, const uint8_t *b, size_t b
 
 /* The UTF-8 text of str(identifier) for a str, or of the decimal digits of an int. On success
  * *text points into *owner (or the identifier itself) and *owner must be released. */
-static int identifier_text(PyObject *identifier, const char **text, Py_ssize_t *size,
+int tkv1_identifier_text(PyObject *identifier, const char **text, Py_ssize_t *size,
                            PyObject **owner) {
     *owner = NULL;
     if (PyUnicode_Check(identifier)) {
@@ -182,17 +183,23 @@ static int identifier_text(PyObject *identifier, const char **text, Py_ssize_t *
     return -1;
 }
 
+static char pairs[512]; /* the two hex digits of each byte value (filled at module init) */
+
+static void fill_pairs(void) {
+    static const char digits[] = "0123456789abcdef";
+    for (int b = 0; b < 256; b++) {
+        pairs[2 * b] = digits[b >> 4];
+        pairs[2 * b + 1] = digits[b & 15];
+    }
+}
+
 /* Hashes text + salt (no Python calls: safe without the GIL); writes the 64 hex digits to hex
  * and returns the digest's first 24 bits. */
-static long hex_digest(const uint8_t *text, size_t size, const uint8_t *salt, size_t salt_size,
+long tkv1_hex_digest(const uint8_t *text, size_t size, const uint8_t *salt, size_t salt_size,
                        Py_UCS1 *hex) {
-    static const char digits[] = "0123456789abcdef";
     uint8_t out[32];
-    hash_two(text, size, salt, salt_size, out);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = (Py_UCS1)digits[out[i] >> 4];
-        hex[2 * i + 1] = (Py_UCS1)digits[out[i] & 15];
-    }
+    tkv1_hash_two(text, size, salt, salt_size, out);
+    for (int i = 0; i < 32; i++) memcpy(hex + 2 * i, pairs + 2 * out[i], 2);
     return (long)out[0] << 16 | (long)out[1] << 8 | (long)out[2];
 }
 
@@ -202,16 +209,14 @@ static long digest_unit(PyObject *identifier, const uint8_t *salt, Py_ssize_t sa
     const char *text;
     Py_ssize_t size;
     PyObject *owner;
-    if (identifier_text(identifier, &text, &size, &owner) < 0) return -1;
-    long value = hex_digest((const uint8_t *)text, (size_t)size, salt, (size_t)salt_size, hex);
+    if (tkv1_identifier_text(identifier, &text, &size, &owner) < 0) return -1;
+    long value = tkv1_hex_digest((const uint8_t *)text, (size_t)size, salt, (size_t)salt_size, hex);
     Py_XDECREF(owner);
     return value;
 }
 
-#define MAX_SLOTS 10000
-
 /* The slot of a 24-bit value among count slots, or -1 when the unit is out of sample. */
-static long place(long value, long count, double threshold) {
+long tkv1_place(long value, long count, double threshold) {
     if (count <= 0) return -1; /* no slots: nobody is in sample */
     int64_t scaled = (int64_t)value * count;
     return (double)(scaled & 0xFFFFFF) < threshold ? (long)(scaled >> 24) : -1;
@@ -239,7 +244,7 @@ static PyObject *assign_one(PyObject *module, PyObject *const *args, Py_ssize_t 
         Py_DECREF(subject);
         return NULL;
     }
-    long index = place(value, PyTuple_GET_SIZE(groups), PyFloat_AS_DOUBLE(args[3]));
+    long index = tkv1_place(value, PyTuple_GET_SIZE(groups), PyFloat_AS_DOUBLE(args[3]));
     PyTypeObject *type = (PyTypeObject *)args[4];
     PyObject *result = type->tp_alloc(type, 3);
     if (result == NULL) {
@@ -296,7 +301,7 @@ static PyObject *assign_batch(PyObject *module, PyObject *const *args, Py_ssize_
     PyObject **items = PySequence_Fast_ITEMS(units);
     for (; gathered < n; gathered++) {
         PyObject *owner;
-        if (identifier_text(items[gathered], &texts[gathered], &sizes[gathered], &owner) < 0) {
+        if (tkv1_identifier_text(items[gathered], &texts[gathered], &sizes[gathered], &owner) < 0) {
             goto done;
         }
         holders[gathered] = owner != NULL ? owner : Py_NewRef(items[gathered]);
@@ -307,9 +312,9 @@ static PyObject *assign_batch(PyObject *module, PyObject *const *args, Py_ssize_
     size_t salt_size = (size_t)PyBytes_GET_SIZE(args[1]);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
-        long value = hex_digest((const uint8_t *)texts[i], (size_t)sizes[i], salt, salt_size,
+        long value = tkv1_hex_digest((const uint8_t *)texts[i], (size_t)sizes[i], salt, salt_size,
                                 hex + 64 * i);
-        long index = place(value, count, threshold);
+        long index = tkv1_place(value, count, threshold);
         code[i] = index < 0 ? 255 : slot_codes[index];
     }
     Py_END_ALLOW_THREADS
@@ -345,6 +350,8 @@ static PyMethodDef methods[] = {
     {"assign_batch", (PyCFunction)(void (*)(void))assign_batch, METH_FASTCALL,
      "assign_batch(identifiers, salt, slot_codes, threshold) -> (joined_subject_ids, "
      "group_codes)."},
+    {"resolve_plan", (PyCFunction)(void (*)(void))tkv1_resolve_plan, METH_FASTCALL,
+     "resolve_plan(plan, identifier, experiment, attributes) -> the Resolution."},
     {"sha256_builtin", (PyCFunction)sha256_builtin, METH_O,
      "sha256_builtin(data) -> digest bytes, from the portable implementation."},
     {NULL, NULL, 0, NULL}};
@@ -356,7 +363,17 @@ PyMODINIT_FUNC PyInit__tkv1(void) {
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
     load_openssl();
+    fill_pairs();
     const char *backend = ossl_init != NULL ? "openssl" : "builtin";
+    PyTypeObject *types[] = {&Tkv1_ConditionType, &Tkv1_PlanType, &Tkv1_ResolverType};
+    const char *names[] = {"Condition", "Plan", "Resolver"};
+    for (int i = 0; i < 3; i++) {
+        if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(module, names[i],
+                                                                (PyObject *)types[i]) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
     if (PyModule_AddStringConstant(module, "BACKEND", backend) < 0) {
         Py_DECREF(module);
         return NULL;

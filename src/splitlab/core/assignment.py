@@ -84,6 +84,12 @@ def accelerated_slot(identifier: Identifier, experiment: Experiment, site: str |
     return result
 
 
+def layout_for(experiment: Experiment, site: str | None) -> _Layout:
+    """The hash layout of ``experiment`` on ``site`` (computed once, kept on the experiment)."""
+    layout: _Layout = experiment.layouts.get(site) or _layout(experiment, site)
+    return layout
+
+
 slot_assign = pure_slot if _tkv1 is None else accelerated_slot
 """The slot's answer alone, without the ``sl-v2`` gates (for callers that ran them first)."""
 

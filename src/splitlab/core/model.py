@@ -204,6 +204,14 @@ def _int(value: object, where: str, default: int) -> int:
     return value
 
 
+class Memo(dict[Any, Any]):
+    """A cache owned by one object: a copy or a pickle of its owner starts with an empty one
+    (what it caches may not be picklable, and is recomputed on demand)."""
+
+    def __reduce__(self) -> tuple[type[Memo], tuple[()]]:
+        return Memo, ()
+
+
 @dataclass(frozen=True, slots=True)
 class Experiment:
     """One experiment phase, as Test Kitchen describes it. Build it with :meth:`from_config`."""
@@ -226,6 +234,9 @@ class Experiment:
     """The UTF-8 name, the salt of the hash (precomputed: assignment is the hot path)."""
     layouts: dict[str | None, Any] = field(default_factory=dict, repr=False, compare=False)
     """Memo of the assignment module's per-site hash layout (a pure function of the fields)."""
+    plans: dict[str | None, Any] = field(
+        default_factory=lambda: Memo(), init=False, repr=False, compare=False)
+    """Memo of the C accelerator's per-site evaluation plan (:mod:`splitlab.core.resolution`)."""
 
     exposure_version: str = field(default="", init=False, compare=False)
     """Test Kitchen's config digest of the row :meth:`to_config` serves
