@@ -196,7 +196,8 @@ class Registry:
                  action: str = "create") -> dict[str, Any]:
         """``row`` resolved against the catalog, normalized and checked against every rule
         (the site catalog, the rules of started experiments, layers and references)."""
-        if kind == "experiment" and action != "end":  # ending only shortens: nothing to resolve
+        # ending only shortens: nothing to resolve; a body that is no object: normalize says so
+        if kind == "experiment" and action != "end" and isinstance(row, Mapping):
             row = references.resolve_experiment(row, old, catalog, now)
         stored = rules.normalize(kind, row, version=version, now=now)
         if action != "end":  # a site dropped from the catalog must not block ending
