@@ -140,15 +140,15 @@ class Registry:
         conn.execute(update(state).where(state.c.id == 1)
                      .values(change_counter=state.c.change_counter + 1))
 
-    def _catalog(self, conn: Connection, kind: str, object_id: int | None
-                 ) -> references.Catalog:
+    def _catalog(self, conn: Connection, kind: str, object_id: int | None, *,
+                 write: bool = True) -> references.Catalog:
         """The layers, holdouts and other experiments a write of ``kind`` checks against (none
         for instruments). On PostgreSQL an advisory lock first serializes these writes, so two
         of them never both take the same free range or miss each other's reference."""
         objects = self.tables.objects
         if kind == "instrument":
             return references.Catalog({}, {}, ())
-        if self.engine.dialect.name == "postgresql":
+        if write and self.engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                          {"key": f"{self.tables.prefix}references"})
         found = conn.execute(select(objects.c.id, objects.c.kind, objects.c.row).where(
@@ -321,7 +321,7 @@ class Registry:
         (:func:`references.occupancy`); :class:`NotFoundError` when there is no such layer."""
         with self.engine.connect() as conn:
             self._select(conn, "layer", name)
-            catalog = self._catalog(conn, "layer", None)
+            catalog = self._catalog(conn, "layer", None, write=False)
         return references.occupancy(name, catalog.experiments, self.clock())
 
     def history(self, kind: str, name: str) -> list[Change]:
