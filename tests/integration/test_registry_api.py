@@ -133,11 +133,16 @@ def test_demo_seed_once_and_documented_paths_answer(tmp_path: Path) -> None:
             assert sorted(r["status"] for r in analytics) == ["running", "running", "scheduled"]
             assert len(client.get("/api/v1/experiments").json()) == 2
             assert len(client.get("/api/v1/instruments").json()) == 1
-    names = {"experiments": "sticky-header-2026", "instruments": "link-click-instrument"}
+    names = {"experiments": "sticky-header-2026", "instruments": "link-click-instrument",
+             "layers": "reading-surfaces", "holdouts": "global-holdout-2026"}
     with TestClient(create_app(settings)) as client:
+        layer = client.get("/api/v1/layers/reading-surfaces").json()
+        assert layer["occupancy"]["free"] == [[50000, 100000]]
+        assert client.get("/api/v1/experiments/reading-list-onboarding").json()["row"][
+            "holdouts"] == [{"name": "global-holdout-2026", "percent": 2}]
         document = client.get("/openapi.json").json()
         for path, operations in document["paths"].items():
-            plural = "instruments" if "instruments" in path else "experiments"
+            plural = next((p for p in names if f"/{p}" in path), "experiments")
             concrete = path.replace("{name}", names[plural])
             for method, operation in operations.items():
                 response = client.request(method.upper(), concrete, json={})

@@ -92,3 +92,43 @@ def test_list_show_update_end_and_refusals(server: str, tmp_path: Path) -> None:
     assert json.loads(out)["status"] == "ended"
     code, _, err = run(server, "experiments", "show", "no-such-experiment")
     assert code == 1 and "404" in err
+
+
+def test_layers_and_holdouts(server: str, tmp_path: Path) -> None:
+    code, _, err = run(server, "layers", "create", "cli-layer", "--description", "CLI test")
+    assert code == 0 and "created layer cli-layer" in err
+    code, _, err = run(server, "holdouts", "create", "cli-holdout", "--percent", "2.5")
+    assert code == 0, err
+    code, _, err = run(server, "holdouts", "create", "cli-bad-holdout", "--percent", "0")
+    assert code == 1 and "422" in err and "percent" in err
+    code, _, err = run(server, "layers", "create", "cli-token-layer", token="wrong")
+    assert code == 1 and "401" in err
+
+    row = {**running_row("cli-layered-exp"), "algorithm": "sl-v2",
+           "traffic_split": {"default": {"control": 5, "treatment": 5}},
+           "layer": {"name": "cli-layer", "bins": 40000}, "holdouts": [{"name": "cli-holdout"}]}
+    row_file = tmp_path / "layered.json"
+    row_file.write_text(json.dumps(row))
+    assert run(server, "experiments", "create", str(row_file))[0] == 0
+    code, out, _ = run(server, "layers", "show", "cli-layer")
+    assert code == 0
+    assert "cli-layered-exp" in out and "[0, 40000)" in out
+    assert "free: [40000, 100000) (60000 bins)" in out
+    code, out, _ = run(server, "layers", "show", "cli-layer", "--json")
+    assert json.loads(out)["occupancy"]["free"] == [[40000, 100000]]
+
+    code, out, _ = run(server, "holdouts", "list")
+    assert code == 0 and "cli-holdout" in out and "2.5" in out
+    code, _, err = run(server, "holdouts", "update", "cli-holdout", "--set", "percent=3")
+    assert code == 1 and "409" in err and "cli-layered-exp" in err
+    code, _, err = run(server, "layers", "end", "cli-layer")
+    assert code == 1 and "409" in err
+    assert run(server, "experiments", "end", "cli-layered-exp")[0] == 0
+    code, _, err = run(server, "layers", "end", "cli-layer")
+    assert code == 0 and "ended layer cli-layer" in err
+    code, out, _ = run(server, "layers", "list", "--json")
+    assert {r["name"]: r["status"] for r in json.loads(out)}["cli-layer"] == "ended"
+    code, out, _ = run(server, "layers", "history", "cli-layer", "--json")
+    assert [e["action"] for e in json.loads(out)] == ["create", "end"]
+    code, out, _ = run(server, "holdouts", "history", "cli-holdout")
+    assert code == 0 and "create" in out

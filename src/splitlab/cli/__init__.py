@@ -8,6 +8,7 @@ from __future__ import annotations
 from splitlab.cli import (
     analysis,
     assign,
+    entities,
     events,
     experiments,
     keys,
@@ -23,6 +24,8 @@ app.command("serve")(serve.serve_command)
 app.command("client-keys")(serve.client_keys_command)
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(experiments.experiments_app, name="experiments")
+app.add_typer(entities.layers_app, name="layers")
+app.add_typer(entities.holdouts_app, name="holdouts")
 app.add_typer(events.events_app, name="events")
 app.add_typer(schemas.schemas_app, name="schemas")
 app.command("simulate")(simulate.simulate_command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -99,11 +99,17 @@ def experiments_list(url: UrlOption = DEFAULT_URL, token: TokenOption = None,
 def experiments_show(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
                      as_json: JsonOption = False) -> None:
     """One experiment: its row, revision, status and ETag."""
+    show_record("experiment", name, url, token, as_json)
+
+
+def show_record(kind: str, name: str, url: str, token: str | None,
+                as_json: bool) -> dict[str, Any]:
+    """Print one record (``--json``: with its ETag) and return it."""
     client = registry_client(url, token)
-    record, etag = remote(lambda: client.show("experiment", name))
+    record, etag = remote(lambda: client.show(kind, name))
     if as_json:
         print_json({**record, "etag": etag})
-        return
+        return record
     from rich.table import Table
 
     table = Table("field", "value", title=f"{name} (revision {record['revision']}, "
@@ -111,6 +117,7 @@ def experiments_show(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption
     for field, value in record["row"].items():
         table.add_row(field, json.dumps(value, ensure_ascii=False))
     out.print(table)
+    return record
 
 
 @experiments_app.command("create")
@@ -163,10 +170,15 @@ def experiments_end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption 
 def experiments_history(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
                         as_json: JsonOption = False) -> None:
     """Every change of an experiment: revision, when, who, what."""
+    show_history("experiment", name, url, token, as_json)
+
+
+def show_history(kind: str, name: str, url: str, token: str | None, as_json: bool) -> None:
+    """Print every change of a record, oldest first."""
     from rich.table import Table
 
     client = registry_client(url, token)
-    entries = remote(lambda: client.history("experiment", name))
+    entries = remote(lambda: client.history(kind, name))
     if as_json:
         print_json(entries)
         return
@@ -182,10 +194,12 @@ def experiments_history(name: str, url: UrlOption = DEFAULT_URL, token: TokenOpt
 
 @experiments_app.command("import")
 def experiments_import(
-    file: Annotated[Path, typer.Argument(help="YAML/JSON: rows or {experiments, instruments}.")],
+    file: Annotated[Path, typer.Argument(
+        help="YAML/JSON: rows or {experiments, instruments, layers, holdouts}.")],
     url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Create or update experiments and instruments from a file (idempotent)."""
+    """Create or update experiments, instruments, layers and holdouts from a file (idempotent;
+    layers and holdouts first)."""
     require_extra("server", "httpx", "yaml")
     from splitlab.registry.client import load_document
 
@@ -205,7 +219,7 @@ def experiments_export(
     yaml_format: Annotated[bool, typer.Option("--yaml", help="YAML instead of JSON.")] = False,
     url: UrlOption = DEFAULT_URL, token: TokenOption = None,
 ) -> None:
-    """Every experiment and instrument as a file that `import` takes back."""
+    """Every experiment, instrument, layer and holdout as a file that `import` takes back."""
     client = registry_client(url, token)
     document = remote(client.export_document)
     if yaml_format:

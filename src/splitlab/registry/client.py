@@ -19,7 +19,9 @@ import httpx
 from splitlab.errors import ConfigError, RemoteError
 from splitlab.registry import rules
 
-KIND_PLURALS = {"experiment": "experiments", "instrument": "instruments"}
+KIND_PLURALS = {"layer": "layers", "holdout": "holdouts", "experiment": "experiments",
+                "instrument": "instruments"}
+"""Every kind, in the order import creates them (experiments name layers and holdouts)."""
 VIEW_ONLY = ("status", "phases")
 """Fields the analytics format adds that are not part of a row."""
 
@@ -35,7 +37,8 @@ class Imported:
 
 def load_document(path: Path) -> dict[str, list[dict[str, Any]]]:
     """Rows from a YAML or JSON file: a list of experiment rows, or
-    ``{"experiments": [...], "instruments": [...]}``. Raises :class:`ConfigError`."""
+    ``{"experiments": [...], "instruments": [...], "layers": [...], "holdouts": [...]}`` (any of
+    them). Raises :class:`ConfigError`."""
     import yaml
 
     try:
@@ -48,8 +51,9 @@ def load_document(path: Path) -> dict[str, list[dict[str, Any]]]:
         raise ConfigError("", f"{path} is not valid JSON/YAML: {error}") from None
     if isinstance(document, list):
         document = {"experiments": document}
-    if not isinstance(document, Mapping) or not set(document) <= {"experiments", "instruments"}:
-        raise ConfigError("", f"{path}: expected a list of rows or {{experiments, instruments}}")
+    if not isinstance(document, Mapping) or not set(document) <= set(KIND_PLURALS.values()):
+        raise ConfigError("", f"{path}: expected a list of rows or {{experiments, instruments, "
+                              f"layers, holdouts}}")
     out: dict[str, list[dict[str, Any]]] = {}
     for plural, rows in document.items():
         if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
@@ -95,7 +99,7 @@ class RegistryClient:
         return data
 
     def show(self, kind: str, name: str) -> tuple[dict[str, Any], str]:
-        """The record and its ETag."""
+        """The record (a layer's with its ``occupancy``) and its ETag."""
         response = self.call("GET", f"/api/v1/{KIND_PLURALS[kind]}/{name}")
         return response.json(), response.headers["etag"]
 
@@ -128,7 +132,7 @@ class RegistryClient:
         return entries
 
     def export_document(self) -> dict[str, list[dict[str, Any]]]:
-        """Every record of both kinds as importable rows."""
+        """Every record of every kind as importable rows."""
         return {plural: [{k: v for k, v in row.items() if k not in VIEW_ONLY}
                          for row in self.rows(kind)]
                 for kind, plural in KIND_PLURALS.items()}

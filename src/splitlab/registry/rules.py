@@ -30,6 +30,7 @@ from splitlab.core.model import (
     parse_window,
     string_list,
 )
+from splitlab.core.slv2 import BINS, percent_of, thousandths
 from splitlab.errors import ConfigError, ConflictError
 from splitlab.registry import traffic_guard
 
@@ -40,6 +41,10 @@ INSTRUMENT_FIELDS = frozenset(
     {"name", "sample_rate", "sample_unit", "start", "end", "stream_name", "schema_id",
      "contextual_attributes"}
 )
+ENTITY_KINDS = ("layer", "holdout")
+"""Kinds that experiment rows name (``layer.name``, ``holdouts[].name``): no start, no groups."""
+ENTITY_FIELDS = {"layer": frozenset({"name", "description", "end"}),
+                 "holdout": frozenset({"name", "percent", "description", "end"})}
 OPEN_END = "9999-12-31T23:59:59Z"
 """The ``end`` of a row saved without one: it runs until it is ended (Test Kitchen needs a date)."""
 SAMPLE_UNITS = ("session", "pageview")
@@ -51,6 +56,7 @@ start (to the future, or clearing it) would make it "not started" and unlock the
 
 NAME_RULE = "8 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
 GROUP_RULE = "1 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
+ENTITY_RULE = GROUP_RULE
 
 
 def _check_name(row: Mapping[str, Any]) -> str:
@@ -140,11 +146,45 @@ def normalize_instrument(row: Mapping[str, Any], version: int, now: datetime) ->
     return stored
 
 
+def normalize_entity(kind: str, row: Mapping[str, Any], version: int) -> dict[str, Any]:
+    """The stored form of a layer (``{name, description?, end?}``; always :data:`BINS` bins) or a
+    holdout (``{name, percent, description?, end?}``, ``0 < percent <= 100`` with at most 3
+    decimals). ``end`` is set when it is ended. Raises :class:`ConfigError` naming the field."""
+    clean = _unmanaged(row)
+    unknown = sorted(set(clean) - ENTITY_FIELDS[kind])
+    if kind == "layer" and unknown and unknown[0] in ("bins", "range"):
+        raise ConfigError(unknown[0], f"a layer always has {BINS} bins; experiments take "
+                                      "ranges of it (layer: {name, bins} or {name, range})")
+    if unknown:
+        raise ConfigError(unknown[0], f"is not a known {kind} field")
+    name = clean.get("name")
+    if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
+        raise ConfigError("name", f"invalid name {name!r}: {ENTITY_RULE}")
+    stored: dict[str, Any] = {"name": name}
+    description = optional_str(clean.get("description"), "description")
+    if description:
+        stored["description"] = description
+    if kind == "holdout":
+        if clean.get("percent") is None:
+            raise ConfigError("percent", "is required: the share of all units held out")
+        weight = thousandths(clean["percent"], "percent")
+        if weight == 0:
+            raise ConfigError("percent", "must be more than 0 (at most 100, 3 decimals)")
+        stored["percent"] = percent_of(weight)
+    end = parse_time(clean.get("end"), "end")
+    if end is not None:
+        stored["end"] = format_time(end)
+    stored["version"] = version
+    return stored
+
+
 def normalize(kind: str, row: Mapping[str, Any], version: int, now: datetime) -> dict[str, Any]:
-    """Validate and normalize a row of ``kind`` (``experiment`` or ``instrument``) saved at
-    ``now`` (the ``start`` of a row that gives none)."""
+    """Validate and normalize a row of ``kind`` (``experiment``, ``instrument``, ``layer`` or
+    ``holdout``) saved at ``now`` (the ``start`` of a row that gives none)."""
     if kind == "experiment":
         return normalize_experiment(row, version, now)
+    if kind in ENTITY_KINDS:
+        return normalize_entity(kind, row, version)
     return normalize_instrument(row, version, now)
 
 
@@ -183,6 +223,11 @@ def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now:
     change only together with ``phase_index`` moving to the next phase. Within a phase, group
     ratios and layer ranges follow :mod:`splitlab.registry.traffic_guard`.
     """
+    if kind in ENTITY_KINDS:
+        if new["name"] != old["name"]:
+            raise ConflictError(f"{kind} {old['name']!r} cannot be renamed: experiment rows name "
+                                f"it. Create a new {kind} instead")
+        return
     if not has_started(old, now):
         return
     name = old["name"]
@@ -208,6 +253,7 @@ def check_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], now:
         before, after = Experiment.from_config(old), Experiment.from_config(new)
         traffic_guard.check_traffic(before, after)
         traffic_guard.check_layer_change(before, after)
+        traffic_guard.check_holdout_change(before, after)
 
 
 def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:

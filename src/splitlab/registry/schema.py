@@ -37,8 +37,8 @@ from sqlalchemy import (
 from splitlab.datadir import private_file
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-KINDS = ("experiment", "instrument")
-"""What the registry stores: both kinds share one table, told apart by ``kind``."""
+KINDS = ("experiment", "instrument", "layer", "holdout")
+"""What the registry stores: every kind shares one table, told apart by ``kind``."""
 RESULTS_TABLES = ("leases", "experiment_metrics", "metrics", "results_runs")
 """Tables of the continuous results (migration 0002; ``splitlab.results.store`` describes them),
 in the order they can be dropped."""

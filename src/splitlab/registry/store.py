@@ -1,4 +1,5 @@
-"""The registry store: experiments and instruments with an immutable history of every change.
+"""The registry store: experiments, instruments, layers and holdouts with an immutable history
+of every change.
 
 Every write runs in one transaction that updates the current row, appends a history entry (who,
 when, what changed, the whole new row) and bumps a change counter that readers in other processes
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from splitlab.core.model import Experiment, canonical_json, format_time, parse_time
@@ -28,7 +29,7 @@ from splitlab.errors import (
     PreconditionFailedError,
     PreconditionRequiredError,
 )
-from splitlab.registry import rules, traffic_guard
+from splitlab.registry import references, rules, traffic_guard
 from splitlab.registry.schema import KINDS, Tables, engine_for, migrate
 from splitlab.registry.sites import SiteCatalog
 
@@ -139,45 +140,74 @@ class Registry:
         conn.execute(update(state).where(state.c.id == 1)
                      .values(change_counter=state.c.change_counter + 1))
 
-    def _check_layer(self, conn: Connection, kind: str, row: Mapping[str, Any],
-                     object_id: int | None) -> None:
-        """Refuse an experiment whose layer range overlaps one of another experiment of the
-        layer that runs at the same time (:func:`traffic_guard.check_layer_overlap`)."""
-        if kind != "experiment" or row.get("layer") is None:
-            return
+    def _catalog(self, conn: Connection, kind: str, object_id: int | None, *,
+                 write: bool = True) -> references.Catalog:
+        """The layers, holdouts and other experiments a write of ``kind`` checks against (none
+        for instruments). On PostgreSQL an advisory lock first serializes these writes, so two
+        of them never both take the same free range or miss each other's reference."""
         objects = self.tables.objects
-        others = conn.execute(select(objects.c.row).where(
-            objects.c.kind == kind, objects.c.id != (object_id if object_id is not None else -1)))
-        traffic_guard.check_layer_overlap(Experiment.from_config(row),
-                                          (json.loads(text) for (text,) in others))
+        if kind == "instrument":
+            return references.Catalog({}, {}, ())
+        if write and self.engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                         {"key": f"{self.tables.prefix}references"})
+        found = conn.execute(select(objects.c.id, objects.c.kind, objects.c.row).where(
+            objects.c.kind.in_(("experiment", *rules.ENTITY_KINDS))))
+        rows: dict[str, dict[str, dict[str, Any]]] = {"layer": {}, "holdout": {}}
+        experiments: list[dict[str, Any]] = []
+        for row_id, row_kind, row_text in found:
+            row = json.loads(row_text)
+            if row_kind == "experiment":
+                if row_id != object_id:
+                    experiments.append(row)
+            else:
+                rows[row_kind][row["name"]] = row
+        return references.Catalog(rows["layer"], rows["holdout"], experiments)
 
     def create(self, kind: str, row: Mapping[str, Any], actor: str) -> Record:
-        """Create a new experiment or instrument at revision 1.
+        """Create a new record of ``kind`` at revision 1.
 
         Raises :class:`ConfigError` for an invalid row, :class:`ConflictError` when the name is
         taken (ended ones included: names are never reused).
         """
         _check_kind(kind)
         now = self.clock()
-        stored = rules.normalize(kind, row, version=1, now=now)
-        self.sites.check(stored)
-        text = canonical_json(stored)
         objects = self.tables.objects
         try:
             with self.engine.begin() as conn:
-                self._check_layer(conn, kind, stored, None)
+                catalog = self._catalog(conn, kind, None)
+                stored = self._checked(kind, row, None, catalog, now, version=1)
+                stored_text = canonical_json(stored)
                 result = conn.execute(insert(objects).values(
-                    kind=kind, name=stored["name"], revision=1, row=text, created_at=now,
+                    kind=kind, name=stored["name"], revision=1, row=stored_text, created_at=now,
                     updated_at=now, ended_at=None))
                 object_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
                 self._write(conn, int(object_id), {
-                    "revision": 1, "at": now, "actor": actor, "action": "create", "row": text,
-                    "changes": canonical_json(rules.diff({}, stored))})
+                    "revision": 1, "at": now, "actor": actor, "action": "create",
+                    "row": stored_text, "changes": canonical_json(rules.diff({}, stored))})
                 return self._record(self._select(conn, kind, stored["name"]))
         except IntegrityError:
             raise ConflictError(
-                f"a {kind} named {stored['name']!r} already exists (ended ones keep their names)"
-            ) from None
+                f"a {kind} named {row.get('name')!r} already exists (ended ones keep their "
+                "names)") from None
+
+    def _checked(self, kind: str, row: Mapping[str, Any], old: dict[str, Any] | None,
+                 catalog: references.Catalog, now: datetime, *, version: int,
+                 action: str = "create") -> dict[str, Any]:
+        """``row`` resolved against the catalog, normalized and checked against every rule
+        (the site catalog, the rules of started experiments, layers and references)."""
+        # ending only shortens: nothing to resolve; a body that is no object: normalize says so
+        if kind == "experiment" and action != "end" and isinstance(row, Mapping):
+            row = references.resolve_experiment(row, old, catalog, now)
+        stored = rules.normalize(kind, row, version=version, now=now)
+        if action != "end":  # a site dropped from the catalog must not block ending
+            self.sites.check(stored)
+        if old is not None:
+            rules.check_change(kind, old, stored, now)
+        if kind == "experiment" and stored.get("layer") is not None:
+            traffic_guard.check_layer_overlap(Experiment.from_config(stored),
+                                              catalog.experiments)
+        return stored
 
     def get(self, kind: str, name: str) -> Record:
         """The current record (raises :class:`NotFoundError`)."""
@@ -208,10 +238,10 @@ class Registry:
                             lambda old, _now: rules.merge_patch(old, patch))
 
     def end(self, kind: str, name: str, if_match: str | None, actor: str) -> Record:
-        """End a running experiment or instrument now (its ``end`` becomes now; kept forever).
+        """End a running record now (its ``end`` becomes now; kept forever).
 
         ``if_match`` is optional here. Raises :class:`ConflictError` when it has not started or
-        has already ended.
+        has already ended, or (a layer or holdout) while an experiment that uses it runs on.
         """
         _check_kind(kind)
 
@@ -238,7 +268,6 @@ class Registry:
                 f"updating {kind} {name!r} needs If-Match with its current ETag, not '*': '*' "
                 "matches any revision, so it would overwrite a change you have not seen")
         now = self.clock()
-        objects = self.tables.objects
         try:
             with self.engine.begin() as conn:
                 current = self._select(conn, kind, name)
@@ -248,29 +277,52 @@ class Registry:
                         f"{kind} {name!r} changed since you read it (If-Match {if_match}, "
                         f"current ETag {etag}); read it again and retry")
                 old = json.loads(current.row)
-                revision = current.revision + 1
-                new = rules.normalize(kind, make(old, now), version=revision, now=now)
-                if action != "end":  # a site dropped from the catalog must not block ending
-                    self.sites.check(new)
-                rules.check_change(kind, old, new, now)
-                self._check_layer(conn, kind, new, current.id)
-                changes = rules.diff(old, new)
-                if not changes:
-                    raise ConfigError("", "the change sets every field to its current value")
-                text = canonical_json(new)
-                ended_at = now if action == "end" else current.ended_at
-                done = conn.execute(update(objects).where(
-                    objects.c.id == current.id, objects.c.revision == current.revision,
-                ).values(name=new["name"], revision=revision, row=text, updated_at=now,
-                         ended_at=ended_at))
-                if done.rowcount != 1:
-                    raise PreconditionFailedError(f"{kind} {name!r} changed concurrently; retry")
-                self._write(conn, current.id, {
-                    "revision": revision, "at": now, "actor": actor, "action": action,
-                    "row": text, "changes": canonical_json(changes)})
-                return self._record(self._select(conn, kind, new["name"]))
+                catalog = self._catalog(conn, kind, current.id)
+                new = self._checked(kind, make(old, now), old, catalog, now,
+                                    version=current.revision + 1, action=action)
+                follow: list[Mapping[str, Any]] = []
+                if kind in rules.ENTITY_KINDS:
+                    follow = references.check_entity_change(kind, old, new, catalog.experiments,
+                                                            now)
+                record = self._revise(conn, kind, current, new, actor, action, now)
+                for row in follow:  # scheduled experiments carry the holdout's new percent
+                    moved = references.with_percent(row, name, new["percent"])
+                    following = self._select(conn, "experiment", row["name"])
+                    self._revise(conn, "experiment", following, rules.normalize(
+                        "experiment", moved, version=following.revision + 1, now=now),
+                        actor, "update", now)
+                return record
         except IntegrityError:
             raise ConflictError(f"a {kind} with that name already exists") from None
+
+    def _revise(self, conn: Connection, kind: str, current: Row[Any], new: dict[str, Any],
+                actor: str, action: str, now: datetime) -> Record:
+        """Store ``new`` as the next revision of ``current`` with its history entry."""
+        old = json.loads(current.row)
+        changes = rules.diff(old, new)
+        if not changes:
+            raise ConfigError("", "the change sets every field to its current value")
+        stored_text = canonical_json(new)
+        ended_at = now if action == "end" else current.ended_at
+        objects = self.tables.objects
+        done = conn.execute(update(objects).where(
+            objects.c.id == current.id, objects.c.revision == current.revision,
+        ).values(name=new["name"], revision=current.revision + 1, row=stored_text, updated_at=now,
+                 ended_at=ended_at))
+        if done.rowcount != 1:
+            raise PreconditionFailedError(f"{kind} {current.name!r} changed concurrently; retry")
+        self._write(conn, current.id, {
+            "revision": current.revision + 1, "at": now, "actor": actor, "action": action,
+            "row": stored_text, "changes": canonical_json(changes)})
+        return self._record(self._select(conn, kind, new["name"]))
+
+    def layer_occupancy(self, name: str) -> dict[str, Any]:
+        """The experiments that hold ranges of layer ``name`` and its free ranges
+        (:func:`references.occupancy`); :class:`NotFoundError` when there is no such layer."""
+        with self.engine.connect() as conn:
+            self._select(conn, "layer", name)
+            catalog = self._catalog(conn, "layer", None, write=False)
+        return references.occupancy(name, catalog.experiments, self.clock())
 
     def history(self, kind: str, name: str) -> list[Change]:
         """Every change of the named record, oldest first."""
@@ -293,8 +345,8 @@ class Registry:
                  .where(objects.c.kind == kind).order_by(objects.c.name, history.c.revision))
         rows: dict[str, list[dict[str, Any]]] = {}
         with self.engine.connect() as conn:
-            for name, text in conn.execute(query):
-                rows.setdefault(name, []).append(json.loads(text))
+            for name, row_text in conn.execute(query):
+                rows.setdefault(name, []).append(json.loads(row_text))
         return rows
 
     def change_counter(self) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from splitlab.core.model import Experiment, format_time
-from splitlab.core.slv2 import DEFAULT_SITE, Layer
+from splitlab.core.slv2 import DEFAULT_SITE, Layer, percent_of
 from splitlab.errors import ConflictError
 
 Shares = tuple[int, ...]
@@ -84,6 +84,19 @@ def check_layer_change(old: Experiment, new: Experiment) -> None:
             f"experiment {old.name!r} has started; its range of layer {before.name!r} can only "
             f"grow (units in it would leave): [{before.low}, {before.high}) must stay inside "
             f"the new range, not [{after.low}, {after.high})")
+
+
+def check_holdout_change(old: Experiment, new: Experiment) -> None:
+    """Refuse (:class:`ConflictError`) changing the percent of a holdout the started ``old``
+    lists: units would move in or out of it (adding or removing a holdout is allowed)."""
+    before = {h.name: h.weight for h in old.slv2.holdouts} if old.slv2 is not None else {}
+    after = new.slv2.holdouts if new.slv2 is not None else ()
+    for holdout in after:
+        if before.get(holdout.name, holdout.weight) != holdout.weight:
+            raise ConflictError(
+                f"experiment {old.name!r} has started; the percent of its holdout "
+                f"{holdout.name!r} cannot change within a phase (units would move in or out "
+                f"of it): {percent_of(before[holdout.name])}, not {percent_of(holdout.weight)}")
 
 
 def _overlap_in_time(one: Experiment, other: Experiment) -> bool:

@@ -24,37 +24,43 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def _kind_paths(plural: str, singular: str) -> dict[str, Any]:
+def _kind_paths(plural: str, singular: str, show: str = "with its revision and status"
+                ) -> dict[str, Any]:
+    a = "an" if singular[0] in "aeiou" else "a"
+    served = singular in ("experiment", "instrument")  # what Test Kitchen reads
     read_params = [
         {"name": "format", "in": "query", "schema": {"enum": ["config", "analytics"]},
          "description": "config (default): active rows; analytics: all, with status and phases"},
-        {"name": "authority", "in": "query", "schema": {"enum": ["mediawiki", "varnish"]},
-         "description": "mediawiki (default): rows; varnish: the CDN edge config "
-                        "(wmfuniq abtests: experiment → domain → group → [first, last] "
-                        "bucket of 0..99999)"},
         {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
     ]
+    if served:
+        read_params.insert(1, {
+            "name": "authority", "in": "query", "schema": {"enum": ["mediawiki", "varnish"]},
+            "description": "mediawiki (default): rows; varnish: the CDN edge config "
+                           "(wmfuniq abtests: experiment → domain → group → [first, last] "
+                           "bucket of 0..99999)"})
     actor: dict[str, Any] = {"name": "X-Splitlab-Actor", "in": "header",
                              "schema": {"type": "string"},
                              "description": "who makes the change (recorded in the history)"}
     write: dict[str, Any] = {"security": _AUTH, "parameters": [actor]}
     return {
         f"/api/v1/{plural}": {
-            "get": {"summary": f"The {singular} config document (Test Kitchen compatible)",
+            "get": {"summary": f"The {singular} config document (Test Kitchen compatible)"
+                    if served else f"The {singular} rows (format=analytics: ended ones too)",
                     "parameters": read_params,
                     "responses": {"200": {"description": "JSON array of rows (ETag)"},
                                   "304": {"description": "Not modified"}, "400": _ERROR}},
-            "post": {**write, "summary": f"Create an {singular}", "requestBody": _ROW,
+            "post": {**write, "summary": f"Create {a} {singular}", "requestBody": _ROW,
                      "responses": {"201": {"description": "Created (ETag)"}, "400": _ERROR,
                                    "401": _ERROR,
                                    "409": _ERROR, "413": _ERROR, "422": _ERROR}},
         },
         f"/api/v1/{plural}/{{name}}": {
-            "get": {"summary": f"One {singular} with its revision and status",
+            "get": {"summary": f"One {singular} {show}",
                     "parameters": [_NAME],
                     "responses": {"200": {"description": "The record (ETag)"}, "404": _ERROR}},
             "patch": {**write,
-                      "summary": f"Change fields of an {singular} (If-Match: its ETag, not *)",
+                      "summary": f"Change fields of {a} {singular} (If-Match: its ETag, not *)",
                       "parameters": [_NAME, actor,
                                      {"name": "If-Match", "in": "header", "required": True,
                                       "schema": {"type": "string"}}],
@@ -229,10 +235,15 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "splitlab API", "version": "1",
-                 "description": "Test Kitchen compatible config API, the admin API, the event "
+                 "description": "Test Kitchen compatible config API, the admin API (experiments, "
+                              "instruments, layers, holdouts), the event "
                               "intake (EventGate's contract), results, OFREP and client delivery."},
         "paths": {**_kind_paths("experiments", "experiment"),
-                  **_kind_paths("instruments", "instrument"), **_results_paths(),
+                  **_kind_paths("instruments", "instrument"),
+                  **_kind_paths("layers", "layer", "with its status and occupancy: the "
+                                "experiments holding ranges of its 100000 bins, and the free "
+                                "ranges"),
+                  **_kind_paths("holdouts", "holdout"), **_results_paths(),
                   **_intake_paths(), **_ofrep_paths(), **_client_paths(), **_service_paths()},
         "components": {
             "securitySchemes": {

@@ -1,8 +1,8 @@
 """The registry's HTTP area: the Test Kitchen config API (reads) and the admin API (writes).
 
-Reads (``GET /api/v1/experiments`` and ``/api/v1/instruments``) are public and served from
-precomputed bytes with strong ETags. Writes need ``Authorization: Bearer <admin token>``; a request
-refused for any reason changes nothing.
+Reads (``GET /api/v1/experiments`` and ``/api/v1/instruments``, and likewise ``/api/v1/layers``
+and ``/api/v1/holdouts``) are public and served from precomputed bytes with strong ETags. Writes
+need ``Authorization: Bearer <admin token>``; a request refused for any reason changes nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=30, stale-if-error=8
 SIGNAL_FILE = "registry.changed"
 """Replaced after every write so the other worker processes notice it at once."""
 
-PLURAL = {"experiment": "experiments", "instrument": "instruments"}
+PLURAL = {"experiment": "experiments", "instrument": "instruments", "layer": "layers",
+          "holdout": "holdouts"}
 OPEN_RETRY_SECONDS = 2.0
 UNAVAILABLE = "the experiment registry's database is not reachable yet; retry later"
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class RegistryComponent:
                 raise BadRequestError(f"format must be one of {', '.join(views.FORMATS)}")
             if authority not in views.AUTHORITIES:
                 raise BadRequestError(f"authority must be one of {', '.join(views.AUTHORITIES)}")
-            if kind == "instrument" and authority == "varnish":
+            if kind != "experiment" and authority == "varnish":
                 raise BadRequestError("authority=varnish applies to experiments only")
             key = (kind, fmt, "-" if fmt == "analytics" else authority)
             document = await self.cache.get(key)
@@ -209,9 +210,13 @@ class RegistryComponent:
             now = self.registry.clock()
             headers = {"ETag": record.etag, "Cache-Control": "no-cache"}
             condition = request.headers.get("if-none-match")
-            if etag_matches(condition, record.etag):
+            if etag_matches(condition, record.etag) and kind != "layer":
                 return Response(status_code=304, headers=headers)
-            return json_response(record_json(record, views.status(record.row, now)), 200, headers)
+            shown = record_json(record, views.status(record.row, now))
+            if kind == "layer":  # who holds which bins changes without the layer's revision
+                headers["Cache-Control"] = "no-store"
+                shown["occupancy"] = await run_in_threadpool(self.registry.layer_occupancy, name)
+            return json_response(shown, 200, headers)
 
         return show
 

@@ -50,7 +50,7 @@ def test_old_rows_get_the_served_fields_and_test_kitchens_version(registry: Regi
     store_as_revision_0001(registry, [("experiment", OLD_EXPERIMENT),
                                       ("instrument", OLD_INSTRUMENT)])
     counter = registry.change_counter()
-    assert migrate(registry.engine, registry.tables) == "0003"
+    assert migrate(registry.engine, registry.tables) == "0004"
     experiment = registry.get("experiment", "unit-mw-user")
     assert experiment.revision == 2
     assert experiment.row == {

@@ -184,7 +184,7 @@ def test_change_counter_and_migrations_are_idempotent(registry: Registry) -> Non
     start = registry.change_counter()
     registry.create("experiment", ROW, actor="alice")
     assert registry.change_counter() == start + 1
-    assert migrate(registry.engine, registry.tables) == "0003"  # the latest migration
+    assert migrate(registry.engine, registry.tables) == "0004"  # the latest migration
     assert registry.get("experiment", ROW["name"]).revision == 1
 
 
@@ -242,6 +242,6 @@ def test_a_database_from_before_alembic_is_adopted(registry: Registry) -> None:
             conn.execute(text(f'DROP TABLE "{prefix}{name}"'))
         conn.execute(text(f'CREATE TABLE "{prefix}schema_migrations" (version INTEGER)'))
         conn.execute(text(f'INSERT INTO "{prefix}schema_migrations" VALUES (1)'))
-    assert migrate(registry.engine, registry.tables) == "0003"  # stamped 0001, then upgraded
+    assert migrate(registry.engine, registry.tables) == "0004"  # stamped 0001, then upgraded
     assert registry.get("experiment", ROW["name"]).revision == 1
     registry.create("experiment", {**ROW, "name": "after-adoption"}, actor="alice")

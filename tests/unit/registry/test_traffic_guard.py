@@ -31,6 +31,13 @@ SPLIT = {"default": {"control": 1, "treatment": 2, "extra": 1},
 LAYER = {"name": "reading", "range": [10_000, 20_000]}
 
 
+@pytest.fixture(autouse=True)
+def layers(registry: Registry) -> None:
+    """The layers these experiments name exist as registry records (issue 14)."""
+    for name in ("reading", "editing"):
+        registry.create("layer", {"name": name}, "alice")
+
+
 def started(registry: Registry, clock: FakeClock, **fields: Any) -> str:
     record = registry.create("experiment", v2("weighted-guard-exp", SPLIT, **fields), "alice")
     clock.advance(days=2)

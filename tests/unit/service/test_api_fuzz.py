@@ -4,7 +4,8 @@ area's one error shape.
 Bodies: deep nesting (around and far beyond every parser's limit, arrays and objects), lone
 UTF-16 surrogates (escaped, and as raw bytes) in keys and values of otherwise valid requests,
 arbitrary JSON, mutated valid requests and random bytes. Endpoints: the admin API (create, patch
-with any If-Match, end), OFREP single and bulk, the client payload, and the event intake.
+with any If-Match, end; experiments naming a layer and a holdout), OFREP single and bulk, the
+client payload, and the event intake.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ ENDPOINTS = [
     ("PATCH", f"/api/v1/experiments/{NAME}", "admin"),
     ("POST", f"/api/v1/experiments/{NAME}/end", "admin"),
     ("POST", "/api/v1/instruments", "admin"),
+    ("POST", "/api/v1/experiments", "layered"),
+    ("POST", "/api/v1/holdouts", "admin"),
+    ("PATCH", "/api/v1/holdouts/fuzz-holdout", "admin"),
+    ("POST", "/api/v1/layers/fuzz-layer/end", "admin"),
     ("POST", f"/ofrep/v1/evaluate/flags/{NAME}", "ofrep"),
     ("POST", "/ofrep/v1/evaluate/flags", "ofrep"),
     ("POST", "/client/v1/payload", "client"),
@@ -33,6 +38,10 @@ ENDPOINTS = [
 ]
 VALID: dict[str, Any] = {
     "admin": {**ROW, "name": "fuzzed-exp-name"},
+    "layered": {"name": "fuzzed-layered-exp", "groups": ["a", "b"], "algorithm": "sl-v2",
+                "traffic_split": {"default": {"a": 1, "b": 1}}, "user_identifier_type": "mw-user",
+                "layer": {"name": "fuzz-layer", "bins": 100},
+                "holdouts": [{"name": "fuzz-holdout"}]},
     "ofrep": {"context": {"targetingKey": "reader-1", "site": "enwiki"}},
     "client": {"identifiers": {"edge-unique": "reader-1"}, "site": "enwiki"},
     "intake": [{"$schema": "/analytics/product_metrics/web/base/2.1.0",
@@ -103,13 +112,16 @@ if_match = st.sampled_from([None, "*", " * ", '"x"', 'W/"x"', "", "*, *"])
 def check_shape(area: str, status: int, body: Any) -> None:
     if area == "ofrep":
         assert "errorDetails" in body and set(body) <= {"key", "errorCode", "errorDetails"}
-    elif area != "intake":
+    elif area != "intake":  # admin and layered: the problem shape
         assert set(body) - {"field"} == {"error", "message"} and body["message"], body
 
 
 def test_no_json_endpoint_answers_5xx(tmp_path: Path) -> None:
     with whole_service(tmp_path) as client:
         create_experiment(client)
+        for path, row in (("/api/v1/layers", {"name": "fuzz-layer"}),
+                          ("/api/v1/holdouts", {"name": "fuzz-holdout", "percent": 1})):
+            assert client.post(path, json=row, headers=ADMIN).status_code == 201
 
         @settings(max_examples=400, deadline=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture,
