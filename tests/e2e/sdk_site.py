@@ -7,12 +7,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
-from conftest import ROOT
+from conftest import ROOT, unavailable
 
 SDK = ROOT / "clients" / "js" / "src"
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 class SdkHandler(BaseHTTPRequestHandler):
@@ -53,3 +57,44 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass(frozen=True)
+class PageRun:
+    """What :func:`run_page` saw."""
+
+    value: Any
+    """The global the page's script set when done."""
+    status: str
+    """The text of the page's ``#status`` element."""
+    agent: str
+    errors: list[str]
+    """Console errors and uncaught exceptions."""
+
+
+def run_page(url: str, done: str, screenshot: Path) -> PageRun:
+    """Open ``url`` in headless Chromium (1280×800), wait (up to 60 s) until the page sets the
+    global ``done``, read it and ``#status``, and save a full-page screenshot to ``screenshot``.
+    Skips (fails under ``SPLITLAB_REQUIRE_SERVICES=1``) without Chromium or Playwright."""
+    if not CHROMIUM.exists():
+        unavailable("Debian's chromium is not installed (/usr/bin/chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (the dev extra)")
+    errors: list[str] = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_function(f"window.{done} !== undefined", timeout=60_000)
+            run = PageRun(page.evaluate(f"window.{done}"), page.inner_text("#status"),
+                          page.evaluate("navigator.userAgent"), errors)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return run

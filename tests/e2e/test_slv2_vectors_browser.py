@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
-from sdk_site import SdkHandler, serving
+from sdk_site import SdkHandler, run_page, serving
 
-from conftest import ROOT, VECTORS, unavailable
+from conftest import ROOT, VECTORS
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tmp" / "artifacts" / "sl-v2"
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
@@ -97,27 +95,10 @@ def origin() -> Iterator[str]:
 
 
 def test_chromium_resolves_every_sl_v2_vector_as_expected(origin: str) -> None:
-    if not CHROMIUM.exists():
-        unavailable("Debian's chromium is not installed (/usr/bin/chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
     vectors = json.loads((VECTORS / "sl-v2.json").read_text(encoding="utf-8"))
-    errors: list[str] = []
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(origin + "/")
-            page.wait_for_function("window.vectorResults !== undefined", timeout=60_000)
-            found = page.evaluate("window.vectorResults")
-            agent = page.evaluate("navigator.userAgent")
-            status = page.inner_text("#status")
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "vectors.png"), full_page=True)
-        finally:
-            browser.close()
-    assert errors == []
+    run = run_page(origin + "/", "vectorResults", ARTIFACTS / "vectors.png")
+    found, agent, status = run.value, run.agent, run.status
+    assert run.errors == []
     assert "HeadlessChrome" in agent or "Chrome" in agent
     assert len(vectors["cases"]) > 500 and len(found["results"]) == len(vectors["cases"])
     wrong = [case["id"] for case, got in zip(vectors["cases"], found["results"], strict=True)

@@ -115,7 +115,8 @@ class Client:
         attributes: Mapping[str, Any] | None = None, *, source: str = "client",
     ) -> Resolution:
         """The evaluation result of ``experiment_name`` for the unit ``identifier`` now, on the
-        client's site, with ``attributes`` for targeting: the core's
+        client's site, with ``attributes`` for targeting (where the client's site is ``site``
+        unless they give their own, as in :meth:`manager`): the core's
         :func:`~splitlab.core.resolution.resolve`, except that a failure answers ``error``
         (logged and counted) instead of raising. ``source`` labels the unknown-experiment
         metric. Wrong argument types raise ``TypeError``."""
@@ -127,6 +128,8 @@ class Client:
             self.metrics.unknown_experiment(experiment_name, source)
             return Resolution(None, Reason.UNKNOWN_EXPERIMENT)
         try:
+            if self.site is not None and (attributes is None or "site" not in attributes):
+                attributes = {"site": self.site, **(attributes or {})}
             return resolve(identifier, experiment, self.site, attributes, now=self.now())
         except Exception as error:  # evaluation never raises into the host
             log.exception("evaluating %s failed", experiment_name)

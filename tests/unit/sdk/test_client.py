@@ -66,6 +66,27 @@ def test_bulk_form_agrees_with_single_calls() -> None:
     assert client.get_assignments_for_users([1, 2], "unknown-experiment") == [None, None]
 
 
+def test_the_client_site_is_the_site_attribute_of_targeting() -> None:
+    """``resolve`` and ``get_assignment_for_user`` give a condition the client's site as
+    ``site``, as the manager does (and OFREP, whose context ``site`` is both the split's site and
+    an attribute): one client, one unit, one answer. The caller's own ``site`` attribute wins."""
+    name = "site-targeted-exp"
+    targeted = {"name": name, "groups": ["control", "treatment"], "algorithm": "sl-v2",
+                "traffic_split": {"default": {"control": 50, "treatment": 50}},
+                "targeting": {"site": "dewiki"}, "user_identifier_type": "mw-user"}
+    on_de, _, _ = make([targeted], site="dewiki")
+    on_en, _, _ = make([targeted], site="enwiki")
+    for uid in range(40):
+        group = oracle(uid, name, ["control", "treatment"], 1.0)
+        found = on_de.resolve(uid, name)
+        assert (found.group, found.reason) == (group, "assigned"), uid
+        assert on_de.get_assignment_for_user(uid, name) == group
+        assert on_de.manager(user_id=uid).get_experiment(name).get_assigned_group() == group
+        assert on_en.resolve(uid, name).reason == "targeting"
+        assert on_en.resolve(uid, name, {"site": "dewiki"}).group == group
+        assert on_de.resolve(uid, name, {"site": "enwiki"}).reason == "targeting"
+
+
 def test_misuse_raises_type_error() -> None:
     client, _, _ = make([row("misuse-check-test")])
     with pytest.raises(TypeError):
