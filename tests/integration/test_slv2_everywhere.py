@@ -3,10 +3,10 @@ are evaluated identically by the server SDK, OFREP (through the official Python 
 provider), the browser SDK in headless Chromium, and the edge bins.
 
 The oracle is ``tests/vectors/sl-v2.json`` (written by an independent JavaScript generator): every
-experiment of the vectors without a layer or holdouts (those become registry entities elsewhere)
-is created as the vectors give it, ``edge-unique`` so that the edge publishes it too, with no
-start or end (running from creation). Each vector case's subject id, group and reason is then
-asked of:
+experiment of the vectors without a layer or holdouts, and those with them that can run together
+(their layers and holdouts created first as registry entities), is created as the vectors give
+it, ``edge-unique`` so that the edge publishes it too, with no start or end (running from
+creation). Each vector case's subject id, group and reason is then asked of:
 
 - the server SDK: one :class:`splitlab.sdk.Client` per site over
   :class:`~splitlab.sdk.HttpConfigSource` on the server's config API;
@@ -57,8 +57,15 @@ DOMAINS = {"dewiki": "de.wikipedia.org", "frwiki": "fr.wikipedia.org",
            "eswiki": "es.wikipedia.org", "enwiki": "en.wikipedia.org"}
 """The vectors' sites and the domains Wikimedia serves them at (the built-in site catalog)."""
 
+LAYERS = ("reading-layer", "ünï-layer")
+HOLDOUTS = {"global-2026": 10, "reading-q3": 2.5}
+"""The layers and holdouts the chosen layered experiments use, created as registry entities."""
+LAYERED = {"vector-layer-left", "vector-layer-right", "vector-holdout", "vector-targeting"}
+"""The vector experiments with a layer or holdouts that can run together: the others hold
+overlapping ranges of one layer, or list ``global-2026`` at another percent."""
 CASES = [c for c in json.loads((VECTORS / "sl-v2.json").read_text("utf-8"))["cases"]
-         if "layer" not in c["input"] and "holdouts" not in c["input"]]
+         if ("layer" not in c["input"] and "holdouts" not in c["input"])
+         or c["input"]["experiment"] in LAYERED]
 EXPECTED = [{k: c["expected"][k] for k in ("group", "reason", "subject_id")} for c in CASES]
 
 
@@ -69,7 +76,7 @@ def vector_rows() -> dict[str, dict[str, Any]]:
         given = case["input"]
         row = {"name": given["experiment"], "groups": given["groups"], "algorithm": "sl-v2",
                "traffic_split": given["traffic_split"], "user_identifier_type": "edge-unique",
-               **({"targeting": given["targeting"]} if "targeting" in given else {})}
+               **{key: given[key] for key in ("targeting", "layer", "holdouts") if key in given}}
         assert rows.setdefault(row["name"], row) == row, f"{row['name']}: cases disagree"
     return rows
 
@@ -92,7 +99,13 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"SPLITLAB_ADMIN_TOKEN": ADMIN_TOKEN, "SPLITLAB_CLIENT_API_KEY": API_KEY}
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with serve(data / "data", port, workers=1, env=env, log=data / "serve.log"):
+        for kind, entity in [*(("layers", {"name": n}) for n in LAYERS),
+                             *(("holdouts", {"name": n, "percent": p})
+                               for n, p in HOLDOUTS.items())]:
+            made = httpx.post(f"{url}/api/v1/{kind}", json=entity, headers=admin, timeout=10)
+            assert made.status_code == 201, made.text
         for row in ROWS.values():
             stored = create_experiment(url, ADMIN_TOKEN, row)
             assert stored["status"] == "running", stored
@@ -104,7 +117,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
 
 def test_the_selection_covers_what_it_is_meant_to(published: Published) -> None:
     assert {"vector-per-site", "vector-w-1-2-3", "vector-targeting-exists",
-            "vector-no-default", "vector-share-limit"} <= set(ROWS)
+            "vector-no-default", "vector-share-limit", *LAYERED} <= set(ROWS)
+    assert {"holdout", "layer", "targeting"} <= {e["reason"] for e in EXPECTED}
     assert {r["name"] for r in published.rows} == set(ROWS)
     assert all(r["algorithm"] == "sl-v2" for r in published.rows)
     reasons = Counter(e["reason"] for e in EXPECTED)

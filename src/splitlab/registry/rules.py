@@ -14,6 +14,7 @@ with the field and the reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -56,7 +57,11 @@ start (to the future, or clearing it) would make it "not started" and unlock the
 
 NAME_RULE = "8 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
 GROUP_RULE = "1 to 63 of A-Z a-z 0-9 - _ . starting with a letter or digit"
-ENTITY_RULE = GROUP_RULE
+ENTITY_RULE = ("1 to 63 letters or digits of any script, - _ or ., starting with a letter or "
+               "digit")
+ENTITY_NAME = re.compile(r"(?=[^\W_])[\w.-]{1,63}")
+"""Layer and holdout names: any script (they are hashed as UTF-8, as ``sl-v2`` rows name
+them), no spaces or other punctuation (they appear in URLs and on the command line)."""
 
 
 def _check_name(row: Mapping[str, Any]) -> str:
@@ -158,7 +163,7 @@ def normalize_entity(kind: str, row: Mapping[str, Any], version: int) -> dict[st
     if unknown:
         raise ConfigError(unknown[0], f"is not a known {kind} field")
     name = clean.get("name")
-    if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
+    if not isinstance(name, str) or not ENTITY_NAME.fullmatch(name):
         raise ConfigError("name", f"invalid name {name!r}: {ENTITY_RULE}")
     stored: dict[str, Any] = {"name": name}
     description = optional_str(clean.get("description"), "description")

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -198,7 +199,7 @@ class RegistryComponent:
             row = await read_json(request)
             record = await run_in_threadpool(self.registry.create, kind, row, who)
             response = self._written(record, 201)
-            response.headers["Location"] = f"/api/v1/{PLURAL[kind]}/{record.name}"
+            response.headers["Location"] = f"/api/v1/{PLURAL[kind]}/{quote(record.name)}"
             return response
 
         return create

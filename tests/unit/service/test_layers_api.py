@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
@@ -125,3 +126,18 @@ def test_experiments_name_layers_and_holdouts(client: TestClient) -> None:
     in_use = client.post("/api/v1/layers/reading/end", headers=ADMIN)
     assert in_use.status_code == 409
     assert "second-api-exp" in in_use.json()["message"]
+
+
+@pytest.mark.parametrize("name", ["ünï-layer", "用户-layer"])
+def test_layer_names_of_any_script_as_sl_v2_rows_allow(client: TestClient, name: str) -> None:
+    created = client.post("/api/v1/layers", json={"name": name}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    shown = client.get(f"/api/v1/layers/{quote(name)}")
+    assert shown.status_code == 200 and shown.json()["row"]["name"] == name
+    used = client.post("/api/v1/experiments", headers=ADMIN, json=experiment(
+        "unicode-layered", layer={"name": name, "bins": 25000}))
+    assert used.status_code == 201, used.text
+    assert used.json()["row"]["layer"] == {"name": name, "range": [0, 25000]}
+    for bad in ("a layer", "-leading", "x" * 64, "semi;colon"):
+        refused = client.post("/api/v1/layers", json={"name": bad}, headers=ADMIN)
+        assert refused.status_code == 422 and refused.json()["field"] == "name", bad
