@@ -92,7 +92,7 @@ def test_a_plain_form_post_creates_the_sl_v2_row(client: TestClient) -> None:
     assert "global-2026 (2.5%)" in page
     condition = re.search(r'<pre class="condition" id="targeting">(.*?)</pre>', page, re.S)
     assert condition is not None
-    assert html.unescape(condition.group(1)) == '{\n  "platform": "mobile"\n}'
+    assert html.unescape(condition.group(1)) == '{"platform": "mobile"}'
 
 
 def test_table_buttons_re_render_without_saving(client: TestClient) -> None:

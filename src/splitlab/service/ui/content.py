@@ -19,6 +19,7 @@ from splitlab.registry import views
 from splitlab.registry.store import Change, Record
 from splitlab.results.store import Run
 from splitlab.service.ui import charts
+from splitlab.service.ui.split_form import condition_text
 
 STATUSES = ("scheduled", "running", "ended")
 """The statuses the list filters by (the registry's: every saved row has a window)."""
@@ -85,7 +86,7 @@ class SplitView:
     layer: str
     holdouts: str
     targeting: str
-    """The condition as indented JSON (empty: everyone)."""
+    """The condition as JSON, indented when long (empty: everyone)."""
 
 
 def _decimal(value: Any) -> Decimal:
@@ -121,8 +122,7 @@ def split_view(row: Mapping[str, Any]) -> SplitView | None:
                          for h in row.get("holdouts") or [])
     targeting = row.get("targeting")
     return SplitView(groups, rows, layer_text, holdouts,
-                     "" if targeting is None else json.dumps(targeting, indent=2,
-                                                             ensure_ascii=False))
+                     "" if targeting is None else condition_text(targeting))
 
 
 def list_rows(records: Sequence[Record], latest: Mapping[str, Run], now: datetime,

@@ -133,7 +133,7 @@ def values_of(row: Mapping[str, Any], groups: Sequence[str]) -> dict[str, str]:
 def condition_text(condition: object) -> str:
     """A condition as the textarea shows it: one line when short, else indented."""
     short = json.dumps(condition, ensure_ascii=False)
-    return short if len(short) <= 60 else json.dumps(condition, ensure_ascii=False, indent=2)
+    return short if len(short) <= 100 else json.dumps(condition, ensure_ascii=False, indent=2)
 
 
 def _traffic_split(values: Mapping[str, str], groups: Sequence[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ function updateTotal(row) {
   const over = thousandths > 100000;
   cell.querySelector("output").textContent = String(thousandths / 1000);
   cell.classList.toggle("over", over);
-  cell.querySelector(".over-note").textContent = over ? " over 100" : "";
+  cell.querySelector(".over-note").textContent = over ? "over 100" : "";
 }
 
 for (const form of document.querySelectorAll("form")) {
