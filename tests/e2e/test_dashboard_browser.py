@@ -12,81 +12,42 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from dashboard_helpers import (
+    AXE,
+    BROWSER_ARGS,
+    CHROMIUM,
+    TOKEN,
+    Watch,
+    dashboard_service,
+    sign_in,
+)
+from dashboard_helpers import check_page as check_any_page
 from tests.integration.results_scenario import EXPERIMENT, post_all, traffic, wait_for_results
-from tests.integration.serve_helpers import create_experiment, free_port, server
+from tests.integration.serve_helpers import create_experiment
 
-from conftest import ROOT, unavailable
+from conftest import ROOT
 from splitlab import Experiment, assign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
-AXE = ROOT / "tests" / "e2e" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "tmp" / "artifacts" / "dashboard"
-TOKEN = "dashboard-e2e-admin-token-0123456789"
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 OTHER = {"name": "dashboard-edge-banner", "groups": ["control", "a", "b"],
          "sample_rate": {"default": 0.5, "0.2": ["dewiki"]}, "user_identifier_type": "edge-unique"}
 
 
-@dataclass
-class Watch:
-    """What the browser did that it must not: console errors and requests to other origins."""
-
-    origin: str
-    errors: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
-
-    def attach(self, page: Any) -> None:
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("request", lambda r: None if r.url.startswith((self.origin + "/", "data:"))
-                else self.foreign.append(r.url))
-
-
 def check_page(page: Any, label: str) -> None:
-    """axe-core finds nothing serious, nothing overflows, and screenshots at both sizes."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for size, (width, height) in SIZES.items():
-        page.set_viewport_size({"width": width, "height": height})
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{label} overflows by {overflow}px at {size}"
-        page.screenshot(path=str(ARTIFACTS / f"{label}-{size}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 800})
-    found = page.evaluate("async () => (await axe.run(document)).violations.map("
-                          "v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.html)}))")
-    bad = [v for v in found if v["impact"] in ("serious", "critical")]
-    assert bad == [], f"{label}: {bad}"
+    check_any_page(page, label, ARTIFACTS)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not CHROMIUM.exists():
-        unavailable("Debian's chromium is not installed (/usr/bin/chromium)")
-    if not AXE.exists():
-        unavailable("axe-core is not installed: cd tests/e2e && npm ci")
-    pytest.importorskip("playwright")
     pytest.importorskip("duckdb")
-    data = tmp_path_factory.mktemp("dashboard")
-    port = free_port()
-    with server(data / "data", port, workers=1, env={"SPLITLAB_ADMIN_TOKEN": TOKEN},
-                log=data / "serve.log", args=["--results-interval", "2"]):
-        yield f"http://127.0.0.1:{port}"
-
-
-def sign_in(page: Any, url: str) -> None:
-    page.goto(f"{url}/ui")
-    page.get_by_role("link", name="Sign in").click()
-    page.get_by_label("Admin token").fill(TOKEN)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{url}/ui")
+    with dashboard_service(tmp_path_factory.mktemp("dashboard"),
+                           ["--results-interval", "2"]) as url:
+        yield url
 
 
 def test_dashboard(service: str) -> None:

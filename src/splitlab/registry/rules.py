@@ -31,6 +31,7 @@ from splitlab.core.model import (
     parse_window,
     string_list,
 )
+from splitlab.core.slv2 import ALGORITHM as SL_V2
 from splitlab.core.slv2 import BINS, percent_of, thousandths
 from splitlab.errors import ConfigError, ConflictError
 from splitlab.registry import traffic_guard
@@ -109,6 +110,11 @@ def normalize_experiment(row: Mapping[str, Any], version: int, now: datetime) ->
     ``exposure_version``). Raises :class:`ConfigError` naming the field that is wrong.
     """
     clean = with_served_defaults("experiment", _unmanaged(row), now)
+    if clean.get("algorithm") == SL_V2:
+        # Old readers' sample_rate is each site's total of the split (DESIGN.md, sl-v2): always
+        # derived, so that a patch of the split (which keeps the stored fields it omits) or a
+        # tk-v1 row becoming sl-v2 never serves a stale rate.
+        clean.pop("sample_rate", None)
     _check_served(clean)
     experiment = Experiment.from_config(clean, strict=True)
     _check_name(clean)

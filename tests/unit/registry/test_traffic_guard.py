@@ -90,6 +90,28 @@ def test_one_factor_per_site_and_new_sites_are_allowed(
         patch(registry, name, {"traffic_split": {**raised, "dewiki": {"control": 1}}})
 
 
+def test_old_readers_rate_follows_the_split_through_patches(
+        registry: Registry, clock: FakeClock) -> None:
+    """sample_rate of an sl-v2 row is each site's total, also after a patch of the split and
+    when a tk-v1 row (whose own rate the patch keeps) becomes sl-v2."""
+    name = started(registry, clock)
+    assert registry.get("experiment", name).row["sample_rate"] == {
+        "default": 0.04, "0.1": ["enwiki"]}
+    patch(registry, name, {"traffic_split": {**SPLIT, "enwiki": {"control": 25,
+                                                                 "treatment": 25}}})
+    assert registry.get("experiment", name).row["sample_rate"] == {
+        "default": 0.04, "0.5": ["enwiki"]}
+    patch(registry, name, {"traffic_split": SPLIT, "sample_rate": {"default": 1}})
+    assert registry.get("experiment", name).row["sample_rate"] == {
+        "default": 0.04, "0.1": ["enwiki"]}
+    row = {k: v for k, v in v2("converted-rate-exp", {}).items() if k not in
+           ("algorithm", "traffic_split")}
+    registry.create("experiment", {**row, "sample_rate": {"default": 0.3}}, "alice")
+    patch(registry, row["name"], {"algorithm": "sl-v2", "traffic_split": {
+        "default": {"control": 20, "treatment": 20, "extra": 20}}})
+    assert registry.get("experiment", row["name"]).row["sample_rate"] == {"default": 0.6}
+
+
 def test_a_site_without_traffic_may_get_any_split(registry: Registry, clock: FakeClock) -> None:
     record = registry.create("experiment", v2("site-guard-exp", {"enwiki": SPLIT["enwiki"]}),
                              "alice")

@@ -84,6 +84,8 @@ async def create(ui: UiComponent, request: Request) -> Response:
     form = await read_form(request)
     ui.sessions.check_post(request, form)
     metrics = _metrics(form)
+    if forms.is_table_edit(form.get("op", "")):
+        return _form_page(ui, request, forms.table_edit(form, form["op"], metrics), None)
     try:
         row = forms.row_of(form)
         record: Record = await ui.call(ui.registry.create, "experiment", row, ACTOR)
@@ -125,8 +127,12 @@ async def save(ui: UiComponent, request: Request) -> Response:
     name = request.path_params["name"]
     record: Record = await ui.call(ui.registry.get, "experiment", name)
     etag = form.get("etag", "")
+    if forms.is_table_edit(form.get("op", "")):
+        state = forms.table_edit(form, form["op"], metrics)
+        return _form_page(ui, request, state, record, etag=etag,
+                          offer_phase=form.get("offer_phase") == "yes")
     try:
-        row = forms.row_of(form)
+        row = forms.patch_of(record.row, forms.row_of(form))
         if form.get("new_phase") == "yes":
             row["phase_index"] = int(record.row.get("phase_index", 0)) + 1
             row["start"] = format_time(datetime.now(UTC))
@@ -142,7 +148,8 @@ async def save(ui: UiComponent, request: Request) -> Response:
             metrics=metrics)
         return _form_page(ui, request, state, record, etag=etag)
     except ConflictError as error:
-        state = forms.FormState(form, problem=_explain(error, record), metrics=metrics)
+        state = (forms.refused_traffic(form, error, metrics)
+                 or forms.FormState(form, problem=_explain(error, record), metrics=metrics))
         return _form_page(ui, request, state, record, etag=etag, offer_phase=True)
     await ui.call(ui.results().set_experiment_metrics, record.name, list(metrics))
     return _back_to(f"/ui/experiments/{quote(record.name)}")

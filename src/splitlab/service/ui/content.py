@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from splitlab.registry import views
 from splitlab.registry.store import Change, Record
 from splitlab.results.store import Run
 from splitlab.service.ui import charts
+from splitlab.service.ui.split_form import condition_text
 
 STATUSES = ("scheduled", "running", "ended")
 """The statuses the list filters by (the registry's: every saved row has a window)."""
@@ -72,6 +74,55 @@ def traffic(row: Mapping[str, Any]) -> str:
     overrides = [f"{site} {float(key) * 100:.4g}%" for key, sites in rate.items()
                  if key != "default" for site in sites]
     return f"{default} ({', '.join(overrides)})" if overrides else default
+
+
+@dataclass(frozen=True, slots=True)
+class SplitView:
+    """An ``sl-v2`` row's assignment as the experiment page shows it."""
+
+    groups: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[str, ...], str], ...]
+    """(site, each group's percent, total), ``default`` first."""
+    layer: str
+    holdouts: str
+    targeting: str
+    """The condition as JSON, indented when long (empty: everyone)."""
+
+
+def _decimal(value: Any) -> Decimal:
+    """A stored percent exactly as written (a float by its shortest spelling)."""
+    return value if isinstance(value, Decimal) else Decimal(repr(value))
+
+
+def _percent(value: Any) -> str:
+    return f"{_decimal(value).normalize():f}%"
+
+
+def split_view(row: Mapping[str, Any]) -> SplitView | None:
+    """The traffic split per site, layer range, holdouts and targeting of an ``sl-v2`` row
+    (``None`` for ``tk-v1``)."""
+    split = row.get("traffic_split")
+    if row.get("algorithm") != "sl-v2" or not isinstance(split, Mapping):
+        return None
+    groups = tuple(row.get("groups", ()))
+    rows = tuple(
+        (site, tuple(_percent(split[site].get(g, 0)) for g in groups),
+         _percent(sum(_decimal(v) for v in split[site].values())))
+        for site in sorted(split, key=lambda s: (s != "default", s)))
+    layer = row.get("layer") or {}
+    if "range" in layer:
+        low, high = layer["range"]
+        layer_text = (f"{layer['name']}: bins {low:,} to {high - 1:,} of 100,000 "
+                      f"({_percent((high - low) / 1000)} of units)")
+    elif "bins" in layer:
+        layer_text = f"{layer['name']}: {layer['bins']:,} bins of 100,000"
+    else:
+        layer_text = ""
+    holdouts = ", ".join(h["name"] + (f" ({_percent(h['percent'])})" if "percent" in h else "")
+                         for h in row.get("holdouts") or [])
+    targeting = row.get("targeting")
+    return SplitView(groups, rows, layer_text, holdouts,
+                     "" if targeting is None else condition_text(targeting))
 
 
 def list_rows(records: Sequence[Record], latest: Mapping[str, Run], now: datetime,

@@ -8,7 +8,6 @@ the page.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ from typing import Any
 
 from splitlab.core.model import Experiment, format_time
 from splitlab.core.resolution import Reason, Resolution, resolve
-from splitlab.errors import ConfigError
+from splitlab.service.ui import split_form
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +35,8 @@ class Answer:
 
 def parse_attributes(text: str) -> dict[str, Any]:
     """The targeting attributes typed in the form: a JSON object (empty text: none). Raises
-    :class:`ConfigError` saying what is wrong otherwise."""
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError("attributes", f"is not valid JSON ({error.msg} at character "
-                                        f"{error.pos})") from None
-    if not isinstance(value, dict):
-        raise ConfigError("attributes", 'must be a JSON object, like {"platform": "mobile"}')
-    return value
+    :class:`~splitlab.errors.ConfigError` saying what is wrong otherwise."""
+    return split_form.json_object(text, "attributes") or {}
 
 
 def _identifier(text: str, identifier_type: str) -> int | str:

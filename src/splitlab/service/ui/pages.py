@@ -65,6 +65,7 @@ async def experiment(ui: UiComponent, request: Request) -> Response:
         status=views.status(record.row, datetime.now(UTC)),
         row_json=json.dumps(record.row, indent=2, sort_keys=True, ensure_ascii=False),
         revisions=content.revisions(history), traffic=content.traffic(record.row),
+        split=content.split_view(record.row),
         qa_site=site, qa=content.qa_links(record.row, ui.registry.sites.domain(site)),
         **context)
 
