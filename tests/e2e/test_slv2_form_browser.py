@@ -22,6 +22,7 @@ from dashboard_helpers import (
     AXE,
     BROWSER_ARGS,
     CHROMIUM,
+    TOKEN,
     Watch,
     check_page,
     dashboard_service,
@@ -43,6 +44,11 @@ CONDITION = {"$or": [{"platform": "mobile"}, {"edit_count": {"$gte": 10}}]}
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with dashboard_service(tmp_path_factory.mktemp("slv2-form")) as url:
+        admin = {"Authorization": f"Bearer {TOKEN}"}
+        for kind, entity in (("layers", {"name": "reading"}),
+                             ("holdouts", {"name": "global-2026", "percent": 5})):
+            made = httpx.post(f"{url}/api/v1/{kind}", json=entity, headers=admin, timeout=10)
+            assert made.status_code == 201, made.text
         yield url
 
 

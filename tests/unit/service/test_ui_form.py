@@ -125,7 +125,7 @@ def test_fields_that_cannot_be_read_are_refused_next_to_their_field(
     ({"holdouts": "global-2026:2.5, editors"}, "holdouts",
      "editors: percent must be a percent", set()),
     ({"holdouts": "global-2026:2.5, global-2026:1"}, "holdouts",
-     "global-2026: name duplicate holdout", set()),
+     "global-2026: duplicate holdout", set()),
 ])
 def test_registry_errors_are_shown_next_to_their_field(
         change: dict[str, str], field: str, message: str, sites: set[str]) -> None:

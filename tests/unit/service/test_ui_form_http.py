@@ -31,6 +31,10 @@ ROW = {"name": "running-weighted-exp", "groups": ["control", "treatment"],
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     with whole_service(tmp_path) as client:
+        for kind, entity in (("layers", {"name": "reading"}),
+                             ("holdouts", {"name": "global-2026", "percent": 2.5})):
+            made = client.post(f"/api/v1/{kind}", json=entity, headers=ADMIN)
+            assert made.status_code == 201, made.text
         page = client.get("/ui/sign-in")
         client.post("/ui/sign-in", data={"csrf": csrf_of(page.text), "token": TOKEN,
                                          "next": "/ui"})

@@ -258,6 +258,7 @@ def describe(field: str, reason: str, values: Mapping[str, str]) -> str:
         names = [name for name, _ in _holdout_entries(values.get("holdouts", ""))]
         index = keys[0] if keys and isinstance(keys[0], int) else len(names)
         detail = rest.partition(".")[2]
+        detail = "" if detail == "name" else detail  # the reason names the holdout already
         name = names[index] if index < len(names) else "a holdout"
         return f"{name or '(no name)'}: {detail + ' ' if detail else ''}{reason}"
     return f"{rest} {reason}"
