@@ -79,6 +79,11 @@ class ShardedEventLog:
         """Up to ``limit`` events after position ``after``, each with its position."""
         shards = self._shards()
         cursor = unpack(after, shards)
+        if len(shards) == 1:  # nothing to merge or to find twice
+            ((index, log),) = shards.items()
+            shift = BITS * index
+            return [(seq << shift, event)
+                    for seq, event in log.read(stream, since, cursor[index], limit)]
         while True:
             pages = {i: log.read(stream, since, cursor[i], limit) for i, log in shards.items()}
             merged = list(heapq.merge(
