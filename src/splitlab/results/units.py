@@ -166,7 +166,11 @@ SELECT s.subject_key, u.subject_key IS NOT NULL AS known,
 FROM (SELECT DISTINCT subject_key FROM fresh) s
 LEFT JOIN {units} u ON u.subject_key = s.subject_key
 LEFT JOIN first_new f ON f.subject_key = s.subject_key""")
-        self._grow()
+        counted = db.execute("SELECT count(*) FILTER (WHERE known), count(*) FILTER (WHERE moved) "
+                             "FROM touched").fetchone()
+        known, moved = counted if counted is not None else (0, 0)
+        if known:  # each step below scans a whole table: skipped when it has nothing to do
+            self._grow(moved > 0)
         db.execute(f"""CREATE OR REPLACE TEMP TABLE events AS SELECT *, CAST(NULL AS VARCHAR)
 AS subject_id FROM (SELECT * FROM fresh WHERE subject_key IN (SELECT subject_key FROM touched
 WHERE NOT known) UNION ALL SELECT * FROM {self.pending} WHERE subject_key IN (SELECT subject_key
@@ -185,16 +189,17 @@ SELECT {names} FROM (
   WHERE experiment = {queries.literal(self.experiment)} AND subject_key IS NOT NULL
 ) WHERE copy = 1 OR event_id IS NULL"""
 
-    def _grow(self) -> None:
-        """Known units: count the new events (and, where the first trigger moved earlier, the
-        unit's events from before its old trigger) against the unit's first trigger, and merge
-        the result into their rows."""
+    def _grow(self, moved: bool) -> None:
+        """Known units: count the new events (and, where the first trigger ``moved`` earlier,
+        the unit's events from before its old trigger) against the unit's first trigger, and
+        merge the result into their rows."""
         db, units, before = self.db, self.units, self.before
+        earlier = (f"UNION ALL SELECT b.* FROM {before} b JOIN touched t ON "
+                   "t.subject_key = b.subject_key WHERE t.moved" if moved else "")
         db.execute(f"""CREATE OR REPLACE TEMP TABLE events AS
 SELECT *, CAST(NULL AS VARCHAR) AS subject_id FROM (
   SELECT f.* FROM fresh f JOIN touched t ON t.subject_key = f.subject_key WHERE t.known
-  UNION ALL
-  SELECT b.* FROM {before} b JOIN touched t ON t.subject_key = b.subject_key WHERE t.moved)""")
+  {earlier})""")
         db.execute(f"""CREATE OR REPLACE TEMP TABLE triggered AS
 SELECT subject_key, CAST(NULL AS VARCHAR) AS subject_id, variation, action_source, site,
        first_ts FROM (
@@ -224,8 +229,9 @@ LEFT JOIN (SELECT subject_key, min(variation) AS vmin, max(variation) AS vmax FR
            GROUP BY subject_key) r ON r.subject_key = u.subject_key""")
         db.execute(f"DELETE FROM {units} WHERE subject_key IN (SELECT subject_key FROM grown)")
         db.execute(f"INSERT INTO {units} SELECT * FROM grown")
-        db.execute(f"DELETE FROM {before} WHERE subject_key IN (SELECT subject_key FROM touched "
-                   "WHERE moved)")
+        if moved:
+            db.execute(f"DELETE FROM {before} WHERE subject_key IN (SELECT subject_key FROM "
+                       "touched WHERE moved)")
         self._keep_before("grown")
 
     def _build(self) -> None:
