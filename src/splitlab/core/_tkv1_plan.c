@@ -241,7 +241,8 @@ typedef struct {
 } Resolver;
 
 /* experiment.plans (a new reference), or NULL with no exception: read straight from the slot
- * when the experiment's type is the one last seen and unchanged since. */
+ * when the experiment's type is the one last seen and unchanged since (a slot, `plans`, read by
+ * the generic attribute lookup: what getattr would answer). */
 static PyObject *plans_of(Resolver *self, PyObject *experiment) {
     PyTypeObject *type = Py_TYPE(experiment);
     if (type == self->slot_type && type->tp_version_tag == self->slot_version) {
@@ -250,7 +251,7 @@ static PyObject *plans_of(Resolver *self, PyObject *experiment) {
     PyObject *descriptor = PyObject_GetAttr((PyObject *)type, self->plans);
     if (descriptor == NULL) PyErr_Clear();
     if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
-        type->tp_version_tag != 0) {
+        type->tp_getattro == PyObject_GenericGetAttr && type->tp_version_tag != 0) {
         PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
         if (member->type == Py_T_OBJECT_EX && !(member->flags & AUDIT_READ)) {
             Py_XSETREF(self->slot_type, (PyTypeObject *)Py_NewRef(type));
