@@ -30,6 +30,9 @@
 
 #include <dlfcn.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static const uint32_t K[64] = {
     0x428a2f98U, 0x71374491U, 0xb5c0fbcfU, 0xe9b5dba5U, 0x3956c25bU, 0x59f111f1U, 0x923f82a4U,
@@ -168,6 +171,11 @@ void tkv1_hash_two(const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_s
 int tkv1_identifier_text(PyObject *identifier, const char **text, Py_ssize_t *size,
                            PyObject **owner) {
     *owner = NULL;
+    if (PyUnicode_CheckExact(identifier) && PyUnicode_IS_COMPACT_ASCII(identifier)) {
+        *text = (const char *)PyUnicode_1BYTE_DATA(identifier); /* ASCII is its own UTF-8 */
+        *size = PyUnicode_GET_LENGTH(identifier);
+        return 0;
+    }
     if (PyUnicode_Check(identifier)) {
         *text = PyUnicode_AsUTF8AndSize(identifier, size);
         return *text == NULL ? -1 : 0;
@@ -199,7 +207,25 @@ long tkv1_hex_digest(const uint8_t *text, size_t size, const uint8_t *salt, size
                        Py_UCS1 *hex) {
     uint8_t out[32];
     tkv1_hash_two(text, size, salt, salt_size, out);
+#if defined(__SSE2__)
+    /* 16 bytes at a time: high and low nibbles interleaved, then '0' + n, + 39 above 9 */
+    const __m128i mask = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
+    const __m128i zero = _mm_set1_epi8('0'), letters = _mm_set1_epi8('a' - '0' - 10);
+    for (int j = 0; j < 2; j++) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(out + 16 * j));
+        __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+        __m128i low = _mm_and_si128(bytes, mask);
+        __m128i halves[2] = {_mm_unpacklo_epi8(high, low), _mm_unpackhi_epi8(high, low)};
+        for (int k = 0; k < 2; k++) {
+            __m128i n = halves[k];
+            __m128i digits = _mm_add_epi8(_mm_add_epi8(n, zero),
+                                          _mm_and_si128(_mm_cmpgt_epi8(n, nine), letters));
+            _mm_storeu_si128((__m128i *)(hex + 32 * j + 16 * k), digits);
+        }
+    }
+#else
     for (int i = 0; i < 32; i++) memcpy(hex + 2 * i, pairs + 2 * out[i], 2);
+#endif
     return (long)out[0] << 16 | (long)out[1] << 8 | (long)out[2];
 }
 

@@ -20,6 +20,13 @@
 #include "_tkv1.h"
 
 #include <stddef.h>
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define Py_T_OBJECT_EX T_OBJECT_EX
+#define AUDIT_READ READ_RESTRICTED
+#else
+#define AUDIT_READ Py_AUDIT_READ
+#endif
 
 enum { R_ASSIGNED, R_NOT_SAMPLED, R_HOLDOUT, R_LAYER, R_TARGETING, REASONS };
 
@@ -217,20 +224,72 @@ typedef struct {
     vectorcallfunc vectorcall;
     PyObject *slow;
     PyObject *plans; /* the attribute name "plans" */
+    /* Where experiments keep their plans: the last experiment type seen, when `plans` is a
+     * slot of it (a member descriptor), the slot's offset, and the type's version tag then (any
+     * change to the type's attributes changes the tag, and the offset is looked up again). */
+    PyTypeObject *slot_type;
+    unsigned int slot_version;
+    Py_ssize_t slot_offset;
+#if PY_VERSION_HEX < 0x030C0000
+#define PLAN_MEMO 1
+    /* The last plan found, its dict and site (strong references: their addresses are not
+     * reused while kept), and the dict's version then (PEP 509: any change to the dict changes
+     * it), so that the same experiment and site again skip the dict lookup. */
+    PyObject *memo_plans, *memo_site, *memo_plan;
+    uint64_t memo_version;
+#endif
 } Resolver;
+
+/* experiment.plans (a new reference), or NULL with no exception: read straight from the slot
+ * when the experiment's type is the one last seen and unchanged since (a slot, `plans`, read by
+ * the generic attribute lookup: what getattr would answer). */
+static PyObject *plans_of(Resolver *self, PyObject *experiment) {
+    PyTypeObject *type = Py_TYPE(experiment);
+    if (type == self->slot_type && type->tp_version_tag == self->slot_version) {
+        return Py_XNewRef(*(PyObject **)((char *)experiment + self->slot_offset));
+    }
+    PyObject *descriptor = PyObject_GetAttr((PyObject *)type, self->plans);
+    if (descriptor == NULL) PyErr_Clear();
+    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
+        type->tp_getattro == PyObject_GenericGetAttr && type->tp_version_tag != 0) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == Py_T_OBJECT_EX && !(member->flags & AUDIT_READ)) {
+            Py_XSETREF(self->slot_type, (PyTypeObject *)Py_NewRef(type));
+            self->slot_version = type->tp_version_tag;
+            self->slot_offset = member->offset;
+        }
+    }
+    Py_XDECREF(descriptor);
+    PyObject *plans = PyObject_GetAttr(experiment, self->plans);
+    if (plans == NULL) PyErr_Clear();
+    return plans;
+}
 
 /* The plan cached for (experiment, site), borrowed from the experiment's dict, or NULL (with no
  * exception) when there is none yet or the experiment is not what it should be. */
 static PyObject *cached_plan(Resolver *self, PyObject *experiment, PyObject *site) {
-    PyObject *plans = PyObject_GetAttr(experiment, self->plans);
-    if (plans == NULL) {
-        PyErr_Clear();
-        return NULL;
+    PyObject *plans = plans_of(self, experiment);
+    if (plans == NULL) return NULL;
+#ifdef PLAN_MEMO
+    if (plans == self->memo_plans && site == self->memo_site &&
+        ((PyDictObject *)plans)->ma_version_tag == self->memo_version) {
+        Py_DECREF(plans);
+        return self->memo_plan;
     }
+#endif
     PyObject *plan = PyDict_Check(plans) ? PyDict_GetItemWithError(plans, site) : NULL;
-    Py_DECREF(plans); /* the experiment keeps its dict, and the dict its plans */
     if (plan == NULL && PyErr_Occurred()) PyErr_Clear(); /* an unhashable site: slow says so */
-    return plan != NULL && Py_IS_TYPE(plan, &Tkv1_PlanType) ? plan : NULL;
+    if (plan == NULL || !Py_IS_TYPE(plan, &Tkv1_PlanType)) plan = NULL;
+#ifdef PLAN_MEMO
+    if (plan != NULL) {
+        Py_XSETREF(self->memo_plans, Py_NewRef(plans));
+        Py_XSETREF(self->memo_site, Py_NewRef(site));
+        Py_XSETREF(self->memo_plan, Py_NewRef(plan));
+        self->memo_version = ((PyDictObject *)plans)->ma_version_tag;
+    }
+#endif
+    Py_DECREF(plans); /* the experiment keeps its dict, and the dict its plans */
+    return plan;
 }
 
 static PyObject *resolver_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
@@ -276,11 +335,23 @@ static PyObject *resolver_new(PyTypeObject *type, PyObject *args, PyObject *kwar
 
 static int resolver_traverse(Resolver *self, visitproc visit, void *arg) {
     Py_VISIT(self->slow);
+    Py_VISIT(self->slot_type);
+#ifdef PLAN_MEMO
+    Py_VISIT(self->memo_plans);
+    Py_VISIT(self->memo_site);
+    Py_VISIT(self->memo_plan);
+#endif
     return 0;
 }
 
 static int resolver_clear(Resolver *self) {
     Py_CLEAR(self->slow);
+    Py_CLEAR(self->slot_type);
+#ifdef PLAN_MEMO
+    Py_CLEAR(self->memo_plans);
+    Py_CLEAR(self->memo_site);
+    Py_CLEAR(self->memo_plan);
+#endif
     return 0;
 }
 

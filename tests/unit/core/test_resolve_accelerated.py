@@ -167,6 +167,57 @@ def test_experiments_with_plans_copy_and_pickle() -> None:
         assert resolve("u", copied)[:3] == resolve("u", experiment)[:3]
 
 
+def test_long_in_lists_and_strings_equal_but_not_identical() -> None:
+    """``$in`` over a few strings scans them (by identity, then by value); over more than eight,
+    a set is asked. Attribute strings built at run time are equal without being the same
+    object."""
+    many = [f"s{i}" for i in range(12)]
+    for options in (many[:3], many, [*many, 7, None, True]):
+        for op in ("$in", "$nin"):
+            condition = {"a": {op: options}, "b.c": {"$in": options[:2]}}
+            for value in ("s1", "".join(["s", "1"]), "s11", "".join(["s", "11"]), "x", "",
+                          ["x", "".join(["s", "2"])], 7, 7.0, None, True, "ä"):
+                for b in ({"c": "".join(["s", "0"])}, {"c": "s9"}, None):
+                    subject = {"a": value, "b": b}
+                    assert c_condition(condition)(subject) is eval_condition(subject, condition)
+
+
+def test_the_plan_found_follows_the_experiments_plans() -> None:
+    """The fast path remembers the last plan it found; a change to the experiment's plans (or
+    another experiment, site or type of experiment) is seen on the next call."""
+    row = {"name": "memo-experiment", "groups": ["a", "b"], "algorithm": "sl-v2",
+           "traffic_split": {"default": {"a": 50, "b": 50}, "dewiki": {"a": 10}},
+           "user_identifier_type": "mw-user", "targeting": {"p": {"$in": ["x", "y"]}}}
+    experiment = Experiment.from_config(row)
+    other = Experiment.from_config({**row, "name": "memo-other"})
+
+    class Subclassed(Experiment):
+        __slots__ = ()
+
+    sub = Subclassed.from_config({**row, "name": "memo-sub"})
+    attributes = {"p": "x"}
+    for unit in ("u1", "u2", 3):
+        for exp in (experiment, other, sub, experiment, sub):
+            for site in (None, "dewiki", "".join(["de", "wiki"]), "enwiki"):
+                assert resolve(unit, exp, site, attributes) == pure_resolve(
+                    unit, exp, site, attributes)
+    assert type(sub) is Subclassed and sub.plans
+    Subclassed.marker = 1  # type: ignore[attr-defined]  # the type changes: looked up again
+    assert resolve("u1", sub, None, attributes) == pure_resolve("u1", sub, None, attributes)
+    expected = pure_resolve("u1", experiment, None, attributes)
+    assert resolve("u1", experiment, None, attributes) == expected
+    experiment.plans.clear()  # rebuilt on the next call
+    assert resolve("u1", experiment, None, attributes) == expected
+    assert resolve("u1", experiment, None, attributes) == expected
+    resolve("u1", other, None, attributes)
+    experiment.plans[None] = other.plans[None]  # another experiment's plan, read as such
+    found = resolve("u1", experiment, None, attributes)
+    assert found.subject_id == pure_resolve("u1", other, None, attributes).subject_id
+    assert found.subject_id != expected.subject_id
+    del experiment.plans[None]
+    assert resolve("u1", experiment, None, attributes) == expected
+
+
 # ---- hypothesis: the C path equals the Python reference ----
 
 paths = st.sampled_from(["a", "b", "n", "s", "a.b", "l.0", "l.length", "d.x", "missing"])
