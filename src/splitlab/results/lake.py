@@ -63,6 +63,10 @@ RECENT_IDS = 1_000_000
 _TIER = 4
 """A new run absorbs every smaller run of at most this many times its own size."""
 KEY = np.dtype("S16")
+_BLOOM_BITS = 16
+"""Bits per key of a run's Bloom filter (one 64-bit word per key, 8 bits set in it: about 1%
+false positives)."""
+_BLOOM_HASHES = 8
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -126,7 +130,7 @@ class Lake:
         self.root = root
         self.error_stream = error_stream
         self.recent_ids = recent_ids
-        self._runs: dict[str, np.ndarray] = {}
+        self._runs: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         (root / RUNS_DIR).mkdir(parents=True, exist_ok=True)
         self._lock = open(root / "_state.lock", "a+b")  # noqa: SIM115
         self._db = sqlite3.connect(root / STATE_FILE, isolation_level=None,
@@ -156,6 +160,7 @@ class Lake:
             self._db.execute("INSERT INTO facts (key, value) SELECT 'recent_ids', count(*) "
                              "FROM ids")  # a lake from before the runs: counted once
         runs = {name for (name,) in self._db.execute("SELECT file FROM id_runs")}
+        runs |= {_bloom_name(name) for name in runs}
         for path in (self.root / RUNS_DIR).iterdir():
             if path.name not in runs:  # merged away, or written by a compaction that crashed
                 path.unlink()
@@ -193,23 +198,33 @@ class Lake:
                 keyed.pop(bytes(seen), None)
         runs = self._id_runs()
         if keyed and runs:
-            probes = np.sort(np.array(list(keyed), dtype=KEY))  # in order: fewer pages touched
+            probes = np.array(list(keyed), dtype=KEY)
             seen = np.zeros(len(probes), dtype=bool)
-            for run in runs:
-                at = np.searchsorted(run, probes).clip(max=len(run) - 1)
-                seen |= run[at] == probes
+            for run, bloom in runs:
+                # The filter (in memory) rules out most keys; the rest are looked up, in order,
+                # in the mapped run, so a run out of the page cache costs few reads.
+                maybe = np.flatnonzero(_in_bloom(bloom, probes)) if bloom is not None \
+                    else np.arange(len(probes))
+                maybe = maybe[np.argsort(probes[maybe])]
+                at = np.searchsorted(run, probes[maybe]).clip(max=len(run) - 1)
+                seen[maybe] |= run[at] == probes[maybe]
             for key in probes[seen]:
                 del keyed[key.ljust(16, b"\0")]  # numpy drops trailing NULs of S16 items
         return list(keyed.items())
 
-    def _id_runs(self) -> list[np.ndarray]:
-        """The committed run files, memory-mapped (each mapped once; another writer may have
-        compacted since the last call, so the list is read again)."""
+    def _id_runs(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """The committed run files, memory-mapped, with their Bloom filters read into memory
+        (each opened once; another writer may have compacted since the last call, so the list
+        is read again). A run without a filter file is searched for every key."""
         names = [name for (name,) in self._db.execute("SELECT file FROM id_runs")]
-        self._runs = {name: self._runs[name] if name in self._runs
-                      else np.memmap(self.root / RUNS_DIR / name, dtype=KEY, mode="r")
+        self._runs = {name: self._runs[name] if name in self._runs else self._open_run(name)
                       for name in names}
         return list(self._runs.values())
+
+    def _open_run(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        keys = np.memmap(self.root / RUNS_DIR / name, dtype=KEY, mode="r")
+        bloom = self.root / RUNS_DIR / _bloom_name(name)
+        return keys, np.fromfile(bloom, dtype=np.uint64) if bloom.is_file() else None
 
     def _compact(self, extra: np.ndarray | None = None) -> None:
         """Move the recent ids (and ``extra``) into a new run, merged with every run of at most
@@ -231,6 +246,7 @@ class Lake:
             absorbed.append(name)
         name = f"run-{uuid.uuid4().hex[:16]}.keys"
         _write_atomically(self.root / RUNS_DIR / name, merged.tofile)
+        _write_atomically(self.root / RUNS_DIR / _bloom_name(name), _bloom(merged).tofile)
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("INSERT INTO id_runs (file, keys) VALUES (?, ?)", (name, len(merged)))
@@ -243,6 +259,7 @@ class Lake:
             raise
         for old in absorbed:
             (self.root / RUNS_DIR / old).unlink()
+            (self.root / RUNS_DIR / _bloom_name(old)).unlink(missing_ok=True)
 
     def add_ids(self, keys: np.ndarray) -> None:
         """Record ``keys`` (16-byte ids) as written — for a lake whose Parquet files were made
@@ -320,6 +337,47 @@ class Lake:
     def has_files(self) -> bool:
         """Whether any Parquet file has been written."""
         return self._db.execute("SELECT 1 FROM files WHERE rows > 0 LIMIT 1").fetchone() is not None
+
+
+def _bloom_name(run: str) -> str:
+    return run.removesuffix(".keys") + ".bloom"
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser over unsigned 64-bit values (wrapping arithmetic)."""
+    values = values ^ (values >> np.uint64(30))
+    values = values * np.uint64(0xBF58476D1CE4E5B9)
+    values = values ^ (values >> np.uint64(27))
+    values = values * np.uint64(0x94D049BB133111EB)
+    mixed: np.ndarray = values ^ (values >> np.uint64(31))
+    return mixed
+
+
+def _bloom_slots(keys: np.ndarray, words: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's word of a ``words``-word filter and the bits it sets there. The key's bytes
+    are mixed first: ids need not be random (time-ordered UUIDs share their first bytes)."""
+    halves = np.ascontiguousarray(keys, dtype=KEY).view(np.uint64).reshape(-1, 2)
+    hashed = _mix(halves[:, 0] ^ _mix(halves[:, 1]))
+    spread = _mix(hashed ^ np.uint64(0x9E3779B97F4A7C15))
+    bits = np.zeros(len(hashed), dtype=np.uint64)
+    for i in range(_BLOOM_HASHES):
+        bits |= np.uint64(1) << ((spread >> np.uint64(6 * i)) & np.uint64(63))
+    return hashed % np.uint64(words), bits
+
+
+def _bloom(keys: np.ndarray) -> np.ndarray:
+    """The Bloom filter of ``keys``: one 64-bit word per key chosen by its hash, 8 bits set."""
+    filter_: np.ndarray = np.zeros(max(1, -(-len(keys) * _BLOOM_BITS // 64)), dtype=np.uint64)
+    words, bits = _bloom_slots(keys, len(filter_))
+    np.bitwise_or.at(filter_, words, bits)
+    return filter_
+
+
+def _in_bloom(filter_: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each key may be in the run (``False``: certainly not)."""
+    words, bits = _bloom_slots(keys, len(filter_))
+    found: np.ndarray = (filter_[words] & bits) == bits
+    return found
 
 
 def _partitions(table: pa.Table) -> dict[tuple[str, str], pa.Array]:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
+from splitlab.results import lake as lake_module
 from splitlab.results.lake import KEY, RUNS_DIR, Lake, id_key
 from splitlab.results.sources import LogPosition, LogSource, advance
 
@@ -186,7 +187,7 @@ def test_ids_moved_into_runs_still_stop_repeats(tmp_path: Path) -> None:
         assert lake.extend(LogSource(f"s{start}", log)).written == 10
         lake.close()
         log.close()
-    runs = sorted(p.stat().st_size // 16 for p in (root / RUNS_DIR).iterdir())
+    runs = sorted(p.stat().st_size // 16 for p in (root / RUNS_DIR).glob("*.keys"))
     assert sum(runs) == 90 and len(runs) <= 3, runs  # the last 10 ids are still recent
     again = SQLiteEventLog(tmp_path / "again.sqlite")
     again.append([*events[::7], stored(singular("e" * 64, "treatment"), event_id="id-new")])
@@ -203,11 +204,12 @@ def test_opening_the_lake_removes_run_files_it_does_not_name(tmp_path: Path) -> 
     lake = Lake(root)
     lake.add_ids(np.array([id_key(str(uuid.uuid4())) for _ in range(5)], dtype=KEY))
     lake.close()
-    (named,) = list((root / RUNS_DIR).iterdir())
-    stray = root / RUNS_DIR / "run-0123456789abcdef.keys"  # a compaction killed before commit
-    stray.write_bytes(b"\0" * 32)
+    named = sorted((root / RUNS_DIR).iterdir())
+    assert [p.suffix for p in named] == [".bloom", ".keys"]
+    for stray in ("run-0123456789abcdef.keys", "run-0123456789abcdef.bloom"):
+        (root / RUNS_DIR / stray).write_bytes(b"\0" * 32)  # a compaction killed before commit
     Lake(root).close()
-    assert list((root / RUNS_DIR).iterdir()) == [named]
+    assert sorted((root / RUNS_DIR).iterdir()) == named
 
 
 def uuid_module_key(event_id: str) -> bytes:
@@ -241,3 +243,12 @@ def test_keys_ending_in_zero_bytes_are_found_in_runs(tmp_path: Path) -> None:
     assert lake.extend(LogSource("first", first)).written == 4
     assert lake.extend(LogSource("again", first)).duplicates == 4  # all in a run now
     lake.close()
+
+
+def test_the_bloom_filter_never_rules_out_a_key_it_holds_and_rules_out_most_others() -> None:
+    held = np.array([id_key(str(uuid.uuid4())) for _ in range(20_000)]
+                    + [id_key(f"time-ordered-{i:012d}") for i in range(5_000)], dtype=KEY)
+    bloom = lake_module._bloom(held)
+    assert lake_module._in_bloom(bloom, held).all()
+    others = np.array([id_key(str(uuid.uuid4())) for _ in range(20_000)], dtype=KEY)
+    assert lake_module._in_bloom(bloom, others).mean() < 0.03
