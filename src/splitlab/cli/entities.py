@@ -13,11 +13,12 @@ from splitlab.cli.experiments import (
     JsonOption,
     TokenOption,
     UrlOption,
-    parse_assignments,
+    end_record,
     registry_client,
     remote,
     show_history,
     show_record,
+    update_record,
 )
 
 DescriptionOption = Annotated[str | None, typer.Option(
@@ -72,22 +73,13 @@ def _add_changes(app: typer.Typer, kind: str) -> None:
                                    if kind == "holdout" else "."))
     def update(name: str, assignments: SetOption, url: UrlOption = DEFAULT_URL,
                token: TokenOption = None, as_json: JsonOption = False) -> None:
-        patch = parse_assignments(assignments)
-        client = registry_client(url, token)
-        updated = remote(lambda: client.update(kind, name, patch))
-        if as_json:
-            print_json(updated)
-        err.print(f"updated {kind} {name} (revision {updated['revision']})", highlight=False)
+        update_record(kind, name, assignments, url, token, as_json, f"{kind} {name}")
 
     @app.command("end", help=f"End a {kind} no experiment uses any more (it and its history "
                              "are kept).")
     def end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
             as_json: JsonOption = False) -> None:
-        client = registry_client(url, token)
-        ended = remote(lambda: client.end(kind, name))
-        if as_json:
-            print_json(ended)
-        err.print(f"ended {kind} {name} at {ended['row']['end']}", highlight=False)
+        end_record(kind, name, url, token, as_json, f"{kind} {name}")
 
     @app.command("history", help=f"Every change of a {kind}: revision, when, who, what.")
     def history(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,

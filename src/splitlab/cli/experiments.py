@@ -147,23 +147,14 @@ def experiments_update(
     url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False,
 ) -> None:
     """Change fields of an experiment (guarded by its current ETag)."""
-    patch = parse_assignments(assignments)
-    client = registry_client(url, token)
-    updated = remote(lambda: client.update("experiment", name, patch))
-    if as_json:
-        print_json(updated)
-    err.print(f"updated {name} (revision {updated['revision']})", highlight=False)
+    update_record("experiment", name, assignments, url, token, as_json, name)
 
 
 @experiments_app.command("end")
 def experiments_end(name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None,
                     as_json: JsonOption = False) -> None:
     """End a running experiment now (it and its history are kept)."""
-    client = registry_client(url, token)
-    ended = remote(lambda: client.end("experiment", name))
-    if as_json:
-        print_json(ended)
-    err.print(f"ended {name} at {ended['row']['end']}", highlight=False)
+    end_record("experiment", name, url, token, as_json, name)
 
 
 @experiments_app.command("history")
@@ -171,6 +162,27 @@ def experiments_history(name: str, url: UrlOption = DEFAULT_URL, token: TokenOpt
                         as_json: JsonOption = False) -> None:
     """Every change of an experiment: revision, when, who, what."""
     show_history("experiment", name, url, token, as_json)
+
+
+def update_record(kind: str, name: str, assignments: list[str], url: str, token: str | None,
+                  as_json: bool, label: str) -> None:
+    """Patch a record with ``field=value`` assignments and say so (``label`` names it)."""
+    patch = parse_assignments(assignments)
+    client = registry_client(url, token)
+    updated = remote(lambda: client.update(kind, name, patch))
+    if as_json:
+        print_json(updated)
+    err.print(f"updated {label} (revision {updated['revision']})", highlight=False)
+
+
+def end_record(kind: str, name: str, url: str, token: str | None, as_json: bool,
+               label: str) -> None:
+    """End a record now and say when (``label`` names it)."""
+    client = registry_client(url, token)
+    ended = remote(lambda: client.end(kind, name))
+    if as_json:
+        print_json(ended)
+    err.print(f"ended {label} at {ended['row']['end']}", highlight=False)
 
 
 def show_history(kind: str, name: str, url: str, token: str | None, as_json: bool) -> None:
