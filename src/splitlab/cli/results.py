@@ -41,6 +41,7 @@ def results_run(
     """
     from splitlab.errors import SplitlabError
     from splitlab.intake.streams import load_catalog
+    from splitlab.process import tune_collector
     from splitlab.registry.store import Registry
     from splitlab.results.runner import RunnerConfig, build_scheduler
     from splitlab.service.settings import Settings
@@ -60,6 +61,7 @@ def results_run(
         scheduler = build_scheduler(registry, config)
     except (SplitlabError, ValueError) as error:
         fail(str(error))
+    tune_collector()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _number, _frame: stop.set())
     try:

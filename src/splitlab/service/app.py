@@ -8,7 +8,6 @@ Errors raised by any area become responses in one place, :mod:`splitlab.service.
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from splitlab.process import tune_collector
 from splitlab.registry.store import Registry
 from splitlab.results.background import Runnable, SchedulerThread
 from splitlab.sdk.client_payload import PayloadOptions
@@ -70,7 +70,6 @@ def build_components(settings: Settings, metrics: Metrics) -> list[Component]:
 
 
 log = logging.getLogger(__name__)
-GC_YOUNG_THRESHOLD = 20_000
 ANALYSIS_MODULES = ("duckdb", "pyarrow", "sqlglot", "numpy", "scipy")
 """What the in-service scheduler imports from the ``analysis`` extra."""
 
@@ -168,14 +167,8 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
 
 
 def app_from_env() -> Starlette:
-    """Factory for uvicorn worker processes: settings come from the environment.
-
-    The collector is tuned for a server: what exists after start-up (modules, schemas,
-    compiled validators) is frozen out of collections, and the youngest generation is collected
-    after 20,000 allocations instead of 700 (a batch of 50 events allocates ~750 containers,
-    each alive until its answer is sent: collecting every 700 scanned them again and again)."""
+    """Factory for uvicorn worker processes: settings come from the environment, and the
+    collector is tuned for a server (:func:`splitlab.process.tune_collector`)."""
     app = create_app(Settings.from_env())
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    tune_collector()
     return app

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
 from splitlab.results import lake as lake_module
-from splitlab.results.lake import KEY, RUNS_DIR, Lake, id_key
+from splitlab.results.lake import KEY, RUNS_DIR, Lake, id_key, id_keys
 from splitlab.results.sources import LogPosition, LogSource, advance
 
 EXPERIMENT = "sticky-header-2026"
@@ -230,6 +230,25 @@ def uuid_module_key(event_id: str) -> bytes:
                  st.text(max_size=40)))
 def test_id_keys_are_the_uuid_modules(event_id: str) -> None:
     assert id_key(event_id) == uuid_module_key(event_id)
+
+
+ID_TEXTS = st.one_of(
+    st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()),
+    st.uuids().map(lambda u: str(u)[:35] + "g"), st.uuids().map(lambda u: str(u).replace("-", "_")),
+    st.uuids().map(lambda u: u.hex + "abcd"), st.text(min_size=36, max_size=36),
+    st.text(max_size=40))
+
+
+@given(st.lists(ID_TEXTS, max_size=30))
+def test_batch_id_keys_are_the_uuid_modules(event_ids: list[str]) -> None:
+    """The vectorised keys of a batch (canonical UUIDs decoded together) equal the oracle's,
+    whatever else the batch holds (36-character ids that are not UUIDs, other lengths)."""
+    assert id_keys(event_ids) == [uuid_module_key(i) for i in event_ids]
+
+
+def test_batch_id_keys_of_canonical_uuids_only() -> None:
+    event_ids = [str(uuid.uuid4()) for _ in range(1000)]
+    assert id_keys(event_ids) == [uuid.UUID(i).bytes for i in event_ids]
 
 
 def test_keys_ending_in_zero_bytes_are_found_in_runs(tmp_path: Path) -> None:
