@@ -15,8 +15,8 @@ units again (unit ids start at 1 in both), over the same days — returning unit
 which bring an enrollment earlier than their first one in the lake (a late trigger: the hard
 case for the unit store, which must recount those units).
 
-Timed, as the scheduler runs (its process's collector tuned after start-up; the lake and the unit
-store opened once and kept open from run to run, so steps 0 to 3 share them):
+Timed (each step opens the lake and the unit store and closes them, checkpoint included; the
+process's collector tuned after start-up as the scheduler's processes do):
 
 0. **first build of the unit table** (once per experiment, and again when its metrics change):
    :class:`UnitStore` folds the whole old lake in;
@@ -27,8 +27,6 @@ store opened once and kept open from run to run, so steps 0 to 3 share them):
    and a proportion metric);
 3. **time to first results after an event arrives**: one more event appended to the log, then
    a lake run and the results computation (1 + 2 for one event);
-   then **closing the stores**: the unit store's checkpoint of what steps 1 to 3 wrote (a
-   running scheduler pays this when DuckDB's WAL reaches its checkpoint threshold);
 4. **full recompute**: the lake rebuilt from every event (the N old and the new ones, the fastest
    path splitlab has: ``materialize`` of the Parquet files, vectorised) and the computation over
    the whole lake (load into DuckDB and ``analyze``). Its report must equal the incremental one.
@@ -63,7 +61,7 @@ from splitlab.intake.sqlite_log import SQLiteEventLog
 from splitlab.process import tune_collector
 from splitlab.results.lake import KEY, LAKE_DIR, STATE_FILE, Lake
 from splitlab.results.sources import LogPosition, LogSource
-from splitlab.results.units import STORE_FILE, UnitStore
+from splitlab.results.units import UnitStore
 from splitlab.simulate import Simulation, simulate, write_events
 from splitlab.simulate.arrow import without_nulls
 
@@ -156,24 +154,31 @@ def compute(lake_root: Path, threads: int) -> tuple[float, dict[str, int]]:
     return time.perf_counter() - started, result.groups
 
 
-def fold_and_report(lake: Lake, store: UnitStore) -> tuple[float, dict[str, int]]:
+def fold_and_report(lake_root: Path, threads: int) -> tuple[float, dict[str, int]]:
     """The scheduler's per-experiment computation: fold the new files into the unit table and
-    report from it; its time and the units per group."""
+    report from it; its time and the units per group (the stores opened and closed around it)."""
     started = time.perf_counter()
-    store.update(lake, EXPERIMENT.name, aggregates_of(METRICS)[0])
-    result = report(store, OPTIONS, METRICS)
+    lake = Lake(lake_root)
+    store = UnitStore(lake_root, threads=threads)
+    try:
+        store.update(lake, EXPERIMENT.name, aggregates_of(METRICS)[0])
+        result = report(store, OPTIONS, METRICS)
+    finally:
+        store.close()
+        lake.close()
     assert result.units_total > 0
     return time.perf_counter() - started, result.groups
 
 
-def extend(data: Path, lake: Lake) -> tuple[float, int]:
-    """A lake run over the SQLite log (the source opened for the run, as the scheduler does)."""
+def extend(data: Path) -> tuple[float, int]:
     started = time.perf_counter()
+    lake = Lake(data / LAKE_DIR)
     source = LogSource("sqlite", open_reader(data, None))
     try:
         written = lake.extend(source).written
     finally:
         source.close()
+        lake.close()
     return time.perf_counter() - started, written
 
 
@@ -201,35 +206,23 @@ def main() -> None:
     print(f"  prepared (not timed, {time.perf_counter() - started:.0f} s): {old:,} old events "
           f"({seeded:,} ids seeded), {new:,} new in the SQLite log", flush=True)
 
-    # As the scheduler's process: the collector tuned after start-up, and the lake and the unit
-    # store opened once and kept open from run to run (the first build is the first run).
-    tune_collector()
-    lake, store = Lake(lake_root), UnitStore(lake_root, threads=args.threads)
-    build_s, _ = fold_and_report(lake, store)
+    tune_collector()  # as the results worker and the service's workers do after start-up
+    build_s, _ = fold_and_report(lake_root, args.threads)
     print(f"first build of the unit table over the old lake: {build_s:.2f} s", flush=True)
-    run_s, written = extend(args.data, lake)
-    compute_s, groups = fold_and_report(lake, store)
+    run_s, written = extend(args.data)
+    compute_s, groups = fold_and_report(lake_root, args.threads)
     print(f"incremental lake run ({written:,} new events -> Parquet): {run_s:.2f} s", flush=True)
     print(f"results computation (fold the new files into the unit table, report): "
           f"{compute_s:.2f} s", flush=True)
     one = new_table.slice(0, 1).to_pylist()[0]
     one["meta"]["id"] = "00000000-0000-4000-8000-000000000001"
     append_events(args.data / "events.sqlite", pa.Table.from_pylist([one], new_table.schema))
-    first_run, first_written = extend(args.data, lake)
-    first_compute, first_groups = fold_and_report(lake, store)
+    first_run, first_written = extend(args.data)
+    first_compute, first_groups = fold_and_report(lake_root, args.threads)
     first = first_run + first_compute
     print(f"time to first results after one event arrives: {first:.2f} s "
           f"(lake run {first_run:.2f} s, {first_written} event; computation "
           f"{first_compute:.2f} s)", flush=True)
-
-    wal = (lake_root / f"{STORE_FILE}.wal").stat().st_size
-    started = time.perf_counter()
-    store.close()
-    lake.close()
-    print(f"closing the stores: {time.perf_counter() - started:.2f} s (the unit store's "
-          f"checkpoint of a {wal / 2**20:.1f} MB WAL, written since its last checkpoint; a running "
-          f"scheduler pays it when the WAL reaches DuckDB's checkpoint_threshold, 16 MB by "
-          f"default)", flush=True)
 
     full = args.data / "full"
     started = time.perf_counter()
