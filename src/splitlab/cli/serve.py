@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,12 +75,22 @@ def serve_command(
               f"  config API  {where}/api/v1/experiments\n  events      {where}/v1/events\n"
               f"  API docs    {where}/docs\n"
               f"  admin token {token}", highlight=False, soft_wrap=True)
+    options: dict[str, Any] = {
+        "app": "splitlab.service.app:app_from_env", "factory": True, "host": host, "port": port,
+        "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 10}
+    if workers > 1:  # a socket per worker: connections spread evenly (splitlab.service.workers)
+        from splitlab.service.workers import StartupError, Supervisor
+
+        try:
+            Supervisor(options, workers).run()
+        except OSError as error:
+            fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+        except StartupError as error:
+            fail(f"{error}; see its output above", code=3)
+        return
     # uvicorn stops gracefully on SIGTERM, then re-raises the signal: exit 0 when it does
     signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(0))
-    uvicorn.run(
-        "splitlab.service.app:app_from_env", factory=True, host=host, port=port,
-        workers=workers, log_level="warning", access_log=False, timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(**options)
 
 
 
