@@ -38,7 +38,7 @@ def stored(sink: MemorySink, stream: str) -> list[dict[str, Any]]:
 
 
 def test_enrichment_sets_receive_time_id_and_request_id_but_no_user_agent() -> None:
-    pipeline, sink = make(new_id=lambda: "fixed-id")
+    pipeline, sink = make(new_ids=lambda count: ["fixed-id"] * count)
     headers = {"user-agent": "Body/UA", "X-Forwarded-For": "1.2.3.4", "accept-language": "en"}
     event = web_event(http={"request_headers": headers, "client_ip": "1.2.3.4"})
     original = copy.deepcopy(event)
@@ -178,6 +178,20 @@ def test_generated_ids_are_distinct_time_ordered_version_7_uuids() -> None:
     time.sleep(0.002)
     assert new_id() > max(ids)
     assert TimeOrderedIds()() not in ids
+
+
+def test_ids_made_together_are_distinct_version_7_uuids_of_one_millisecond() -> None:
+    new_id = TimeOrderedIds()
+    singles = [new_id() for _ in range(3)]
+    batches = [new_id.take(count) for count in (1, 50, 399, 401, 5000)]  # across block refills
+    ids = singles + [i for batch in batches for i in batch]
+    assert [len(b) for b in batches] == [1, 50, 399, 401, 5000]
+    assert len(set(ids)) == len(ids)
+    for batch in batches:
+        parsed = [uuid.UUID(text) for text in batch]
+        assert all(str(p) == t and p.version == 7 and p.variant == uuid.RFC_4122
+                   for p, t in zip(parsed, batch, strict=True))
+        assert len({p.int >> 80 for p in parsed}) == 1  # one clock read per batch
 
 
 def test_a_forked_process_does_not_reuse_the_parents_randomness() -> None:
