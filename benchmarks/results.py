@@ -46,7 +46,6 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -59,7 +58,7 @@ from splitlab.intake.export import open_reader
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
 from splitlab.process import tune_collector
-from splitlab.results.lake import KEY, LAKE_DIR, STATE_FILE, Lake
+from splitlab.results.lake import KEY, LAKE_DIR, STATE_FILE, Lake, uuid_rows
 from splitlab.results.sources import LogPosition, LogSource
 from splitlab.results.units import UnitStore
 from splitlab.simulate import Simulation, simulate, write_events
@@ -74,8 +73,6 @@ METRICS = parse_catalog({"metrics": [
     {"name": "clicks", "kind": "count", "filter": {"action": "click"}},
     {"name": "edited", "kind": "proportion", "filter": {"action": "edit_saved"}},
 ]})
-_HEX = np.full(256, 0, dtype=np.uint8)
-_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 
 
 def spec(units: int, first_seed: int) -> Simulation:
@@ -83,11 +80,13 @@ def spec(units: int, first_seed: int) -> Simulation:
 
 
 def uuid_keys(ids: pa.ChunkedArray) -> np.ndarray:
-    """The lake's 16-byte keys of canonical UUID texts, vectorised (``lake.id_key``)."""
-    text = pc.replace_substring(ids.combine_chunks(), "-", "")
-    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[: len(text) * 32]
-    nibbles = _HEX[chars].reshape(-1, 16, 2)
-    keys: np.ndarray = (nibbles[:, :, 0] << 4) | nibbles[:, :, 1]
+    """The lake's 16-byte keys of canonical UUID texts (the simulator's ids), vectorised."""
+    text = ids.combine_chunks()
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:][: len(text) + 1]
+    assert (np.diff(offsets) == 36).all()
+    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    keys, canonical = uuid_rows(chars.reshape(-1, 36))
+    assert canonical.all()
     return keys
 
 

@@ -89,16 +89,22 @@ _DASHES = np.array([8, 13, 18, 23])
 _DIGITS = np.setdiff1d(np.arange(36), _DASHES)
 
 
+def uuid_rows(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For an ``(n, 36)`` array of ASCII codes: each row's 16 bytes read as a UUID (an ``(n, 16)``
+    array) and whether the row is a UUID in canonical form (only those keys are meaningful)."""
+    nibbles = _LOWER_HEX[chars[:, _DIGITS]]
+    canonical = (chars[:, _DASHES] == ord("-")).all(axis=1) & (nibbles != 255).all(axis=1)
+    return np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]), canonical
+
+
 def id_keys(event_ids: Sequence[str]) -> list[bytes]:
     """:func:`id_key` of each id, the canonical UUIDs decoded together (no regular expression
     or ``bytes.fromhex`` per id: a lake run keys every event it reads)."""
     joined = "".join(event_ids)
     if len(joined) != 36 * len(event_ids) or not joined.isascii():
         return [id_key(event_id) for event_id in event_ids]
-    chars = np.frombuffer(joined.encode(), dtype=np.uint8).reshape(-1, 36)
-    nibbles = _LOWER_HEX[chars[:, _DIGITS]]
-    canonical = (chars[:, _DASHES] == ord("-")).all(axis=1) & (nibbles != 255).all(axis=1)
-    raw = ((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).tobytes()
+    keys, canonical = uuid_rows(np.frombuffer(joined.encode(), dtype=np.uint8).reshape(-1, 36))
+    raw = keys.tobytes()
     return [raw[16 * n:16 * n + 16] if ok else id_key(event_ids[n])
             for n, ok in enumerate(canonical.tolist())]
 

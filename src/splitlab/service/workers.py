@@ -45,19 +45,18 @@ def address_family(host: str, port: int) -> socket.AddressFamily:
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
 
 
-def check_free(host: str, port: int) -> None:
-    """Raise ``OSError`` when another socket is bound to ``host:port``."""
-    with socket.socket(address_family(host, port), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
-
-
-def worker_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` beside the other workers' (not listening yet)."""
+def bound_socket(host: str, port: int, share: bool) -> socket.socket:
+    """A socket bound to ``host:port``, not listening; with ``share``, beside the other workers'
+    (``SO_REUSEPORT``), else only where no other socket is bound (``OSError`` otherwise)."""
     sock = socket.socket(address_family(host, port), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -65,7 +64,7 @@ def run_worker(options: dict[str, Any]) -> None:
     """One worker process: the application of ``options`` (uvicorn ``Config`` keywords) served
     on a socket of its own."""
     config = uvicorn.Config(**options)
-    uvicorn.Server(config).run(sockets=[worker_socket(config.host, config.port)])
+    uvicorn.Server(config).run(sockets=[bound_socket(config.host, config.port, True)])
 
 
 class Supervisor:
@@ -87,7 +86,7 @@ class Supervisor:
 
     def run(self) -> None:
         """Serve until stopped; :class:`StartupError` when a worker fails to start."""
-        check_free(self.options["host"], self.options["port"])
+        bound_socket(self.options["host"], self.options["port"], False).close()  # free?
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda _number, _frame: self._stopping.set())
         workers = [self._start() for _ in range(self.count)]
