@@ -66,17 +66,30 @@ def _files(paths: Sequence[Path]) -> str:
 
 
 class UnitStore:
-    """The unit tables of the lake at ``lake_root``; close with :meth:`close`."""
+    """The unit tables of the lake at ``lake_root``; close with :meth:`close`.
+
+    The DuckDB file is opened at first use, not here: DuckDB lets one process hold it, and every
+    worker of a multi-worker service builds a scheduler, while only the one holding the lease
+    computes (the others would fail to open it at every interval)."""
 
     name = "duckdb"
 
     def __init__(self, lake_root: Path, threads: int | None = None) -> None:
-        self._db = duckdb.connect(str(lake_root / STORE_FILE))
-        self._db.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
-        self._db.execute("SET preserve_insertion_order = false")
-        self._db.execute("SET enable_progress_bar = false")
-        self._db.execute("CREATE TABLE IF NOT EXISTS folded (experiment VARCHAR PRIMARY KEY, "
-                         "tag VARCHAR NOT NULL, through BIGINT NOT NULL)")
+        self._path = lake_root / STORE_FILE
+        self._threads = threads or len(os.sched_getaffinity(0))
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            db = duckdb.connect(str(self._path))
+            db.execute(f"SET threads = {self._threads}")
+            db.execute("SET preserve_insertion_order = false")
+            db.execute("SET enable_progress_bar = false")
+            db.execute("CREATE TABLE IF NOT EXISTS folded (experiment VARCHAR PRIMARY KEY, "
+                       "tag VARCHAR NOT NULL, through BIGINT NOT NULL)")
+            self._connection = db
+        return self._connection
 
     def update(self, lake: Lake, experiment: str, aggregates: Sequence[Aggregate],
                trigger: str = "enrollment") -> int:
@@ -138,8 +151,10 @@ class UnitStore:
         return rows
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Close the database (if it was opened)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 class _Fold:

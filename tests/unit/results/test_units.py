@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,24 @@ def _loaded(root: Path) -> DuckDBEngine:
     engine = DuckDBEngine(threads=1)
     engine.load_events(root)
     return engine
+
+
+def test_a_second_process_can_build_a_store_while_another_holds_the_file(tmp_path: Path) -> None:
+    """Every worker of a multi-worker service builds a scheduler, and with it a store; DuckDB
+    lets one process hold the file, so only the store that is used opens it."""
+    lake = Lake(tmp_path / "lake")
+    holder = UnitStore(lake.root, threads=1)
+    holder.query("SELECT 1")  # opens the file
+    script = ("import sys; from pathlib import Path; from splitlab.results.units import UnitStore;"
+              "UnitStore(Path(sys.argv[1]), threads=1).close(); print('built')")
+    try:
+        built = subprocess.run([sys.executable, "-c", script, str(lake.root)],
+                               capture_output=True, text=True, timeout=60)
+        assert built.returncode == 0 and built.stdout.strip() == "built", built.stderr
+        used = subprocess.run(
+            [sys.executable, "-c", script.replace(".close()", ".query('SELECT 1')"),
+             str(lake.root)], capture_output=True, text=True, timeout=60)
+        assert used.returncode != 0 and "lock" in used.stderr.lower()  # the file is still held
+    finally:
+        holder.close()
+        lake.close()
