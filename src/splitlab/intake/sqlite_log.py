@@ -32,7 +32,7 @@ from splitlab.intake.sinks import GroupCommit, StoredEvent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-CHECKPOINT_SECONDS = 0.1
+CHECKPOINT_SECONDS = 0.03
 BUSY_TIMEOUT_MS = 30_000
 WAL_CHECKPOINT_PAGES = 10_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -232,6 +232,8 @@ class Checkpointer:
     and every request waiting for that commit waits for the copy too (the intake's tail latency).
     With it, the writer's automatic checkpoint finds almost everything copied already: it only
     finishes the tail, which lets the next transaction restart the log at its beginning.
+    Measured at batches of 50 (two workers, 32 connections, paired runs): every 0.03 s gave a
+    p99 of 34-39 ms where every 0.1 s gave 45-67 ms and every 1 s 160-190 ms, at the same rate.
     """
 
     def __init__(self, path: Path) -> None:
