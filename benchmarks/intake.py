@@ -11,7 +11,8 @@ the CPU time the server's processes used per request, which other load on the ma
 less than the rates. After each run the log is counted to check that every 201 is stored.
 ``--peer URL`` runs the same workload against another intake already listening there (EventGate,
 set up from its own README) in the same run, alternating with splitlab ``--rounds`` times per
-batch size, and prints each pair's ratio and the median ratio (the machine's speed drifts; pairs
+batch size (ABBA: the peer goes first in every other round), and prints each pair's ratio and
+the median ratio (the machine's speed drifts; pairs
 taken minutes apart do not compare).
 Reference anchor (issue 11: EventGate 1.8.4, file output, ``-n 2`` workers, the shared workload on
 one of these 2-core machines): 5,700-7,300 single-event req/s (p99 21 ms), 80,000-91,000 events/s
@@ -187,7 +188,8 @@ def stored(data_dir: Path, sink: str = "sqlite", env: dict[str, str] | None = No
 
         with psycopg.connect(env["SPLITLAB_DATABASE_URL"], autocommit=True) as db:
             table = env["SPLITLAB_TABLE_PREFIX"] + "events"
-            count += int(db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+            row = db.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+            count += int(row[0]) if row else 0
     if sink == "jetstream":
         count += asyncio.run(_jetstream_messages(nats_url))
     return count
@@ -229,10 +231,27 @@ def storage_ceiling(data_dir: Path, processes: int, seconds: float, sharded: boo
                for _ in range(processes)]
     for worker in workers:
         worker.start()
-    total = sum(results.get() for _ in workers)
+    total = sum(int(results.get()) for _ in workers)
     for worker in workers:
         worker.join()
     return total / seconds
+
+
+def measure_splitlab(url: str, script: Path | None, args: argparse.Namespace, extra: list[str],
+                     size: int, data_dir: Path, env: dict[str, str], nats_url: str,
+                     server: subprocess.Popen[bytes]) -> dict[str, float]:
+    """One wrk run against splitlab, printed with its server CPU and the stored-events check."""
+    before, cpu = stored(data_dir, args.sink, env, nats_url), server_cpu(server.pid)
+    r = run_wrk(url, script, args, extra)
+    cpu = server_cpu(server.pid) - cpu
+    ok = (r["requests"] - r["non2xx"]) * size
+    after = stored(data_dir, args.sink, env, nats_url)
+    check = f"  stored {after - before:,} / acknowledged >= {ok:,.0f}"
+    print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
+          f"events/s ({r['rps'] * size / args.healthz_rps:.2f} x healthz req/s)  p50 "
+          f"{r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx {r['non2xx']:.0f}  "
+          f"server CPU {cpu * 1000 / max(r['requests'], 1):.2f} ms/request{check}", flush=True)
+    return r
 
 
 def main() -> None:
@@ -266,6 +285,7 @@ def main() -> None:
                   f"cpus={os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
             run_wrk(f"http://127.0.0.1:{port}/healthz", None, args, duration=args.warmup)
             base = run_wrk(f"http://127.0.0.1:{port}/healthz", None, args)
+            args.healthz_rps = base["rps"]
             print(f"baseline GET /healthz: {base['rps']:,.0f} req/s  p50 {base['p50']:.1f} ms"
                   f"  p99 {base['p99']:.1f} ms")
             for sharded in (False, True) if args.sink == "sqlite" else ():
@@ -285,25 +305,27 @@ def main() -> None:
                 if args.peer:
                     run_wrk(args.peer, script, args, extra, duration=args.warmup)
                 ratios = []
-                for _ in range(args.rounds):
-                    before, cpu = stored(data_dir, args.sink, env, nats_url), server_cpu(server.pid)
-                    r = run_wrk(url, script, args, extra)
-                    cpu = server_cpu(server.pid) - cpu
-                    ok = (r["requests"] - r["non2xx"]) * size
-                    after = stored(data_dir, args.sink, env, nats_url)
-                    check = f"  stored {after - before:,} / acknowledged >= {ok:,.0f}"
-                    print(f"POST batch={size:>3}: {r['rps']:,.0f} req/s = {r['rps'] * size:,.0f} "
-                          f"events/s ({r['rps'] * size / base['rps']:.2f} x healthz req/s)  p50 "
-                          f"{r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  non-2xx {r['non2xx']:.0f}  "
-                          f"server CPU {cpu * 1000 / max(r['requests'], 1):.2f} ms/request"
-                          f"{check}", flush=True)
+                for round_ in range(args.rounds):
+                    # ABBA: every other round the peer goes first, so that a drift of the
+                    # machine's speed within a pair does not always favour the same side
+                    order = ("peer", "splitlab") if args.peer and round_ % 2 else ("splitlab",
+                                                                                   "peer")
+                    results: dict[str, dict[str, float]] = {}
+                    for side in order:
+                        if side == "splitlab":
+                            results[side] = measure_splitlab(url, script, args, extra, size,
+                                                             data_dir, env, nats_url, server)
+                        elif args.peer:
+                            results[side] = run_wrk(args.peer, script, args, extra)
                     if args.peer:
-                        peer = run_wrk(args.peer, script, args, extra)
+                        r, peer = results["splitlab"], results["peer"]
                         ratios.append(r["rps"] / peer["rps"])
                         print(f"  peer batch={size:>3}: {peer['rps']:,.0f} req/s = "
                               f"{peer['rps'] * size:,.0f} events/s  p50 {peer['p50']:.1f} ms  "
                               f"p99 {peer['p99']:.1f} ms  non-2xx {peer['non2xx']:.0f}  "
-                              f"splitlab/peer {ratios[-1]:.2f}", flush=True)
+                              f"splitlab/peer {ratios[-1]:.2f}"
+                              f"{'  (peer ran first)' if order[0] == 'peer' else ''}",
+                              flush=True)
                 if ratios:
                     print(f"  batch={size}: median splitlab/peer over {len(ratios)} rounds "
                           f"{statistics.median(ratios):.2f}", flush=True)

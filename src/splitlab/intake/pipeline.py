@@ -21,13 +21,13 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import orjson
 
 from splitlab.errors import InvalidEventError
 from splitlab.intake.privacy import NOT_RECORDED, error_event, scrub
-from splitlab.intake.schemas import SchemaRepository
+from splitlab.intake.schemas import Schema, SchemaRepository
 from splitlab.intake.sinks import Sink, StoredEvent
 from splitlab.intake.streams import StreamCatalog, StreamConfig
 from splitlab.intake.violations import errors_text, required, violation, wrong_type
@@ -35,6 +35,8 @@ from splitlab.intake.violations import errors_text, required, violation, wrong_t
 log = logging.getLogger(__name__)
 TOO_DEEP = NOT_RECORDED
 STORE_FAILED = "the event could not be stored; retry later"
+MAX_ROUTES = 1024
+"""How many (stream, ``$schema`` spelling) pairs a pipeline remembers as checked."""
 
 Status = Literal["success", "invalid", "error"]
 
@@ -111,21 +113,16 @@ class EventStatus:
         return {"status": self.status, "event": self.event, "context": self.context}
 
 
-class Accepted(NamedTuple):
-    """A valid event of a batch: its position, the client's form, its stream and stored form."""
-
-    position: int
-    raw: Any
-    stream: StreamConfig
-    stored: StoredEvent
-
-
 @dataclass(slots=True)
 class Prepared:
-    """A checked and enriched batch: what to store, and the statuses known so far."""
+    """A checked and enriched batch: what to store, and the statuses known so far.
 
+    ``stored`` holds, per sink name, the positions of the batch's valid events and their stored
+    forms (two lists side by side: no object per event beyond the stored form itself)."""
+
+    events: Sequence[Any]
     statuses: list[EventStatus | None]
-    accepted: list[Accepted] = field(default_factory=list)
+    stored: dict[str, tuple[list[int], list[StoredEvent]]] = field(default_factory=dict)
     errors: list[StoredEvent] = field(default_factory=list)
 
 
@@ -162,29 +159,36 @@ class Pipeline:
         self.emitter_id = emitter_id
         self.new_ids = new_ids or TimeOrderedIds().take
         self.on_sink_error = on_sink_error
+        self._routes: dict[tuple[str, str], tuple[StreamConfig, Schema]] = {}
 
     def prepare(self, events: Sequence[Any], context: RequestContext) -> Prepared:
-        """Check and enrich every event (pure apart from ids); nothing is stored yet."""
-        prepared = Prepared(statuses=[None] * len(events))
-        pool: list[str] = []
+        """Check and enrich every event (pure apart from ids); nothing is stored yet.
 
-        def next_id() -> str:  # the batch's ids are made together when the first is needed
-            if not pool:
-                pool.extend(self.new_ids(len(events) - index))
-            return pool.pop()
-
+        One id is made per position up front (:meth:`TimeOrderedIds.take`: the batch's ids
+        together); an event that brings its own ``meta.id`` leaves its one unused, and an invalid
+        event's goes to its error event."""
+        prepared = Prepared(events, [None] * len(events))
+        ids = self.new_ids(len(events))
+        stored, routes = prepared.stored, self._routes
         for index, raw in enumerate(events):
             try:
-                stream, stored = self._accept(raw, context, next_id)
+                try:  # the common case: a stream and schema this pipeline has checked before
+                    stream, schema = routes[raw["meta"]["stream"], raw["$schema"]]
+                except (KeyError, TypeError, IndexError):
+                    stream, schema = self._route(raw)
+                event = self._accept(raw, stream, schema, context, ids[index])
             except InvalidEventError as error:
                 message = str(error)
                 details = {"message": message, "errors": list(error.violations),
                            "errorsText": errors_text(error.violations)}
                 prepared.statuses[index] = EventStatus(
                     "invalid", raw, details, self._claimed_stream(raw))
-                prepared.errors.append(self._error_event(raw, message, context, next_id()))
-            else:
-                prepared.accepted.append(Accepted(index, raw, stream, stored))
+                prepared.errors.append(self._error_event(raw, message, context, ids[index]))
+                continue
+            positions, accepted = stored.get(stream.sink) or stored.setdefault(
+                stream.sink, ([], []))
+            positions.append(index)
+            accepted.append(event)
         return prepared
 
     def _claimed_stream(self, raw: Any) -> str:
@@ -216,25 +220,34 @@ class Pipeline:
                 "stream", ["meta", "stream"], message, {"stream": name[:200]})])
         return stream
 
-    def _accept(self, raw: Any, context: RequestContext, next_id: Callable[[], str]
-                ) -> tuple[StreamConfig, StoredEvent]:
+    def _route(self, raw: Any) -> tuple[StreamConfig, Schema]:
+        """The stream ``raw`` names and the schema it claims, checked to belong together
+        (:class:`InvalidEventError` otherwise); remembered for the next event naming both."""
         stream = self._stream(raw)
-        schema = self.schemas.get(raw.get("$schema"))
+        claimed = raw.get("$schema")
+        schema = self.schemas.get(claimed)
         if schema.title != stream.schema_title:
             message = (f"schema {schema.id} (title {schema.title!r}) is not allowed on stream "
                        f"{stream.name!r}, which takes {stream.schema_title!r}")
             raise InvalidEventError(message, [violation(
                 "stream", ["$schema"], message,
                 {"schemaTitle": schema.title, "allowedSchemaTitle": stream.schema_title})])
-        meta = raw["meta"]
+        if isinstance(claimed, str) and len(claimed) <= 256 and len(self._routes) < MAX_ROUTES:
+            self._routes[stream.name, claimed] = stream, schema  # bounded: clients spell ids
+        return stream, schema
+
+    @staticmethod
+    def _accept(raw: dict[str, Any], stream: StreamConfig, schema: Schema,
+                context: RequestContext, new_id: str) -> StoredEvent:
+        """``raw`` enriched, scrubbed and validated, as stored (``new_id`` where it has no
+        ``meta.id``)."""
         event = dict(raw)
-        meta = dict(meta)
+        meta = event["meta"] = dict(raw["meta"])
         meta["dt"] = context.dt
         if not meta.get("id"):  # absent, null or "": an empty id would collapse retries
-            meta["id"] = next_id()
+            meta["id"] = new_id
         if stream.enrich_headers and context.request_id:
             meta["request_id"] = context.request_id
-        event["meta"] = meta
         scrub(event, stream.keep_user_agent)
         if stream.keep_user_agent and context.user_agent:
             http = event.setdefault("http", {})
@@ -245,10 +258,10 @@ class Pipeline:
             body = orjson.dumps(event)
         except orjson.JSONEncodeError:  # parsing allows 1024 levels, writing JSON 254
             raise InvalidEventError(TOO_DEEP, [violation("depth", [], TOO_DEEP)]) from None
-        stored = schema.validate(event)
-        if stored is not event:  # date-times rewritten to RFC 3339
-            body = orjson.dumps(stored)
-        return stream, StoredEvent(meta["id"], stream.name, context.dt, body)
+        checked = schema.validate(event)
+        if checked is not event:  # date-times rewritten to RFC 3339
+            body = orjson.dumps(checked)
+        return StoredEvent(meta["id"], stream.name, context.dt, body)
 
     def _error_event(self, raw: Any, message: str, context: RequestContext, event_id: str
                      ) -> StoredEvent:
@@ -267,16 +280,14 @@ class Pipeline:
         Error events are stored alongside, but a failure to store them does not change the
         statuses (the client's events were invalid either way).
         """
-        by_sink: dict[str, list[Accepted]] = {}
-        for item in prepared.accepted:
-            by_sink.setdefault(item.stream.sink, []).append(item)
-        names = list(by_sink)
+        names = list(prepared.stored)
         writes: list[Awaitable[None]] = [
-            self.sinks[n].write([a.stored for a in by_sink[n]]) for n in names]
+            self.sinks[n].write(prepared.stored[n][1]) for n in names]
         if prepared.errors:
             names.append("")
             writes.append(self.sinks[self.catalog.error.sink].write(prepared.errors))
         results = await gather_outcomes(writes)
+        statuses = prepared.statuses
         for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
@@ -284,15 +295,23 @@ class Pipeline:
                 sink = name or self.catalog.error.sink
                 log.warning("sink %s failed: %s", sink, result)
                 self.on_sink_error(sink)
-            success: dict[str, EventStatus] = {}  # immutable: one per stream serves every event
-            for item in by_sink.get(name, []) if name else []:
-                stream = item.stream.name
-                prepared.statuses[item.position] = (
-                    success.get(stream) or success.setdefault(
-                        stream, EventStatus("success", None, None, stream))
-                    if result is None else
-                    EventStatus("error", item.raw, {"message": STORE_FAILED}, stream))
-        return [s for s in prepared.statuses if s is not None]
+            if not name:
+                continue
+            positions, stored = prepared.stored[name]
+            if result is None:  # immutable: one status per stream serves all its events
+                success: dict[str, EventStatus] = {}
+                for position, event in zip(positions, stored, strict=True):
+                    status = success.get(event.stream)
+                    if status is None:
+                        status = success[event.stream] = EventStatus(
+                            "success", None, None, event.stream)
+                    statuses[position] = status
+            else:
+                for position, event in zip(positions, stored, strict=True):
+                    statuses[position] = EventStatus(
+                        "error", prepared.events[position], {"message": STORE_FAILED},
+                        event.stream)
+        return [s for s in statuses if s is not None]
 
     async def process(self, events: Sequence[Any], context: RequestContext) -> list[EventStatus]:
         """:meth:`prepare` then :meth:`produce`."""

@@ -29,6 +29,8 @@ from typing import Any
 
 import uvicorn
 
+from splitlab.service.metrics import share_values_cheaply
+
 log = logging.getLogger(__name__)
 STARTUP_SECONDS = 30.0
 """A worker that exits with an error sooner than this after its start failed to start (the
@@ -63,6 +65,7 @@ def bound_socket(host: str, port: int, share: bool) -> socket.socket:
 def run_worker(options: dict[str, Any]) -> None:
     """One worker process: the application of ``options`` (uvicorn ``Config`` keywords) served
     on a socket of its own."""
+    share_values_cheaply()  # before the application makes its collectors
     config = uvicorn.Config(**options)
     uvicorn.Server(config).run(sockets=[bound_socket(config.host, config.port, True)])
 

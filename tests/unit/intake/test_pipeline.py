@@ -114,6 +114,28 @@ def test_mixed_batch_statuses_and_error_events() -> None:
     assert errors[3]["errored_schema_uri"] == f"/{WEB}/2.0.0"
 
 
+def test_a_remembered_stream_and_schema_pair_answers_as_a_first_check_does() -> None:
+    """The pipeline remembers (stream, $schema) pairs it accepted; every refusal, and every
+    status, must be the same for a warm pipeline as for a fresh one."""
+    error = "splitlab.error.validation"
+    batch = [web_event(), web_event(action=5), web_event(**{"$schema": "/error/2.1.0"}),
+             {**web_event(), "meta": {"stream": error}}, web_event(meta="text"),
+             web_event(meta={"stream": ["product_metrics.web_base"]}),
+             web_event(**{"$schema": ["x"]}), [web_event()], web_event()]
+
+    def outcome(pipeline: Pipeline, events: list[Any]) -> list[tuple[str, Any]]:
+        return [(s.status, s.context and s.context["message"]) for s in run(pipeline, events)]
+
+    fresh = [found for event in batch for found in outcome(make()[0], [event])]
+    warm, _ = make()
+    outcome(warm, batch)
+    assert outcome(warm, batch) == fresh
+    assert len(warm._routes) == 1
+    assert [status for status, _ in fresh] == [
+        "success", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid",
+        "success"]
+
+
 def test_clients_cannot_post_to_the_error_stream() -> None:
     pipeline, _sink = make()
     statuses = run(pipeline, [{"$schema": "/error/2.1.0", "meta": {"stream":
