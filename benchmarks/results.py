@@ -2,7 +2,7 @@
 the results computation, beside a full recompute, in the same run (figures: docs/benchmarks.md).
 
     .venv/bin/python benchmarks/results.py [--events 5000000] [--new 100000]
-        [--data /tmp/splitlab-bench-results] [--threads 2]
+        [--data /tmp/splitlab-bench-results] [--threads 2] [--repeat 1]
 
 Preparing (not timed): the old lake is built without Python rows — simulated events
 (``splitlab.simulate``, vectorised) written as Parquet and materialised (pyarrow) straight into
@@ -24,7 +24,12 @@ process's collector tuned after start-up as the scheduler's processes do):
    each id probed in the index of N ids);
 2. **results computation**: what each scheduler run does per experiment — fold the lake's new
    files into the experiment's unit table and ``report`` from it (units per group, SRM, a count
-   and a proportion metric);
+   and a proportion metric); with ``--repeat N`` steps 1 and 2 are timed N times over the same
+   new events, the lake's state and the unit store copied back between repeats (the first
+   repeat is the one right after the build, with the coldest page cache; the ratio uses the
+   median). Before the timed runs the file system is synced (``os.sync``, not timed): preparing
+   leaves gigabytes of written data in the page cache, and its writeback slowed the lake run's
+   fsyncs (measured: 3.08 s against 2.2–2.4 s right after writing 3 GB elsewhere);
 3. **time to first results after an event arrives**: one more event appended to the log, then
    a lake run and the results computation (1 + 2 for one event);
 4. **full recompute**: the lake rebuilt from every event (the N old and the new ones, the fastest
@@ -46,6 +51,7 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -58,9 +64,9 @@ from splitlab.intake.export import open_reader
 from splitlab.intake.sinks import StoredEvent
 from splitlab.intake.sqlite_log import SQLiteEventLog
 from splitlab.process import tune_collector
-from splitlab.results.lake import KEY, LAKE_DIR, STATE_FILE, Lake, uuid_rows
+from splitlab.results.lake import KEY, LAKE_DIR, RUNS_DIR, STATE_FILE, Lake, uuid_rows
 from splitlab.results.sources import LogPosition, LogSource
-from splitlab.results.units import UnitStore
+from splitlab.results.units import STORE_FILE, UnitStore
 from splitlab.simulate import Simulation, simulate, write_events
 from splitlab.simulate.arrow import without_nulls
 
@@ -181,38 +187,123 @@ def extend(data: Path) -> tuple[float, int]:
     return time.perf_counter() - started, written
 
 
+class Snapshot:
+    """The lake's state, the unit store and the SQLite log as they are right after the first
+    build, to put back so that the same incremental run can be timed again (``--repeat``,
+    ``--reuse``): the Parquet files and id runs made since are deleted, the databases copied
+    back. A run that merged id runs (more than ``RECENT_IDS`` new ids) cannot be undone this way
+    and stops the benchmark."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.lake_root = data, data / LAKE_DIR
+        self.saved = data / "snapshot"
+
+    def _databases(self) -> list[Path]:
+        return [*(p for p in self.lake_root.iterdir()
+                  if p.name.startswith((STATE_FILE, STORE_FILE))),
+                *self.data.glob("events.sqlite*")]
+
+    def _listed(self) -> tuple[list[str], list[str]]:
+        return ([str(p) for p in self.lake_root.rglob("*.parquet")],
+                [str(p) for p in (self.lake_root / RUNS_DIR).iterdir()])
+
+    def take(self) -> None:
+        shutil.rmtree(self.saved, ignore_errors=True)
+        self.saved.mkdir()
+        for path in self._databases():
+            name = path.relative_to(self.data).as_posix().replace("/", "~")
+            shutil.copy2(path, self.saved / name)
+        (self.saved / "files.json").write_bytes(orjson.dumps(self._listed()))
+
+    def exists(self) -> bool:
+        return (self.saved / "files.json").is_file()
+
+    def restore(self) -> None:
+        listed: list[list[str]] = orjson.loads((self.saved / "files.json").read_bytes())
+        files, runs = set(listed[0]), set(listed[1])
+        now_files, now_runs = (set(names) for names in self._listed())
+        if not runs <= now_runs:
+            raise SystemExit("the run merged id runs: it cannot be repeated; use fewer --new")
+        for name in (now_files - files) | (now_runs - runs):
+            Path(name).unlink()
+        for path in self._databases():
+            path.unlink()
+        for path in self.saved.iterdir():
+            if path.name != "files.json":
+                shutil.copy2(path, self.data / path.name.replace("~", "/"))
+        os.sync()  # the copies' writeback is not the timed run's
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """The old lake, its state, the new events in the SQLite log, and the first build of the
+    unit table (printed, not part of the incremental figures)."""
+    shutil.rmtree(args.data, ignore_errors=True)
+    args.data.mkdir(parents=True)
+    started = time.perf_counter()
+    old = write_events(simulate(spec(round(args.events / EVENTS_PER_UNIT), 1)),
+                       args.data / "old.parquet")
+    lake_root = args.data / LAKE_DIR
+    materialize(args.data / "old.parquet", lake_root)
+    (lake_root / MANIFEST).unlink()
+    seeded = seed_state(lake_root)
+    new_table = pa.concat_tables(simulate(spec(round(args.new / EVENTS_PER_UNIT), 2)))
+    write_events(iter([new_table]), args.data / "new.parquet")
+    new = append_events(args.data / "events.sqlite", new_table)
+    print(f"  prepared (not timed, {time.perf_counter() - started:.0f} s): {old:,} old events "
+          f"({seeded:,} ids seeded), {new:,} new in the SQLite log", flush=True)
+    tune_collector()  # as the results worker and the service's workers do after start-up
+    build_s, _ = fold_and_report(lake_root, args.threads)
+    print(f"first build of the unit table over the old lake: {build_s:.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--new", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=Path("/tmp/splitlab-bench-results"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time the incremental run this many times over the same new events "
+                             "(the lake, unit store and log put back between them)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the prepared data (with its snapshot) for --reuse")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time only the incremental runs, over data a --keep run left "
+                             "(no preparing, no first build, no full recompute)")
     args = parser.parse_args()
-    shutil.rmtree(args.data, ignore_errors=True)
-    args.data.mkdir(parents=True)
     print(f"load average {os.getloadavg()[0]:.1f}; old lake {args.events:,} events, "
           f"{args.new:,} new", flush=True)
-    started = time.perf_counter()
-    old_events, new_events = args.data / "old.parquet", args.data / "new.parquet"
-    old = write_events(simulate(spec(round(args.events / EVENTS_PER_UNIT), 1)), old_events)
+    snapshot = Snapshot(args.data)
+    if args.reuse:
+        if not snapshot.exists():
+            raise SystemExit(f"--reuse: no data kept in {args.data} (run with --keep first)")
+        snapshot.restore()
+    else:
+        prepare(args)
+        if args.keep or args.repeat > 1:
+            snapshot.take()
+        os.sync()  # preparing leaves gigabytes to write back, which would slow the timed fsyncs
     lake_root = args.data / LAKE_DIR
-    materialize(old_events, lake_root)
-    (lake_root / MANIFEST).unlink()
-    seeded = seed_state(lake_root)
-    new_table = pa.concat_tables(simulate(spec(round(args.new / EVENTS_PER_UNIT), 2)))
-    write_events(iter([new_table]), new_events)
-    new = append_events(args.data / "events.sqlite", new_table)
-    print(f"  prepared (not timed, {time.perf_counter() - started:.0f} s): {old:,} old events "
-          f"({seeded:,} ids seeded), {new:,} new in the SQLite log", flush=True)
+    runs, computes, totals = [], [], []
+    for attempt in range(args.repeat):
+        if attempt:
+            snapshot.restore()
+        run_s, written = extend(args.data)
+        compute_s, groups = fold_and_report(lake_root, args.threads)
+        runs.append(run_s)
+        computes.append(compute_s)
+        totals.append(run_s + compute_s)
+        print(f"incremental lake run ({written:,} new events -> Parquet): {run_s:.2f} s; "
+              f"results computation (fold the new files into the unit table, report): "
+              f"{compute_s:.2f} s; incremental total {run_s + compute_s:.2f} s "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    if args.repeat > 1:
+        print(f"incremental totals over {args.repeat} repeats: min {min(totals):.2f} s, "
+              f"median {float(np.median(totals)):.2f} s, max {max(totals):.2f} s", flush=True)
+    if args.reuse:
+        return
 
-    tune_collector()  # as the results worker and the service's workers do after start-up
-    build_s, _ = fold_and_report(lake_root, args.threads)
-    print(f"first build of the unit table over the old lake: {build_s:.2f} s", flush=True)
-    run_s, written = extend(args.data)
-    compute_s, groups = fold_and_report(lake_root, args.threads)
-    print(f"incremental lake run ({written:,} new events -> Parquet): {run_s:.2f} s", flush=True)
-    print(f"results computation (fold the new files into the unit table, report): "
-          f"{compute_s:.2f} s", flush=True)
+    new_table = pq.read_table(args.data / "new.parquet")
     one = new_table.slice(0, 1).to_pylist()[0]
     one["meta"]["id"] = "00000000-0000-4000-8000-000000000001"
     append_events(args.data / "events.sqlite", pa.Table.from_pylist([one], new_table.schema))
@@ -224,23 +315,29 @@ def main() -> None:
           f"{first_compute:.2f} s)", flush=True)
 
     full = args.data / "full"
+    shutil.rmtree(full, ignore_errors=True)
     started = time.perf_counter()
-    materialize(old_events, full)
-    materialize(new_events, full)
+    materialize(args.data / "old.parquet", full)
+    materialize(args.data / "new.parquet", full)
     rebuild_s = time.perf_counter() - started
     full_compute, full_groups = compute(full, args.threads)
     assert full_groups == first_groups, (full_groups, first_groups)
     assert sum(groups.values()) <= sum(full_groups.values())
     full_s = rebuild_s + full_compute
-    incremental = run_s + compute_s
+    incremental = float(np.median(totals))
+    run_s, compute_s = float(np.median(runs)), float(np.median(computes))
     print(f"full recompute: {full_s:.2f} s (rebuild the lake {rebuild_s:.2f} s, computation "
           f"{full_compute:.2f} s)", flush=True)
-    print(f"incremental run + computation {incremental:.2f} s: {full_s / incremental:.1f}x "
-          f"faster than the full recompute; lake run alone {rebuild_s / run_s:.1f}x faster "
-          f"than the rebuild; the computation is {compute_s / incremental:.0%} of the "
-          f"incremental total", flush=True)
+    print(f"incremental run + computation {incremental:.2f} s (the median): "
+          f"{full_s / incremental:.1f}x faster than the full recompute; lake run alone "
+          f"{rebuild_s / run_s:.1f}x faster than the rebuild; the computation is "
+          f"{compute_s / incremental:.0%} of the incremental total", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f}")
-    shutil.rmtree(args.data, ignore_errors=True)
+    if args.keep:
+        shutil.rmtree(full)
+        snapshot.restore()  # as it was after the first build, for --reuse
+    else:
+        shutil.rmtree(args.data, ignore_errors=True)
 
 
 if __name__ == "__main__":
