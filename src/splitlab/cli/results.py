@@ -36,8 +36,9 @@ def results_run(
     consumer) and store every running experiment's results in the registry database.
 
     Reads SPLITLAB_DATABASE_URL, SPLITLAB_EVENTS_SINK, SPLITLAB_NATS_URL, SPLITLAB_NATS_STREAM,
-    SPLITLAB_TABLE_PREFIX and SPLITLAB_STREAMS_FILE like the service. Only one scheduler computes
-    at a time (a lease in the registry database): run as many as you like.
+    SPLITLAB_TABLE_PREFIX, SPLITLAB_STREAMS_FILE and SPLITLAB_RESULTS_MEMORY like the service.
+    Only one scheduler computes at a time (a lease in the registry database): run as many as
+    you like.
     """
     from splitlab.errors import SplitlabError
     from splitlab.intake.streams import load_catalog
@@ -57,7 +58,8 @@ def results_run(
         config = RunnerConfig(data_dir.resolve(), settings.events_sink, settings.database_url,
                               settings.table_prefix, settings.nats_url, settings.nats_stream,
                               engine, load_catalog(settings.streams_file).error_stream,
-                              lease_seconds=max(lease, 1.0))
+                              lease_seconds=max(lease, 1.0),
+                              memory_limit=settings.results_memory)
         scheduler = build_scheduler(registry, config)
     except (SplitlabError, ValueError) as error:
         fail(str(error))

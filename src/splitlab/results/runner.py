@@ -35,6 +35,7 @@ class RunnerConfig:
     error_stream: str = DEFAULT_ERROR_STREAM
     consumer: str = "splitlab-lake"
     lease_seconds: float = 60.0
+    memory_limit: str | None = None
 
 
 def sources(config: RunnerConfig) -> list[Callable[[], EventSource]]:
@@ -57,6 +58,7 @@ def build_scheduler(registry: Registry, config: RunnerConfig) -> Scheduler:
     def engine() -> Engine:
         return open_engine(config.engine)
 
-    units = UnitStore(lake.root) if config.engine == "duckdb" else None
+    units = (UnitStore(lake.root, memory_limit=config.memory_limit)
+             if config.engine == "duckdb" else None)
     return Scheduler(registry, ResultsStore(registry.engine, registry.tables.prefix), lake,
                      sources(config), engine, lease_seconds=config.lease_seconds, units=units)

@@ -92,7 +92,8 @@ def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThrea
         config = RunnerConfig(
             settings.data_dir, settings.events_sink, settings.database_url,
             settings.table_prefix, settings.nats_url, settings.nats_stream,
-            error_stream=load_catalog(settings.streams_file).error_stream)
+            error_stream=load_catalog(settings.streams_file).error_stream,
+            memory_limit=settings.results_memory)
         return build_scheduler(registry, config)
 
     def start(registry: Registry) -> SchedulerThread:

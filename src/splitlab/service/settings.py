@@ -23,12 +23,14 @@
 | ``SPLITLAB_CLIENT_NAME_SALT`` | non-empty: client payloads carry hashed experiment names | unset |
 | ``SPLITLAB_OFREP_RATE_LIMIT`` | OFREP requests per second per client (0: no limit) | ``0`` |
 | ``SPLITLAB_RESULTS_INTERVAL`` | seconds between results runs in the service (0: off) | ``300`` |
+| ``SPLITLAB_RESULTS_MEMORY`` | memory the results' DuckDB may use (e.g. ``4GB``) | 25% of RAM |
 | ``SPLITLAB_UI_REQUIRE_TOKEN`` | ``1``: reading the dashboard needs signing in too | unset |
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,9 @@ class Settings:
     ofrep_rate_limit: float = 0.0
     results_interval: float = 0.0
     """Seconds between results runs; 0 (the default here, 300 from the environment): none."""
+    results_memory: str | None = None
+    """The unit store's DuckDB memory limit (``None``: :func:`~splitlab.results.units.
+    default_memory_limit`)."""
     ui_require_token: bool = False
     """Whether reading the dashboard needs a session (writing always does)."""
 
@@ -93,6 +98,7 @@ class Settings:
             client_name_salt=source.get("SPLITLAB_CLIENT_NAME_SALT", ""),
             ofrep_rate_limit=_float(source, "SPLITLAB_OFREP_RATE_LIMIT"),
             results_interval=_float(source, "SPLITLAB_RESULTS_INTERVAL", "300"),
+            results_memory=_memory(source, "SPLITLAB_RESULTS_MEMORY"),
             ui_require_token=source.get("SPLITLAB_UI_REQUIRE_TOKEN") == "1",
         )
 
@@ -122,6 +128,20 @@ def _float(source: Mapping[str, str], name: str, default: str = "0") -> float:
     if not value >= 0:
         raise ValueError(f"{name} must be >= 0, got {text!r}")
     return value
+
+
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)? ?([KMGT]i?B|B)", re.IGNORECASE)
+
+
+def _memory(source: Mapping[str, str], name: str) -> str | None:
+    """An amount of memory as DuckDB reads it (``4GB``, ``512MiB``); :class:`ConfigError`
+    naming the variable otherwise."""
+    text = (source.get(name) or "").strip()
+    if not text:
+        return None
+    if not _MEMORY.fullmatch(text) or float(re.sub(r"[^0-9.]", "", text)) <= 0:
+        raise ConfigError(name, f"must be an amount of memory such as 4GB or 512MiB, not {text!r}")
+    return text
 
 
 def _deadline(source: Mapping[str, str], name: str, default: float) -> float:

@@ -54,3 +54,24 @@ def test_once_exits_1_naming_the_failure(scheduler: FailingOnce, tmp_path: Path)
     assert result.exit_code == 1
     assert scheduler.runs == 1 and scheduler.closed
     assert "the results run failed: the lake is locked" in result.output
+
+
+def test_the_worker_takes_its_memory_limit_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    configs: list[runner.RunnerConfig] = []
+
+    def build(registry: Any, config: runner.RunnerConfig) -> FailingOnce:
+        configs.append(config)
+        return FailingOnce()
+
+    monkeypatch.setattr(runner, "build_scheduler", build)
+    monkeypatch.delenv("SPLITLAB_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    command = ["results", "run", "--once", "--data-dir", str(tmp_path / "data")]
+    CliRunner().invoke(app, command, env={"SPLITLAB_RESULTS_MEMORY": "2GiB"})
+    assert [config.memory_limit for config in configs] == ["2GiB"]
+    for bad in ("lots", "0GB", "-1GB", "4 gigs"):
+        result = CliRunner().invoke(app, command, env={"SPLITLAB_RESULTS_MEMORY": bad})
+        assert result.exit_code != 0
+        assert "SPLITLAB_RESULTS_MEMORY" in result.output and "such as 4GB" in result.output
+    assert len(configs) == 1

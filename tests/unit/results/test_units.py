@@ -155,3 +155,34 @@ def test_a_second_process_can_build_a_store_while_another_holds_the_file(tmp_pat
     finally:
         holder.close()
         lake.close()
+
+
+def _duckdb_memory_limit(store: UnitStore) -> float:
+    """The store's DuckDB memory limit in MiB, read back from DuckDB (it prints ``5.9 GiB``)."""
+    ((text,),) = store.query("SELECT current_setting('memory_limit')")
+    number, unit = str(text).split()
+    return float(number) * {"MiB": 1, "GiB": 1024}[unit]
+
+
+def test_the_store_caps_duckdb_memory_at_a_quarter_of_the_machine_unless_told(
+        tmp_path: Path) -> None:
+    """DuckDB's own default (80% of the memory) let a first build over a large lake push the
+    lake and the intake's files out of the page cache."""
+    total_kib = next(int(line.split()[1]) for line in
+                     Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemTotal:"))
+    limit = Path("/sys/fs/cgroup/memory.max")
+    if limit.is_file() and limit.read_text().strip().isdigit():
+        total_kib = min(total_kib, int(limit.read_text()) // 1024)
+    lake = Lake(tmp_path / "lake")
+    stores = [UnitStore(lake.root, threads=1), UnitStore(lake.root, threads=1,
+                                                         memory_limit="300MiB")]
+    try:
+        quarter = total_kib / 1024 / 4
+        assert abs(_duckdb_memory_limit(stores[0]) - quarter) <= max(quarter * 0.02, 1)
+        stores[0].close()
+        assert _duckdb_memory_limit(stores[1]) == 300
+    finally:
+        for store in stores:
+            store.close()
+        lake.close()
