@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import sqlglot
 
 from splitlab.analysis.materialize import MANIFEST
-from splitlab.analysis.queries import deduplicated
+from splitlab.analysis.queries import deduplicated, literal
 from splitlab.analysis.table import ANALYSIS_SCHEMA
 from splitlab.errors import AnalysisError
 
@@ -60,15 +60,22 @@ def parquet_files(directory: Path) -> list[Path]:
 
 
 class DuckDBEngine:
-    """DuckDB in this process, in memory; ``threads`` defaults to every usable core."""
+    """DuckDB in this process, in memory; ``threads`` defaults to every usable core. With
+    ``memory_limit`` (``4GB``) it uses at most that much and spills to ``spill`` (a directory;
+    DuckDB's defaults are 80% of the memory and ``.tmp`` in the working directory)."""
 
     name = "duckdb"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None,
+                 spill: Path | None = None) -> None:
         import duckdb
 
         self._connection = duckdb.connect(":memory:")
         self._connection.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
+        if memory_limit:
+            self._connection.execute(f"SET memory_limit = {literal(memory_limit)}")
+        if spill is not None:
+            self._connection.execute(f"SET temp_directory = {literal(str(spill))}")
         self._connection.execute("SET preserve_insertion_order = false")
         self._connection.execute("SET enable_progress_bar = false")
 
@@ -137,10 +144,11 @@ class SparkEngine:
         self._spark.catalog.clearCache()
 
 
-def open_engine(name: str) -> Engine:
-    """``duckdb`` or ``spark`` (``SPLITLAB_SPARK_MASTER`` names the master; default local)."""
+def open_engine(name: str, memory_limit: str | None = None, spill: Path | None = None) -> Engine:
+    """``duckdb`` (capped as :class:`DuckDBEngine` says) or ``spark`` (``SPLITLAB_SPARK_MASTER``
+    names the master; default local)."""
     if name == "duckdb":
-        return DuckDBEngine()
+        return DuckDBEngine(memory_limit=memory_limit, spill=spill)
     if name == "spark":
         return SparkEngine(os.environ.get("SPLITLAB_SPARK_MASTER", "local[2]"))
     raise AnalysisError(f"unknown engine {name!r} (use duckdb or spark)")

@@ -16,7 +16,10 @@ from splitlab.results.lake import LAKE_DIR, EventSource, Lake
 from splitlab.results.scheduler import Scheduler
 from splitlab.results.sources import log_sources
 from splitlab.results.store import ResultsStore
-from splitlab.results.units import UnitStore
+from splitlab.results.units import UnitStore, default_memory_limit
+
+ENGINE_SPILL = "_engine.tmp"
+"""Where the scheduler's in-memory DuckDB engine spills (under the lake)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +58,11 @@ def build_scheduler(registry: Registry, config: RunnerConfig) -> Scheduler:
     DuckDB, reading each experiment's unit table beside the lake)."""
     lake = Lake(config.data_dir / LAKE_DIR, config.error_stream)
 
-    def engine() -> Engine:
-        return open_engine(config.engine)
+    memory = config.memory_limit or default_memory_limit()
 
-    units = (UnitStore(lake.root, memory_limit=config.memory_limit)
-             if config.engine == "duckdb" else None)
+    def engine() -> Engine:  # capped like the unit store, spilling beside the lake
+        return open_engine(config.engine, memory, lake.root / ENGINE_SPILL)
+
+    units = UnitStore(lake.root, memory_limit=memory) if config.engine == "duckdb" else None
     return Scheduler(registry, ResultsStore(registry.engine, registry.tables.prefix), lake,
                      sources(config), engine, lease_seconds=config.lease_seconds, units=units)

@@ -186,3 +186,21 @@ def test_the_store_caps_duckdb_memory_at_a_quarter_of_the_machine_unless_told(
         for store in stores:
             store.close()
         lake.close()
+
+
+def test_the_schedulers_events_engine_is_capped_too_and_spills_beside_the_lake(
+        tmp_path: Path) -> None:
+    from splitlab.registry.store import Registry
+    from splitlab.results.runner import ENGINE_SPILL, RunnerConfig, build_scheduler
+
+    registry = Registry.open(None, tmp_path)
+    scheduler = build_scheduler(registry, RunnerConfig(tmp_path, memory_limit="300MiB"))
+    engine = scheduler.engine_factory()
+    try:
+        ((limit, spill),) = engine.query("SELECT current_setting('memory_limit'), "
+                                         "current_setting('temp_directory')")
+        assert (limit, spill) == ("300.0 MiB", str(tmp_path / "lake" / ENGINE_SPILL))
+    finally:
+        engine.close()
+        scheduler.close()
+        registry.close()
