@@ -59,10 +59,23 @@ def parquet_files(directory: Path) -> list[Path]:
                         f"first (splitlab materialize --events PATH --output {directory})")
 
 
+def configure(connection: Any, threads: int | None = None, memory_limit: str | None = None,
+              spill: Path | None = None) -> None:
+    """splitlab's settings of a DuckDB connection: ``threads`` (default every usable core),
+    ``memory_limit`` (``4GB``; DuckDB's default is 80% of the memory) and where to ``spill``
+    past it (DuckDB's default: beside the database file, or ``.tmp`` in the working directory);
+    no insertion order kept, no progress bar."""
+    connection.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
+    if memory_limit:
+        connection.execute(f"SET memory_limit = {literal(memory_limit)}")
+    if spill is not None:
+        connection.execute(f"SET temp_directory = {literal(str(spill))}")
+    connection.execute("SET preserve_insertion_order = false")
+    connection.execute("SET enable_progress_bar = false")
+
+
 class DuckDBEngine:
-    """DuckDB in this process, in memory; ``threads`` defaults to every usable core. With
-    ``memory_limit`` (``4GB``) it uses at most that much and spills to ``spill`` (a directory;
-    DuckDB's defaults are 80% of the memory and ``.tmp`` in the working directory)."""
+    """DuckDB in this process, in memory, set up by :func:`configure`."""
 
     name = "duckdb"
 
@@ -71,13 +84,7 @@ class DuckDBEngine:
         import duckdb
 
         self._connection = duckdb.connect(":memory:")
-        self._connection.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
-        if memory_limit:
-            self._connection.execute(f"SET memory_limit = {literal(memory_limit)}")
-        if spill is not None:
-            self._connection.execute(f"SET temp_directory = {literal(str(spill))}")
-        self._connection.execute("SET preserve_insertion_order = false")
-        self._connection.execute("SET enable_progress_bar = false")
+        configure(self._connection, threads, memory_limit, spill)
 
     def load_events(self, directory: Path) -> None:
         parquet_files(directory)

@@ -45,6 +45,7 @@ from typing import Any
 import duckdb
 
 from splitlab.analysis import queries
+from splitlab.analysis.engines import configure
 from splitlab.analysis.metrics import Aggregate
 from splitlab.errors import AnalysisError
 from splitlab.results.lake import Lake
@@ -59,7 +60,8 @@ _FORMAT = 2
 
 
 MEMORY_SHARE = 0.25
-"""The share of the machine's memory the unit store's DuckDB may use unless told otherwise.
+"""The share of the machine's memory the scheduler's DuckDB (the unit store, and the engine that
+reads the whole lake) may use unless told otherwise.
 DuckDB's own default is 80%: a first build over a 50M-event lake took 20 GB of a 24 GB machine,
 pushing the lake, its id index and the intake's log out of the page cache (the next lake run
 took 6.5 s instead of 2.3). Past the limit DuckDB spills to ``_units.duckdb.tmp``."""
@@ -94,7 +96,7 @@ class UnitStore:
     def __init__(self, lake_root: Path, threads: int | None = None,
                  memory_limit: str | None = None) -> None:
         self._path = lake_root / STORE_FILE
-        self._threads = threads or len(os.sched_getaffinity(0))
+        self._threads = threads
         self._memory_limit = memory_limit or default_memory_limit()
         self._connection: duckdb.DuckDBPyConnection | None = None
 
@@ -102,10 +104,7 @@ class UnitStore:
     def _db(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
             db = duckdb.connect(str(self._path))
-            db.execute(f"SET threads = {self._threads}")
-            db.execute(f"SET memory_limit = {queries.literal(self._memory_limit)}")
-            db.execute("SET preserve_insertion_order = false")
-            db.execute("SET enable_progress_bar = false")
+            configure(db, self._threads, self._memory_limit)
             db.execute("CREATE TABLE IF NOT EXISTS folded (experiment VARCHAR PRIMARY KEY, "
                        "tag VARCHAR NOT NULL, through BIGINT NOT NULL)")
             self._connection = db

@@ -66,8 +66,8 @@ class Settings:
     results_interval: float = 0.0
     """Seconds between results runs; 0 (the default here, 300 from the environment): none."""
     results_memory: str | None = None
-    """The unit store's DuckDB memory limit (``None``: :func:`~splitlab.results.units.
-    default_memory_limit`)."""
+    """The scheduler's DuckDB memory limit, for the unit store and the engine (``None``:
+    :func:`~splitlab.results.units.default_memory_limit`)."""
     ui_require_token: bool = False
     """Whether reading the dashboard needs a session (writing always does)."""
 
@@ -130,17 +130,22 @@ def _float(source: Mapping[str, str], name: str, default: str = "0") -> float:
     return value
 
 
-_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)? ?([KMGT]i?B|B)", re.IGNORECASE)
+_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?([KMGT]?)(i?)B", re.IGNORECASE)
+_LEAST_MEMORY = 64 << 20
+"""Less than this leaves DuckDB unable to run a query at all."""
 
 
 def _memory(source: Mapping[str, str], name: str) -> str | None:
-    """An amount of memory as DuckDB reads it (``4GB``, ``512MiB``); :class:`ConfigError`
-    naming the variable otherwise."""
+    """An amount of memory as DuckDB reads it (``4GB``, ``512MiB``), at least 64 MiB;
+    :class:`ConfigError` naming the variable otherwise."""
     text = (source.get(name) or "").strip()
     if not text:
         return None
-    if not _MEMORY.fullmatch(text) or float(re.sub(r"[^0-9.]", "", text)) <= 0:
-        raise ConfigError(name, f"must be an amount of memory such as 4GB or 512MiB, not {text!r}")
+    amount = _MEMORY.fullmatch(text)
+    power = "KMGT".find(amount[2].upper()) + 1 if amount else 0
+    if amount is None or float(amount[1]) * (1024 if amount[3] else 1000) ** power < _LEAST_MEMORY:
+        raise ConfigError(name, "must be an amount of memory of at least 64MiB, such as 4GB or "
+                                f"512MiB, not {text!r}")
     return text
 
 

@@ -70,7 +70,7 @@ def test_the_worker_takes_its_memory_limit_from_the_environment(
     command = ["results", "run", "--once", "--data-dir", str(tmp_path / "data")]
     CliRunner().invoke(app, command, env={"SPLITLAB_RESULTS_MEMORY": "2GiB"})
     assert [config.memory_limit for config in configs] == ["2GiB"]
-    for bad in ("lots", "0GB", "-1GB", "4 gigs"):
+    for bad in ("lots", "0GB", "-1GB", "4 gigs", "100B", "63MiB"):
         result = CliRunner().invoke(app, command, env={"SPLITLAB_RESULTS_MEMORY": bad})
         assert result.exit_code != 0
         assert "SPLITLAB_RESULTS_MEMORY" in result.output and "such as 4GB" in result.output
