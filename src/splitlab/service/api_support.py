@@ -10,12 +10,14 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from splitlab.datadir import ADMIN_TOKEN_FILE as TOKEN_FILE
 from splitlab.errors import AuthError, BadRequestError, InvalidTextError, PayloadTooLargeError
@@ -30,6 +32,18 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a JSON API body may have (a config row needs 4)."""
 
+
+@dataclass(frozen=True, slots=True)
+class RawEndpoint:
+    """An ASGI callable Starlette routes to as it is (a bound method it would wrap in a
+    ``Request``/``Response`` adapter). The application serves these routes directly, ahead of
+    Starlette's middleware and router (:class:`splitlab.service.app.DirectRoutes`): they are the
+    hottest, and they answer their own errors."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None

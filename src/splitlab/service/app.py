@@ -10,28 +10,32 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Message, Receive, Scope, Send
 
+from splitlab.errors import SplitlabError
 from splitlab.process import tune_collector
 from splitlab.registry.store import Registry
 from splitlab.results.background import Runnable, SchedulerThread
 from splitlab.sdk.client_payload import PayloadOptions
-from splitlab.service.api_support import JSON_MEDIA_TYPE, json_response
+from splitlab.service.api_support import JSON_MEDIA_TYPE, RawEndpoint, json_response
 from splitlab.service.client_access import ApiKeyGate, ExperimentSource
 from splitlab.service.client_delivery import ClientDeliveryComponent
 from splitlab.service.intake import IntakeComponent
 from splitlab.service.metrics import Metrics, MetricsMiddleware
 from splitlab.service.ofrep import OfrepComponent
 from splitlab.service.openapi import docs_page, openapi_document
-from splitlab.service.problems import exception_handlers
+from splitlab.service.problems import error_response, exception_handlers
 from splitlab.service.rate_limit import RateLimiter
 from splitlab.service.registry_api import RegistryComponent, RegistryExperiments
 from splitlab.service.results_api import ResultsComponent
@@ -133,6 +137,58 @@ def document_routes() -> list[BaseRoute]:
     return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
 
 
+class Service(Starlette):
+    """The application: Starlette, except that the areas' raw endpoints (routes to a
+    :class:`~splitlab.service.api_support.RawEndpoint`: the intake's ``POST /v1/events``) are
+    served directly, ahead of the middleware and the router.
+
+    Those layers cost 6-18% of the server's CPU per batch of 50 events (paired runs at 32
+    connections), so a direct route does their work itself: it is counted in the same metrics
+    under its route template, and an exception it raises gets the response Starlette's handlers
+    would give (:func:`splitlab.service.problems.error_response`), re-raised afterwards unless it
+    is an error of the tree, as Starlette does. A request under a ``root_path`` takes the usual
+    way."""
+
+    def __init__(self, *, metrics: Metrics, **options: Any) -> None:
+        super().__init__(**options)
+        self.metrics = metrics
+        self.direct = {(method, route.path): route.endpoint for route in self.routes
+                       if isinstance(route, Route) and isinstance(route.endpoint, RawEndpoint)
+                       for method in route.methods or ()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            endpoint = self.direct.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self
+                await self._serve_direct(endpoint, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _serve_direct(self, endpoint: RawEndpoint, scope: Scope, receive: Receive,
+                            send: Send) -> None:
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await endpoint(scope, receive, sending)
+        except Exception as error:
+            if status:  # the answer has begun: nothing else can be sent
+                raise
+            await (await error_response(Request(scope), error))(scope, receive, sending)
+            if not isinstance(error, SplitlabError | HTTPException):
+                raise
+        finally:
+            self.metrics.observe(scope["path"], scope["method"], status or 500,
+                                 time.perf_counter() - started)
+
+
 def create_app(settings: Settings, components: Sequence[Component] | None = None,
                metrics: Metrics | None = None) -> Starlette:
     """The application for ``settings`` (components default to :func:`build_components`).
@@ -160,8 +216,8 @@ def create_app(settings: Settings, components: Sequence[Component] | None = None
     routes: list[BaseRoute] = [route for part in parts for route in part.routes()]
     routes += [Route("/healthz", health), Route("/metrics", metrics.endpoint),
                *document_routes()]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers(),
-                    middleware=[Middleware(MetricsMiddleware, metrics=metrics)])
+    app = Service(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers(),
+                  middleware=[Middleware(MetricsMiddleware, metrics=metrics)], metrics=metrics)
     app.state.metrics = metrics
     app.state.components = parts
     return app

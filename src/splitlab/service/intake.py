@@ -44,7 +44,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from splitlab.core.model import format_event_time
 from splitlab.errors import (
@@ -63,7 +63,7 @@ from splitlab.intake.sinks import Sink
 from splitlab.intake.spool import SpoolingSink
 from splitlab.intake.sqlite_log import SQLiteSink
 from splitlab.intake.streams import StreamCatalog, load_catalog
-from splitlab.service.api_support import JSON_MEDIA_TYPE, json_response
+from splitlab.service.api_support import JSON_MEDIA_TYPE, RawEndpoint, json_response
 from splitlab.service.cors import CorsPolicy
 from splitlab.service.settings import Settings
 
@@ -84,17 +84,6 @@ RUNNING_REFRESH_SECONDS = 1.0
 HeadAnswer = tuple[int, list[tuple[bytes, bytes]]]
 """An answer without a body: status and encoded headers (the intake's common answers)."""
 Answer = Response | HeadAnswer
-
-
-@dataclass(frozen=True, slots=True)
-class RawEndpoint:
-    """An ASGI callable Starlette routes to as it is (a bound method it would wrap in a
-    ``Request``/``Response`` adapter)."""
-
-    app: ASGIApp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 def encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:

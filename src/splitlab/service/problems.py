@@ -152,3 +152,13 @@ def exception_handlers() -> dict[Any, Any]:
     """The handlers to give ``Starlette(exception_handlers=...)``."""
     return {SplitlabError: splitlab_error, HTTPException: http_error,
             Exception: unexpected_error}
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The response the handlers of :func:`exception_handlers` give for ``exc`` (for routes the
+    application serves outside Starlette's middleware)."""
+    if isinstance(exc, SplitlabError):
+        return await splitlab_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return await http_error(request, exc)
+    return await unexpected_error(request, exc)
