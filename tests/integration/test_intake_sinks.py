@@ -65,6 +65,31 @@ def test_postgres_sink_commits_dedupes_and_reads_back(postgres_url: str, table: 
     reader.close()
 
 
+def test_postgres_sink_keeps_awkward_text_as_sent(postgres_url: str, table: str) -> None:
+    """Ids and bodies with quotes, backslashes, tabs, braces, commas and text beyond ASCII (the
+    characters array and COPY formats escape) come back unchanged; the body is stored as jsonb
+    and read back as the same JSON value."""
+    awkward = ['a"b', "c\\d", "e\tf", "{g,h}", "NULL", "é中😀", " i ", "j'k"]
+    sent = [StoredEvent(text, "product_metrics.web_base", "2026-11-22T00:00:01.000Z",
+                        orjson.dumps({"meta": {"id": text}, "text": text * 3}))
+            for text in awkward]
+
+    async def main() -> None:
+        sink = PostgresSink(postgres_url, table)
+        await sink.start()
+        await sink.write(sent)
+        await sink.close()
+
+    asyncio.run(main())
+    reader = PostgresEventReader(postgres_url, table)
+    got = {event.id: event for _, event in reader.read()}
+    reader.close()
+    assert sorted(got) == sorted(awkward)
+    for event in sent:
+        assert orjson.loads(got[event.id].body) == orjson.loads(event.body)
+        assert got[event.id].dt == event.dt
+
+
 def test_jetstream_sink_acks_and_dedupes_by_msg_id(nats_url: str, js_stream: tuple[str, str]
                                                    ) -> None:
     name, prefix = js_stream

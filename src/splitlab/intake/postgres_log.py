@@ -4,7 +4,7 @@ A write returns after its transaction committed (PostgreSQL's default ``synchron
 flushes the WAL first); ``id`` (``meta.id``) is the primary key and inserts skip existing ids, so
 retries, spool replays and several splitlab instances sharing the table do not duplicate.
 Concurrent requests of a process share one connection through group commit (one multi-row
-``INSERT … SELECT FROM unnest(…)`` per commit).
+``INSERT … SELECT FROM unnest(…)`` per commit, its arrays sent in binary).
 
 The client enforces its own deadlines, since ``statement_timeout`` cannot fire on a server that
 does not answer: connecting and each commit get
@@ -87,9 +87,13 @@ class PostgresSink:
     def __init__(self, url: str, table: str = DEFAULT_TABLE) -> None:
         self.url = url
         self.table = table
+        # Binary parameters (%b): psycopg writes a text array's elements with a regular
+        # expression each, in Python (~40 us of the worker's CPU per event); as binary arrays,
+        # and the bodies as the bytes they already are, ~4 us. The casts happen in the server.
         self._insert = sql.SQL(
-            "INSERT INTO {t} (id, stream, dt, body) SELECT * FROM unnest("
-            "%s::text[], %s::text[], %s::timestamptz[], %s::jsonb[]) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO {t} (id, stream, dt, body) SELECT i, s, d::timestamptz, "
+            "convert_from(b, 'UTF8')::jsonb FROM unnest(%b::text[], %b::text[], %b::text[], "
+            "%b::bytea[]) AS rows (i, s, d, b) ON CONFLICT (id) DO NOTHING"
         ).format(t=table_name(table))
         self._connector: Connector[Connection] = Connector(
             _PostgresOpener(url, table), "PostgreSQL")
@@ -114,7 +118,7 @@ class PostgresSink:
         async with connection.transaction():
             await connection.execute(self._insert, (
                 [e.id for e in events], [e.stream for e in events], [e.dt for e in events],
-                [e.body.decode() for e in events]))
+                [e.body for e in events]))
 
     async def write(self, events: Sequence[StoredEvent]) -> None:
         """Store ``events``; returns after the transaction holding them committed."""
