@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import itertools
 import logging
 import sqlite3
 import threading
@@ -180,8 +181,8 @@ class SQLiteEventLog:
             for size in insert_sizes(len(events)):
                 chunk = events[start:start + size]
                 start += size
-                db.execute(insert_sql(size),
-                           [value for e in chunk for value in (e.id, e.stream, e.dt, e.body)])
+                # a StoredEvent is the tuple (id, stream, dt, body): the statement's columns
+                db.execute(insert_sql(size), list(itertools.chain.from_iterable(chunk)))
         return self._db.total_changes - before
 
     def read(
