@@ -210,3 +210,46 @@ def test_jetstream_refusal_is_a_sink_error_not_a_success(nats_url: str,
         await sink.close()
 
     asyncio.run(main())
+
+
+def test_jetstream_without_a_stream_is_a_prompt_sink_error(nats_url: str,
+                                                           js_stream: tuple[str, str]) -> None:
+    """The stream deleted under a running sink: the server answers "no responders" for each
+    message, and the write fails at once, not after its deadline."""
+    name, prefix = js_stream
+
+    async def main() -> None:
+        sink = JetStreamSink(nats_url, name, prefix)
+        await sink.start()
+        await sink.write(events("before", 3))
+        client = await nats.connect(nats_url)
+        await client.jetstream().delete_stream(name)
+        await client.close()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(SinkError, match="no stream takes the subject"):
+            await sink.write(events("after", 3))
+        assert asyncio.get_running_loop().time() - started < 2.0
+        await sink.close()
+
+    asyncio.run(main())
+
+
+def test_jetstream_acknowledgements_are_counted_per_write(nats_url: str,
+                                                          js_stream: tuple[str, str]) -> None:
+    """Concurrent writes of different sizes on one connection each return once their own
+    messages are stored, and the stream holds every message once (a repeated id included)."""
+    name, prefix = js_stream
+
+    async def main() -> int:
+        sink = JetStreamSink(nats_url, name, prefix)
+        await sink.start()
+        await asyncio.gather(*(sink.write(events(f"w{i}", i + 1)) for i in range(20)))
+        await sink.write(events("w3", 4))  # all four already stored
+        await sink.close()
+        client = await nats.connect(nats_url)
+        stored = (await client.jetstream().stream_info(name)).state.messages
+        await client.close()
+        return int(stored)
+
+    assert asyncio.run(main()) == sum(range(1, 21))
+
