@@ -245,6 +245,7 @@ def test_jetstream_acknowledgements_are_counted_per_write(nats_url: str,
         await sink.start()
         await asyncio.gather(*(sink.write(events(f"w{i}", i + 1)) for i in range(20)))
         await sink.write(events("w3", 4))  # all four already stored
+        await asyncio.wait_for(sink.write([]), 1)  # nothing to wait for
         await sink.close()
         client = await nats.connect(nats_url)
         stored = (await client.jetstream().stream_info(name)).state.messages

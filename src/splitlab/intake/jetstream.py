@@ -194,6 +194,8 @@ class JetStreamSink:
 
     async def write(self, events: Sequence[StoredEvent]) -> None:
         """Publish ``events`` and wait for every acknowledgement."""
+        if not events:  # nothing to acknowledge: no future would ever complete
+            return
         connection = self._connector.current()
         client, inbox = connection
         replies, acknowledged = inbox.expect(len(events))
