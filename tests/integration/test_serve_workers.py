@@ -3,6 +3,7 @@ load spread over them, a killed worker replaced, a taken port refused, a clean s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -137,3 +138,33 @@ def test_sigterm_stops_every_worker_and_exits_0(tmp_path: Path) -> None:
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in (
             Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0])
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (absent, or a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_stop_when_the_supervisor_is_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL gives the supervisor no chance to stop its workers: they must notice themselves,
+    free the port and let go of their shards."""
+    port = free_port()
+    with server(tmp_path / "data", port, workers=2) as process:
+        workers = set(workers_of(process.pid, port, 2))
+        assert len(workers) == 2
+        process.kill()
+        process.wait(10)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not all(gone(pid) for pid in workers):
+                time.sleep(0.2)
+            assert all(gone(pid) for pid in workers), workers
+            assert not listening_inodes(port)
+        finally:  # the group outlives its leader: leave no worker behind when this fails
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+

@@ -13,15 +13,19 @@ starting. The supervisor checks first that the address is free (``SO_REUSEPORT``
 let a second server started by the same user share the port silently), restarts a worker that
 dies, stops when a worker fails during its start-up, and on SIGTERM or SIGINT stops every worker
 gracefully. Connections waiting in a dying worker's queue are reset (the kernel does not move
-them to another socket): a client's retry reaches a live worker.
+them to another socket): a client's retry reaches a live worker. A supervisor killed outright
+(SIGKILL) takes its workers with it: each asks the kernel for SIGTERM when its parent dies.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -36,6 +40,8 @@ STARTUP_SECONDS = 30.0
 """A worker that exits with an error sooner than this after its start failed to start (the
 supervisor stops); one killed by a signal, or exiting later, is replaced."""
 POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when its parent dies."""
 
 
 class StartupError(RuntimeError):
@@ -62,9 +68,23 @@ def bound_socket(host: str, port: int, share: bool) -> socket.socket:
     return sock
 
 
-def run_worker(options: dict[str, Any]) -> None:
+def stop_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies, even by SIGKILL (Linux's
+    ``PR_SET_PDEATHSIG``; elsewhere nothing is done). A worker left without its supervisor would
+    keep its socket and its shard, and nobody would stop it. ``parent`` is the supervisor's pid:
+    when it has died already, the worker stops now."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_worker(options: dict[str, Any], parent: int | None = None) -> None:
     """One worker process: the application of ``options`` (uvicorn ``Config`` keywords) served
-    on a socket of its own."""
+    on a socket of its own, stopped with its supervisor ``parent``."""
+    if parent is not None:
+        stop_with_parent(parent)
     share_values_cheaply()  # before the application makes its collectors
     config = uvicorn.Config(**options)
     uvicorn.Server(config).run(sockets=[bound_socket(config.host, config.port, True)])
@@ -82,7 +102,7 @@ class Supervisor:
         self._stopping = threading.Event()
 
     def _start(self) -> tuple[BaseProcess, float]:
-        process = self._context.Process(target=run_worker, args=(self.options,),
+        process = self._context.Process(target=run_worker, args=(self.options, os.getpid()),
                                         name="splitlab-worker")
         process.start()
         return process, time.monotonic()
