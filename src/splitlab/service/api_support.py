@@ -37,7 +37,7 @@ MAX_JSON_DEPTH = 64
 class RawEndpoint:
     """An ASGI callable Starlette routes to as it is (a bound method it would wrap in a
     ``Request``/``Response`` adapter). The application serves these routes directly, ahead of
-    Starlette's middleware and router (:class:`splitlab.service.app.DirectRoutes`): they are the
+    Starlette's middleware and router (:class:`splitlab.service.app.Service`): they are the
     hottest, and they answer their own errors."""
 
     app: ASGIApp

@@ -155,10 +155,10 @@ def exception_handlers() -> dict[Any, Any]:
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
-    """The response the handlers of :func:`exception_handlers` give for ``exc`` (for routes the
-    application serves outside Starlette's middleware)."""
-    if isinstance(exc, SplitlabError):
-        return await splitlab_error(request, exc)
-    if isinstance(exc, HTTPException):
-        return await http_error(request, exc)
-    return await unexpected_error(request, exc)
+    """The response the handler :func:`exception_handlers` registers for ``exc``'s class, found
+    the way Starlette finds it (the nearest class in its MRO), for routes the application serves
+    outside Starlette's middleware."""
+    handlers = exception_handlers()
+    handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
+    response: Response = await handler(request, exc)
+    return response

@@ -89,6 +89,16 @@ def test_a_direct_route_answers_and_is_counted(setup: tuple[Area, Metrics, TestC
         "splitlab_http_request_duration_seconds_count", {"route": "/raw"}) == 3
 
 
+def test_a_direct_route_skips_the_middleware_stack(tmp_path: Path) -> None:
+    """Starlette builds its middleware stack on the first request that goes through it."""
+    app = create_app(Settings(data_dir=tmp_path), [Area()], Metrics())
+    client = TestClient(app)
+    assert client.post("/raw").status_code == 201
+    assert app.middleware_stack is None
+    assert client.post("/plain?none").status_code == 404
+    assert app.middleware_stack is not None
+
+
 def test_other_methods_take_the_usual_way(setup: tuple[Area, Metrics, TestClient]) -> None:
     area, _, client = setup
     response = client.get("/raw")
