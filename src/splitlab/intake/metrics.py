@@ -17,6 +17,8 @@ from splitlab.intake.pipeline import EventStatus
 
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 TRIGGERS = ("experiment_exposure", "experiment_enrollment")
+Labels = tuple[str, str, str]
+"""An experiment counter's labels: experiment, group, action."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -61,23 +63,33 @@ class IntakeMetrics:
         self._children: dict[str, dict[str, Any]] = {}
         """Per stream (configured names only), its labelled counters."""
 
-    def record_experiments(self, events: Sequence[Any], statuses: Sequence[EventStatus],
-                           running: Mapping[str, frozenset[str]]) -> None:
-        """Count the accepted exposures and enrollments of running experiments (either
-        experiment fragment); labels of experiments no longer running are dropped, so the label
-        set stays bounded by the running experiments and their groups."""
-        if not running and not self._experiment_labels:
-            return
-        tally: Counter_[tuple[str, str, str]] = Counter_()
-        for event, status in zip(events, statuses, strict=False):
-            if status.status != "success" or not isinstance(event, dict):
-                continue
-            action = event.get("action")
+    def exposures(self, events: Sequence[Any], running: Mapping[str, frozenset[str]]
+                  ) -> list[tuple[int, Labels]]:
+        """The position and labels of each exposure and enrollment event (either experiment
+        fragment) of a running experiment in ``events``; :meth:`record_experiments` counts those
+        that were stored. Taken before the batch is stored, so that the parsed events need not
+        be kept while the write is awaited."""
+        if not running:
+            return []
+        found: list[tuple[int, Labels]] = []
+        for position, event in enumerate(events):
+            action = event.get("action") if isinstance(event, dict) else None
             if action not in TRIGGERS:
                 continue
-            for name, group in experiment_groups(event):
-                if group in running.get(name, ()):
-                    tally[(name, group, action)] += 1
+            found.extend((position, (name, group, action)) for name, group
+                         in experiment_groups(event) if group in running.get(name, ()))
+        return found
+
+    def record_experiments(self, found: Sequence[tuple[int, Labels]],
+                           statuses: Sequence[EventStatus],
+                           running: Mapping[str, frozenset[str]]) -> None:
+        """Count the :meth:`exposures` of a batch whose events were accepted (``statuses`` by
+        position); labels of experiments no longer running are dropped, so the label set stays
+        bounded by the running experiments and their groups."""
+        if not found and not self._experiment_labels:
+            return
+        tally = Counter_(labels for position, labels in found
+                         if statuses[position].status == "success")
         for labels, count in tally.items():
             self.experiment_events.labels(*labels).inc(count)
             self._experiment_labels.add(labels)

@@ -124,6 +124,23 @@ class Prepared:
     statuses: list[EventStatus | None]
     stored: dict[str, tuple[list[int], list[StoredEvent]]] = field(default_factory=dict)
     errors: list[StoredEvent] = field(default_factory=list)
+    remake: Callable[[], Sequence[Any]] | None = None
+
+    def release(self, remake: Callable[[], Sequence[Any]]) -> None:
+        """Let go of the parsed events; ``remake`` makes them again should a status need them
+        (a failed write answers with its events as sent).
+
+        A batch's parsed events take several times the memory of its body. Held while the write
+        is awaited, the batches of all the requests waiting together outgrow the processor's
+        caches, and making and freeing the next ones costs far more (docs/benchmarks.md, "Issue
+        11, sixth pass")."""
+        self.events, self.remake = (), remake
+
+    def raw(self) -> Sequence[Any]:
+        """The batch's events as sent (made again after :meth:`release`)."""
+        if self.remake is not None:
+            self.events, self.remake = self.remake(), None
+        return self.events
 
 
 async def gather_outcomes(writes: list[Awaitable[None]]) -> list[BaseException | None]:
@@ -307,10 +324,10 @@ class Pipeline:
                             "success", None, None, event.stream)
                     statuses[position] = status
             else:
+                raw = prepared.raw()
                 for position, event in zip(positions, stored, strict=True):
                     statuses[position] = EventStatus(
-                        "error", prepared.events[position], {"message": STORE_FAILED},
-                        event.stream)
+                        "error", raw[position], {"message": STORE_FAILED}, event.stream)
         return [s for s in statuses if s is not None]
 
     async def process(self, events: Sequence[Any], context: RequestContext) -> list[EventStatus]:

@@ -55,8 +55,8 @@ from splitlab.errors import (
 )
 from splitlab.intake.body import Inflater, parse_json
 from splitlab.intake.jetstream import JetStreamSink, subject_prefix
-from splitlab.intake.metrics import IntakeMetrics
-from splitlab.intake.pipeline import EventStatus, Pipeline, RequestContext
+from splitlab.intake.metrics import IntakeMetrics, Labels
+from splitlab.intake.pipeline import EventStatus, Pipeline, Prepared, RequestContext
 from splitlab.intake.postgres_log import PostgresSink
 from splitlab.intake.schemas import SchemaRepository
 from splitlab.intake.sinks import Sink
@@ -84,6 +84,15 @@ RUNNING_REFRESH_SECONDS = 1.0
 HeadAnswer = tuple[int, list[tuple[bytes, bytes]]]
 """An answer without a body: status and encoded headers (the intake's common answers)."""
 Answer = Response | HeadAnswer
+Exposures = list[tuple[int, Labels]]
+"""A batch's exposures and enrollments of running experiments (:meth:`IntakeMetrics.exposures`)."""
+Batch = tuple[Prepared, Exposures]
+"""A prepared batch and its exposures: what a request or the hasty queue holds to be stored."""
+
+
+def as_batch(parsed: Any) -> list[Any]:
+    """A parsed body as a batch: an array is the batch, anything else one event of it."""
+    return parsed if isinstance(parsed, list) else [parsed]
 
 
 def encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
@@ -245,7 +254,7 @@ class IntakeComponent:
             on_sink_error=lambda sink: self.metrics.sink_errors.labels(sink).inc())
         self.clock = clock
         self.cors = CorsPolicy(settings.events_cors_origins)
-        self._queue: asyncio.Queue[tuple[list[Any], RequestContext, int]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Batch, int, int]] = asyncio.Queue()
         self._queued_events = 0
         self._queued_bytes = 0
         self._in_flight = 0
@@ -364,36 +373,71 @@ class IntakeComponent:
         if not parsed and isinstance(parsed, list | dict):  # EventGate: [] and {} are empty
             return self._reject("empty", 400, "the body is an empty array or object; send some "
                                 "events", EMPTY)
-        events = parsed if isinstance(parsed, list) else [parsed]
-        self.metrics.batch_size.observe(len(events))
-        context = self._context(head)
-        if head.hasty:
-            return await self._hasty(events, context, len(body))
-        return await self._store(events, context, len(body))
+        events = as_batch(parsed)
+        del parsed
+        count, size = len(events), len(body)
+        self.metrics.batch_size.observe(count)
+        queued = head.hasty and self._queue_has_room(count, size)
+        if not queued and self._at_cap(count, size):
+            return self._busy("in_flight")
+        batch = self._prepare(events, self._context(head), body)
+        del events  # not held while the batch is stored (Prepared.release says why)
+        if queued:
+            self._queued_events += count
+            self._queued_bytes += size
+            self.metrics.hasty_queue.set(self._queued_events)
+            self._queue.put_nowait((batch, count, size))
+            return hasty_answer(count)
+        if head.hasty:  # the hasty queue has no room: stored before the answer
+            self.metrics.hasty_inline.inc()
+        answer = await self._store(batch, count, size)
+        return hasty_answer(count) if head.hasty else answer
 
-    def _record(self, events: list[Any], statuses: list[EventStatus]) -> None:
-        self.metrics.record(statuses)
+    def _prepare(self, events: list[Any], context: RequestContext, body: bytes) -> Batch:
+        """The checked and enriched batch, with its exposures, its parsed events released."""
+        prepared = self.pipeline.prepare(events, context)
+        exposures = self.metrics.exposures(events, self._running_groups())
+        prepared.release(lambda: as_batch(parse_json(body)))
+        return prepared, exposures
+
+    def _running_groups(self) -> Mapping[str, frozenset[str]]:
+        """The running experiments' groups (re-read at most every second: the experiment
+        counter's labels may lag a registry change by that much)."""
         now = time.monotonic()
-        if now >= self._running_until:  # the counter's labels may lag a registry change by 1 s
+        if now >= self._running_until:
             self._running = self.running_groups()
             self._running_until = now + RUNNING_REFRESH_SECONDS
-        self.metrics.record_experiments(events, statuses, self._running)
+        return self._running
 
-    async def _store(self, events: list[Any], context: RequestContext, size: int) -> Answer:
-        """Process a batch and answer; 503 when the worker already holds its cap of events or
-        bytes being stored (a slow sink must not make memory grow)."""
-        if self._in_flight and (
-                self._in_flight + len(events) > self.settings.events_max_in_flight
-                or self._in_flight_bytes + size > MAX_HELD_BYTES):
-            return self._busy("in_flight")
-        self._in_flight += len(events)
+    def _record(self, statuses: list[EventStatus], exposures: Exposures) -> None:
+        self.metrics.record(statuses)
+        self.metrics.record_experiments(exposures, statuses, self._running)
+
+    def _at_cap(self, count: int, size: int) -> bool:
+        """Whether the worker already holds its cap of events or bytes being stored (a slow
+        sink must not make memory grow)."""
+        return bool(self._in_flight) and (
+            self._in_flight + count > self.settings.events_max_in_flight
+            or self._in_flight_bytes + size > MAX_HELD_BYTES)
+
+    def _queue_has_room(self, count: int, size: int) -> bool:
+        """Whether a hasty batch fits in the hasty queue (bounded in events and bytes, so that
+        memory is too). One that does not is stored before the answer, never refused for ever,
+        not even when it alone is larger than the queue (only a worker already at its in-flight
+        cap answers 503, with ``Retry-After``); EventGate answers 202 whatever became of it."""
+        return (self._queued_events + count <= self.settings.events_hasty_queue
+                and self._queued_bytes + size <= MAX_HELD_BYTES)
+
+    async def _store(self, batch: Batch, count: int, size: int) -> Answer:
+        """Store a prepared batch and answer."""
+        self._in_flight += count
         self._in_flight_bytes += size
         try:
-            statuses = await self.pipeline.process(events, context)
+            statuses = await self.pipeline.produce(batch[0])
         finally:
-            self._in_flight -= len(events)
+            self._in_flight -= count
             self._in_flight_bytes -= size
-        self._record(events, statuses)
+        self._record(statuses, batch[1])
         return batch_response(statuses)
 
     def _busy(self, reason: str) -> Response:
@@ -401,36 +445,15 @@ class IntakeComponent:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
-    async def _hasty(self, events: list[Any], context: RequestContext, size: int) -> Answer:
-        """Queue a hasty batch and answer 202, or, when the queue has no room for it, store it
-        first and then answer 202 (EventGate's hasty answer whatever became of the events).
-
-        The queue is bounded (events and bytes), so memory is too; a batch that does not fit is
-        never refused for ever, not even when it alone is larger than the queue (only a worker
-        already at its in-flight cap answers 503, with ``Retry-After``).
-        """
-        if (self._queued_events + len(events) > self.settings.events_hasty_queue
-                or self._queued_bytes + size > MAX_HELD_BYTES):
-            self.metrics.hasty_inline.inc()
-            stored = await self._store(events, context, size)
-            if isinstance(stored, Response) and stored.status_code == 503:
-                return stored
-        else:
-            self._queued_events += len(events)
-            self._queued_bytes += size
-            self.metrics.hasty_queue.set(self._queued_events)
-            self._queue.put_nowait((events, context, size))
-        return hasty_answer(len(events))
-
     async def _hasty_worker(self) -> None:
         while True:
-            events, context, size = await self._queue.get()
+            batch, count, size = await self._queue.get()
             try:
-                self._record(events, await self.pipeline.process(events, context))
+                self._record(await self.pipeline.produce(batch[0]), batch[1])
             except Exception:  # a hasty batch has no client waiting; log and go on
                 log.exception("processing a hasty batch failed")
             finally:
-                self._queued_events -= len(events)
+                self._queued_events -= count
                 self._queued_bytes -= size
                 self.metrics.hasty_queue.set(self._queued_events)
                 self._queue.task_done()

@@ -157,6 +157,30 @@ def test_sink_failure_is_an_error_status_with_no_internal_detail() -> None:
     assert failures == ["default", "default"]
 
 
+def test_a_released_batch_is_made_again_only_when_a_failed_write_must_echo_it() -> None:
+    sink = MemorySink()
+    pipeline, _ = make(sink)
+    sent = [web_event(), web_event()]
+    remade: list[int] = []
+
+    def remake() -> list[Any]:
+        remade.append(1)
+        return copy.deepcopy(sent)
+
+    def produce(events: list[Any]) -> list[EventStatus]:
+        prepared = pipeline.prepare(events, CONTEXT)
+        prepared.release(remake)
+        assert prepared.events == ()
+        return asyncio.run(pipeline.produce(prepared))
+
+    assert [s.status for s in produce(copy.deepcopy(sent))] == ["success", "success"]
+    assert remade == [] and len(sink.events) == 2
+    sink.available = False
+    statuses = produce(copy.deepcopy(sent))
+    assert [(s.status, s.event) for s in statuses] == [("error", sent[0]), ("error", sent[1])]
+    assert remade == [1]
+
+
 def test_events_test_kitchen_clients_emit_validate(refdata: Path) -> None:
     """The published production event (1.3.0) and the cross-client consistency event."""
     base = refdata / "wikimedia-schemas" / "examples"
