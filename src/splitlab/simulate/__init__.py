@@ -325,13 +325,15 @@ class Summary:
 def send(client: Client | Mapping[str | None, Client], spec: Simulation) -> Summary:
     """Send ``spec``'s traffic through ``client`` (whose sender receives the events), or through
     one client per site: each unit then visits one site, drawn with the shares the file
-    simulation gives (:func:`sites_of`, among the sites given). Raises ``ValueError`` when the
-    clients do not know the experiment, it is not active now, or the spec asks for a fault or
-    mixed units (the SDK logs neither)."""
+    simulation gives (:func:`sites_of`, among the sites given). Raises ``ValueError`` when no
+    client is given, the clients do not know the experiment, it is not active now, or the spec
+    asks for a fault or mixed units (the SDK logs neither)."""
     if spec.fault is not None or spec.mixed_share:
         raise ValueError("faults and mixed units are simulated only in files, not through the SDK")
     clients: dict[str | None, Client] = (
         {client.site: client} if isinstance(client, Client) else dict(client))
+    if not clients:
+        raise ValueError("no client to send through: give a client, or one per site")
     first = next(iter(clients.values()))
     experiment = first.experiment(spec.experiment.name)
     if experiment is None:

@@ -76,6 +76,8 @@ def test_refuses_unknown_inactive_and_impossible_simulations() -> None:
              Simulation(EXPERIMENT, 10, fault=Fault("control", 0.1)))
     with pytest.raises(ValueError, match="non-negative"):
         Simulation(EXPERIMENT, 10, lifts={"treatment": -0.5})
+    with pytest.raises(ValueError, match="no client to send through"):
+        send({}, Simulation(EXPERIMENT, 10))
 
 
 def test_a_lift_that_passes_certainty_is_capped_at_one() -> None:
