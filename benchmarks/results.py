@@ -187,6 +187,10 @@ def extend(data: Path) -> tuple[float, int]:
     return time.perf_counter() - started, written
 
 
+SIZES_FILE = "sizes.json"
+"""In the snapshot: ``[--events, --new]`` of the run that prepared the data."""
+
+
 class Snapshot:
     """The lake's state, the unit store and the SQLite log as they are right after the first
     build, to put back so that the same incremental run can be timed again (``--repeat``,
@@ -216,7 +220,7 @@ class Snapshot:
         (self.saved / "files.json").write_bytes(orjson.dumps(self._listed()))
 
     def exists(self) -> bool:
-        return (self.saved / "files.json").is_file()
+        return (self.saved / "files.json").is_file() and (self.saved / SIZES_FILE).is_file()
 
     def restore(self) -> None:
         listed: list[list[str]] = orjson.loads((self.saved / "files.json").read_bytes())
@@ -229,7 +233,7 @@ class Snapshot:
         for path in self._databases():
             path.unlink()
         for path in self.saved.iterdir():
-            if path.name != "files.json":
+            if path.name not in ("files.json", SIZES_FILE):
                 shutil.copy2(path, self.data / path.name.replace("~", "/"))
         os.sync()  # the copies' writeback is not the timed run's
 
@@ -271,17 +275,20 @@ def main() -> None:
                         help="time only the incremental runs, over data a --keep run left "
                              "(no preparing, no first build, no full recompute)")
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f}; old lake {args.events:,} events, "
-          f"{args.new:,} new", flush=True)
     snapshot = Snapshot(args.data)
-    if args.reuse:
+    if args.reuse:  # the sizes are those of the kept data, whatever --events and --new say
         if not snapshot.exists():
             raise SystemExit(f"--reuse: no data kept in {args.data} (run with --keep first)")
+        args.events, args.new = orjson.loads((snapshot.saved / SIZES_FILE).read_bytes())
+    print(f"load average {os.getloadavg()[0]:.1f}; old lake {args.events:,} events, "
+          f"{args.new:,} new" + (" (the data --keep left)" if args.reuse else ""), flush=True)
+    if args.reuse:
         snapshot.restore()
     else:
         prepare(args)
         if args.keep or args.repeat > 1:
             snapshot.take()
+            (snapshot.saved / SIZES_FILE).write_bytes(orjson.dumps([args.events, args.new]))
         os.sync()  # preparing leaves gigabytes to write back, which would slow the timed fsyncs
     lake_root = args.data / LAKE_DIR
     runs, computes, totals = [], [], []
