@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from splitlab.cli.common import err, fail, load_experiment, require_extra
+from splitlab.errors import ConfigError
+from splitlab.service.settings import memory_amount
 
 ANALYSIS_MODULES = ("duckdb", "pyarrow", "numpy", "scipy", "sqlglot", "yaml")
 
@@ -50,6 +52,9 @@ def analyze_command(
     correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
     output_format: Annotated[str, typer.Option("--format", help="text, json or html.")] = "text",
     output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    memory: Annotated[str | None, typer.Option(
+        help="Memory DuckDB may use, such as 4GB or 512MiB (beyond it, it spills to a scratch "
+             "folder); default DuckDB's own, 80% of RAM.")] = None,
 ) -> None:
     """Units per group, sample ratio mismatch and metric effects of one experiment."""
     require_extra("analysis", *ANALYSIS_MODULES, *(("pyspark",) if engine == "spark" else ()))
@@ -66,6 +71,13 @@ def analyze_command(
         fail("give exactly one of --events PATH or --data-dir DIR")
     if output_format not in ("text", "json", "html"):
         fail(f"--format must be text, json or html, not {output_format!r}")
+    if memory is not None:
+        if engine != "duckdb":
+            fail("--memory caps DuckDB; Spark takes its memory from its own configuration")
+        try:
+            memory_amount(memory.strip(), "--memory")
+        except ConfigError as error:
+            fail(str(error))
     settings: dict[str, Any] = {"trigger": trigger, "alpha": alpha, "srm_alpha": srm_alpha,
                 "correction": correction}
     options = (Options.of(load_experiment(config, experiment), **settings) if config
@@ -73,10 +85,11 @@ def analyze_command(
     with tempfile.TemporaryDirectory(prefix="splitlab-analyze-") as scratch:
         try:
             catalog = load_catalog(metrics) if metrics else []
-            directory = data_dir or Path(scratch)
+            directory = data_dir or Path(scratch) / "events"
             if events is not None and not sum(materialize(events, directory).written.values()):
                 fail(f"no events in {events}: nothing to analyse")
-            runner = open_engine(engine)
+            # DuckDB spills past its memory into the scratch folder (not the working directory)
+            runner = open_engine(engine, memory and memory.strip(), Path(scratch) / "spill")
             try:
                 runner.load_events(directory)
                 result = analyze(runner, options, catalog)

@@ -136,11 +136,14 @@ _LEAST_MEMORY = 64 << 20
 
 
 def _memory(source: Mapping[str, str], name: str) -> str | None:
-    """An amount of memory as DuckDB reads it (``4GB``, ``512MiB``), at least 64 MiB;
-    :class:`ConfigError` naming the variable otherwise."""
+    """The amount of memory the variable ``name`` gives (:func:`memory_amount`), or None."""
     text = (source.get(name) or "").strip()
-    if not text:
-        return None
+    return memory_amount(text, name) if text else None
+
+
+def memory_amount(text: str, name: str) -> str:
+    """``text`` when it is an amount of memory as DuckDB reads it (``4GB``, ``512MiB``) of at
+    least 64 MiB; :class:`ConfigError` naming the setting ``name`` otherwise."""
     amount = _MEMORY.fullmatch(text)
     power = "KMGT".find(amount[2].upper()) + 1 if amount else 0
     if amount is None or float(amount[1]) * (1024 if amount[3] else 1000) ** power < _LEAST_MEMORY:
