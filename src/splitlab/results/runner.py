@@ -15,7 +15,7 @@ from splitlab.registry.store import Registry
 from splitlab.results.lake import LAKE_DIR, EventSource, Lake
 from splitlab.results.scheduler import Scheduler
 from splitlab.results.sources import log_sources
-from splitlab.results.store import ResultsStore
+from splitlab.results.store import LEASE_SECONDS, ResultsStore
 from splitlab.results.units import UnitStore, default_memory_limit
 
 ENGINE_SPILL = "_engine.tmp"
@@ -37,7 +37,7 @@ class RunnerConfig:
     engine: str = "duckdb"
     error_stream: str = DEFAULT_ERROR_STREAM
     consumer: str = "splitlab-lake"
-    lease_seconds: float = 60.0
+    lease_seconds: float = LEASE_SECONDS
     memory_limit: str | None = None
 
 
@@ -53,9 +53,11 @@ def sources(config: RunnerConfig) -> list[Callable[[], EventSource]]:
                        config.table_prefix)
 
 
-def build_scheduler(registry: Registry, config: RunnerConfig) -> Scheduler:
+def build_scheduler(registry: Registry, config: RunnerConfig, holder: str | None = None
+                    ) -> Scheduler:
     """A scheduler over ``<data dir>/lake`` storing its runs in ``registry``'s database (with
-    DuckDB, reading each experiment's unit table beside the lake)."""
+    DuckDB, reading each experiment's unit table beside the lake), holding the lease as
+    ``holder`` (default a name of its own)."""
     lake = Lake(config.data_dir / LAKE_DIR, config.error_stream)
 
     memory = config.memory_limit or default_memory_limit()
@@ -65,4 +67,5 @@ def build_scheduler(registry: Registry, config: RunnerConfig) -> Scheduler:
 
     units = UnitStore(lake.root, memory_limit=memory) if config.engine == "duckdb" else None
     return Scheduler(registry, ResultsStore(registry.engine, registry.tables.prefix), lake,
-                     sources(config), engine, lease_seconds=config.lease_seconds, units=units)
+                     sources(config), engine, lease_seconds=config.lease_seconds, units=units,
+                     holder=holder)

@@ -14,10 +14,6 @@ metrics, which read events, and the Spark engine compute over the whole lake.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,16 +29,10 @@ from splitlab.registry import views
 from splitlab.registry.store import Registry
 from splitlab.results import health
 from splitlab.results.lake import EventSource, ExtendResult, Lake
-from splitlab.results.store import ResultsStore
+from splitlab.results.store import LEASE, LEASE_SECONDS, ResultsStore, holder_name, now_ms
 from splitlab.results.units import UnitStore
 
 log = logging.getLogger(__name__)
-LEASE = "results"
-
-
-def holder_name() -> str:
-    """Who holds the lease: host, process and a random part (unique per scheduler)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(slots=True)
@@ -60,7 +50,8 @@ class Scheduler:
     def __init__(self, registry: Registry, store: ResultsStore, lake: Lake,
                  sources: Sequence[Callable[[], EventSource]], engine: Callable[[], Engine],
                  quiet_hours: float = health.DEFAULT_QUIET_HOURS,
-                 lease_seconds: float = 60.0, units: UnitStore | None = None) -> None:
+                 lease_seconds: float = LEASE_SECONDS, units: UnitStore | None = None,
+                 holder: str | None = None) -> None:
         self.registry = registry
         self.store = store
         self.lake = lake
@@ -68,14 +59,14 @@ class Scheduler:
         self.engine_factory = engine
         self.quiet_hours = quiet_hours
         self.lease_seconds = lease_seconds
-        self.holder = holder_name()
+        self.holder = holder or holder_name()
         self.units = units
         self._engine: Engine | None = None
         self._loaded = False
 
     def run_once(self) -> RunSummary | None:
         """One run; ``None`` when another scheduler holds the lease."""
-        if not self.store.acquire(LEASE, self.holder, self.lease_seconds, _now_ms()):
+        if not self.store.acquire(LEASE, self.holder, self.lease_seconds, now_ms()):
             return None
         summary = RunSummary()
         for open_source in self.sources:
@@ -100,7 +91,7 @@ class Scheduler:
         tallies = self.lake.tallies()
         through = self.lake.events_through()
         for row in running:
-            self.store.acquire(LEASE, self.holder, self.lease_seconds, _now_ms())
+            self.store.acquire(LEASE, self.holder, self.lease_seconds, now_ms())
             name = row["name"]
             try:
                 result, problem = self._report(row)
@@ -158,6 +149,3 @@ class Scheduler:
             self.units.close()
         self.lake.close()
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -10,7 +10,11 @@ when stored; an experiment references them by name.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +43,22 @@ from sqlalchemy.exc import IntegrityError
 from splitlab.analysis.metrics import Metric, parse_catalog
 from splitlab.errors import AnalysisError, ConfigError, ConflictError, NotFoundError
 from splitlab.registry.store import as_utc
+
+LEASE = "results"
+"""The lease whose holder computes results (one scheduler per registry database)."""
+LEASE_SECONDS = 60.0
+"""How long a lease lasts unless renewed (each run renews it)."""
+
+
+def holder_name() -> str:
+    """A lease holder's name: host, process and a random part (unique per scheduler)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds, as leases count time."""
+    return time.time_ns() // 1_000_000
+
 
 WHEN = DateTime(timezone=True)
 METRIC_NAME = re.compile(r"[A-Za-z0-9][-_.A-Za-z0-9]{0,127}")

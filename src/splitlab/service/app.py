@@ -26,6 +26,7 @@ from splitlab.errors import SplitlabError
 from splitlab.process import tune_collector
 from splitlab.registry.store import Registry
 from splitlab.results.background import Runnable, SchedulerThread
+from splitlab.results.store import LEASE, LEASE_SECONDS, ResultsStore, holder_name, now_ms
 from splitlab.sdk.client_payload import PayloadOptions
 from splitlab.service.api_support import JSON_MEDIA_TYPE, RawEndpoint, json_response
 from splitlab.service.client_access import ApiKeyGate, ExperimentSource
@@ -88,7 +89,7 @@ def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThrea
                     "or set SPLITLAB_RESULTS_INTERVAL=0 to silence this)", ", ".join(missing))
         return None
 
-    def build(registry: Registry) -> Runnable:
+    def build(registry: Registry, holder: str) -> Runnable:
         from splitlab.intake.streams import load_catalog
         from splitlab.results.runner import RunnerConfig, build_scheduler
 
@@ -97,10 +98,13 @@ def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThrea
             settings.table_prefix, settings.nats_url, settings.nats_stream,
             error_stream=load_catalog(settings.streams_file).error_stream,
             memory_limit=settings.results_memory)
-        return build_scheduler(registry, config)
+        return build_scheduler(registry, config, holder)
 
     def start(registry: Registry) -> SchedulerThread:
-        thread = SchedulerThread(lambda: build(registry), settings.results_interval)
+        holder, store = holder_name(), ResultsStore(registry.engine, registry.tables.prefix)
+        thread = SchedulerThread(
+            lambda: build(registry, holder), settings.results_interval,
+            lambda: store.acquire(LEASE, holder, LEASE_SECONDS, now_ms()))
         thread.start()
         return thread
 
