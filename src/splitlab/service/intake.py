@@ -15,11 +15,10 @@ The body is a JSON array of events or one event object, sent as ``application/js
 | 500 | no event was stored and at least one failed to store | as 207, nothing internal |
 | 503 | the worker holds its cap of events in flight | ``{message}`` |
 
-Each per-event entry is EventGate's ``{status, event, context}``. EventGate says what happened in
-the HTTP reason phrase ("All 3 out of 3 events were accepted.", ...). ASGI has no field for a
-reason phrase and uvicorn always sends the standard one, so every answer carries EventGate's text
-in the ``X-Status-Message`` header instead; ``message`` in a body is splitlab's own summary
-"N out of M events were accepted.". Only ``user-agent`` and ``x-request-id`` are read from the
+Each per-event entry is EventGate's ``{status, event, context}``; every answer carries EventGate's
+reason phrase in the ``X-Status-Message`` header (:mod:`splitlab.service.intake_answers` makes
+the answers); ``message`` in a body is splitlab's own summary "N out of M events were accepted.".
+Only ``user-agent`` and ``x-request-id`` are read from the
 request (and ``Origin`` for CORS, :mod:`splitlab.service.cors`); the client address and
 ``X-Forwarded-For`` are never looked at. A 503 carries ``Retry-After``: the cap on events a worker
 holds being stored keeps memory bounded when a sink is slow (``SPLITLAB_EVENTS_MAX_IN_FLIGHT``);
@@ -30,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +36,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
@@ -63,8 +60,16 @@ from splitlab.intake.sinks import Sink
 from splitlab.intake.spool import SpoolingSink
 from splitlab.intake.sqlite_log import SQLiteSink
 from splitlab.intake.streams import StreamCatalog, load_catalog
-from splitlab.service.api_support import JSON_MEDIA_TYPE, RawEndpoint, json_response
+from splitlab.service.api_support import RawEndpoint
 from splitlab.service.cors import CorsPolicy
+from splitlab.service.intake_answers import (
+    EMPTY,
+    Answer,
+    batch_response,
+    encoded,
+    hasty_answer,
+    message,
+)
 from splitlab.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,16 +79,9 @@ MAX_HELD_BYTES = 64 * 1024 * 1024
 """Request bytes a worker may hold being stored, and (apart) in the hasty queue."""
 RETRY_AFTER_SECONDS = 1
 MAX_HEADER_VALUE = 256
-STATUS_HEADER = "X-Status-Message"
-EMPTY = "Request body was empty. Must provide JSON encoded events."
-STATUS_HEADER_KEY = STATUS_HEADER.lower().encode()
-NO_CONTENT = (b"content-length", b"0")
 RUNNING_REFRESH_SECONDS = 1.0
 """How often the intake re-reads which experiments run (the labels of its live counter)."""
 
-HeadAnswer = tuple[int, list[tuple[bytes, bytes]]]
-"""An answer without a body: status and encoded headers (the intake's common answers)."""
-Answer = Response | HeadAnswer
 Exposures = list[tuple[int, Labels]]
 """A batch's exposures and enrollments of running experiments (:meth:`IntakeMetrics.exposures`)."""
 Batch = tuple[Prepared, Exposures]
@@ -93,11 +91,6 @@ Batch = tuple[Prepared, Exposures]
 def as_batch(parsed: Any) -> list[Any]:
     """A parsed body as a batch: an array is the batch, anything else one event of it."""
     return parsed if isinstance(parsed, list) else [parsed]
-
-
-def encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    """``headers`` as ASGI header pairs."""
-    return [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
 
 
 @dataclass(slots=True)
@@ -133,72 +126,6 @@ HEAD_FIELDS = {b"content-type": "content_type", b"content-length": "content_leng
 def utc_now_text() -> str:
     """The current UTC time as ISO 8601 with milliseconds and ``Z`` (how ``meta.dt`` is set)."""
     return format_event_time(datetime.now(UTC))
-
-
-def message(status: int, text: str, status_text: str | None = None) -> Response:
-    """A JSON ``{message}`` answer; ``status_text`` (default ``text``) in :data:`STATUS_HEADER`."""
-    return json_response({"message": text}, status, {STATUS_HEADER: status_text or text})
-
-
-def status_text(statuses: Sequence[EventStatus]) -> tuple[int, str]:
-    """EventGate's status and reason phrase for a processed batch."""
-    total = len(statuses)
-    success = sum(1 for s in statuses if s.status == "success")
-    invalid = sum(1 for s in statuses if s.status == "invalid")
-    errored = total - success - invalid
-    failed = invalid + errored
-    if not failed:
-        return 201, f"All {success} out of {total} events were accepted."
-    if invalid == total:
-        return 400, f"{invalid} out of {total} events were invalid and not accepted."
-    if failed != total:
-        return 207, (f"{success} out of {total} events were accepted, but {failed} failed "
-                     f"({invalid} invalid and {errored} errored).")
-    return 500, (f"{failed} out of {total} events had failures and were not accepted. "
-                 f"({invalid} invalid and {errored} errored).")
-
-
-@functools.lru_cache(maxsize=1024)
-def accepted_answer(count: int) -> HeadAnswer:
-    """The 201 for a batch of ``count`` events all stored (prepared once per batch size)."""
-    return 201, [(STATUS_HEADER_KEY, f"All {count} out of {count} events were accepted."
-                  .encode()), NO_CONTENT]
-
-
-@functools.lru_cache(maxsize=1024)
-def hasty_answer(count: int) -> HeadAnswer:
-    """The 202 for a hasty batch of ``count`` events."""
-    return 202, [(STATUS_HEADER_KEY, f"{count} events hastily received.".encode()), NO_CONTENT]
-
-
-def batch_response(statuses: Sequence[EventStatus]) -> Answer:
-    """EventGate's answer for a processed batch (201, 207, 400 or 500)."""
-    if all(s.status == "success" for s in statuses):
-        return accepted_answer(len(statuses))
-    code, text = status_text(statuses)
-    headers = {STATUS_HEADER: text}
-    accepted = sum(1 for s in statuses if s.status == "success")
-    invalid = [s.to_json() for s in statuses if s.status == "invalid"]
-    failed = [s.to_json() for s in statuses if s.status == "error"]
-    body = {"message": f"{accepted} out of {len(statuses)} events were accepted.",
-            "invalid": invalid, "error": failed}
-    try:
-        content = orjson.dumps(body)
-    except orjson.JSONEncodeError:  # an event nested too deeply to echo: answer null for it
-        for entry in (*invalid, *failed):
-            if not _writable({"invalid": [entry]}):  # at the depth it has in the body
-                entry["event"] = None
-        content = orjson.dumps(body)
-    return Response(content, code, headers, media_type=JSON_MEDIA_TYPE)
-
-
-def _writable(value: Any) -> bool:
-    """Whether orjson can write ``value`` (it stops at 254 levels of nesting)."""
-    try:
-        orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return False
-    return True
 
 
 def build_sinks(
