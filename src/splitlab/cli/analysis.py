@@ -75,7 +75,7 @@ def analyze_command(
         if engine != "duckdb":
             fail("--memory caps DuckDB; Spark takes its memory from its own configuration")
         try:
-            memory_amount(memory.strip(), "--memory")
+            memory = memory_amount(memory.strip(), "--memory")
         except ConfigError as error:
             fail(str(error))
     settings: dict[str, Any] = {"trigger": trigger, "alpha": alpha, "srm_alpha": srm_alpha,
@@ -89,7 +89,7 @@ def analyze_command(
             if events is not None and not sum(materialize(events, directory).written.values()):
                 fail(f"no events in {events}: nothing to analyse")
             # DuckDB spills past its memory into the scratch folder (not the working directory)
-            runner = open_engine(engine, memory and memory.strip(), Path(scratch) / "spill")
+            runner = open_engine(engine, memory, Path(scratch) / "spill")
             try:
                 runner.load_events(directory)
                 result = analyze(runner, options, catalog)

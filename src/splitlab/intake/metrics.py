@@ -19,6 +19,9 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 TRIGGERS = ("experiment_exposure", "experiment_enrollment")
 Labels = tuple[str, str, str]
 """An experiment counter's labels: experiment, group, action."""
+Exposures = list[tuple[int, Labels]]
+"""A batch's exposures and enrollments of running experiments, by position
+(:meth:`IntakeMetrics.exposures`)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -64,14 +67,14 @@ class IntakeMetrics:
         """Per stream (configured names only), its labelled counters."""
 
     def exposures(self, events: Sequence[Any], running: Mapping[str, frozenset[str]]
-                  ) -> list[tuple[int, Labels]]:
+                  ) -> Exposures:
         """The position and labels of each exposure and enrollment event (either experiment
         fragment) of a running experiment in ``events``; :meth:`record_experiments` counts those
         that were stored. Taken before the batch is stored, so that the parsed events need not
         be kept while the write is awaited."""
         if not running:
             return []
-        found: list[tuple[int, Labels]] = []
+        found: Exposures = []
         for position, event in enumerate(events):
             action = event.get("action") if isinstance(event, dict) else None
             if action not in TRIGGERS:
@@ -80,7 +83,7 @@ class IntakeMetrics:
                          in experiment_groups(event) if group in running.get(name, ()))
         return found
 
-    def record_experiments(self, found: Sequence[tuple[int, Labels]],
+    def record_experiments(self, found: Exposures,
                            statuses: Sequence[EventStatus],
                            running: Mapping[str, frozenset[str]]) -> None:
         """Count the :meth:`exposures` of a batch whose events were accepted (``statuses`` by

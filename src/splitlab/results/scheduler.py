@@ -29,7 +29,7 @@ from splitlab.registry import views
 from splitlab.registry.store import Registry
 from splitlab.results import health
 from splitlab.results.lake import EventSource, ExtendResult, Lake
-from splitlab.results.store import LEASE, LEASE_SECONDS, ResultsStore, holder_name, now_ms
+from splitlab.results.store import LEASE, LEASE_SECONDS, ResultsStore, holder_name
 from splitlab.results.units import UnitStore
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Scheduler:
 
     def run_once(self) -> RunSummary | None:
         """One run; ``None`` when another scheduler holds the lease."""
-        if not self.store.acquire(LEASE, self.holder, self.lease_seconds, now_ms()):
+        if not self.store.claim(self.holder, self.lease_seconds):
             return None
         summary = RunSummary()
         for open_source in self.sources:
@@ -91,7 +91,7 @@ class Scheduler:
         tallies = self.lake.tallies()
         through = self.lake.events_through()
         for row in running:
-            self.store.acquire(LEASE, self.holder, self.lease_seconds, now_ms())
+            self.store.claim(self.holder, self.lease_seconds)
             name = row["name"]
             try:
                 result, problem = self._report(row)

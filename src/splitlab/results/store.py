@@ -266,6 +266,10 @@ class ResultsStore:
 
     # --- the lease --------------------------------------------------------------------------
 
+    def claim(self, holder: str, seconds: float = LEASE_SECONDS) -> bool:
+        """Take or renew the results lease (:data:`LEASE`) as ``holder`` from now on."""
+        return self.acquire(LEASE, holder, seconds, now_ms())
+
     def acquire(self, name: str, holder: str, seconds: float, now_ms: int) -> bool:
         """Take or renew the lease ``name`` for ``seconds`` unless another holder has it."""
         until = now_ms + int(seconds * 1000)

@@ -26,7 +26,7 @@ from splitlab.errors import SplitlabError
 from splitlab.process import tune_collector
 from splitlab.registry.store import Registry
 from splitlab.results.background import Runnable, SchedulerThread
-from splitlab.results.store import LEASE, LEASE_SECONDS, ResultsStore, holder_name, now_ms
+from splitlab.results.store import ResultsStore, holder_name
 from splitlab.sdk.client_payload import PayloadOptions
 from splitlab.service.api_support import JSON_MEDIA_TYPE, RawEndpoint, json_response
 from splitlab.service.client_access import ApiKeyGate, ExperimentSource
@@ -104,7 +104,7 @@ def results_scheduler(settings: Settings) -> Callable[[Registry], SchedulerThrea
         holder, store = holder_name(), ResultsStore(registry.engine, registry.tables.prefix)
         thread = SchedulerThread(
             lambda: build(registry, holder), settings.results_interval,
-            lambda: store.acquire(LEASE, holder, LEASE_SECONDS, now_ms()))
+            lambda: store.claim(holder))
         thread.start()
         return thread
 

@@ -52,7 +52,7 @@ from splitlab.errors import (
 )
 from splitlab.intake.body import Inflater, parse_json
 from splitlab.intake.jetstream import JetStreamSink, subject_prefix
-from splitlab.intake.metrics import IntakeMetrics, Labels
+from splitlab.intake.metrics import Exposures, IntakeMetrics
 from splitlab.intake.pipeline import EventStatus, Pipeline, Prepared, RequestContext
 from splitlab.intake.postgres_log import PostgresSink
 from splitlab.intake.schemas import SchemaRepository
@@ -82,8 +82,6 @@ MAX_HEADER_VALUE = 256
 RUNNING_REFRESH_SECONDS = 1.0
 """How often the intake re-reads which experiments run (the labels of its live counter)."""
 
-Exposures = list[tuple[int, Labels]]
-"""A batch's exposures and enrollments of running experiments (:meth:`IntakeMetrics.exposures`)."""
 Batch = tuple[Prepared, Exposures]
 """A prepared batch and its exposures: what a request or the hasty queue holds to be stored."""
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from splitlab.registry.store import Registry
 from splitlab.results.background import SchedulerThread
-from splitlab.results.store import LEASE, LEASE_SECONDS, ResultsStore, holder_name, now_ms
+from splitlab.results.store import LEASE, ResultsStore, holder_name
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -26,7 +26,7 @@ class Recorded:
         self.store, self.holder, self.runs, self.name = store, holder, runs, name
 
     def run_once(self) -> None:
-        if self.store.acquire(LEASE, self.holder, LEASE_SECONDS, now_ms()):
+        if self.store.claim(self.holder):
             self.runs.append(self.name)
 
     def close(self) -> None:
@@ -49,7 +49,7 @@ def test_only_the_lease_holder_builds_and_another_takes_over_when_it_stops(
             return Recorded(store, holder, runs, name)
 
         return SchedulerThread(build, 0.01,
-                               lambda: store.acquire(LEASE, holder, LEASE_SECONDS, now_ms()))
+                               lambda: store.claim(holder))
 
     first, second = thread("first"), thread("second")
     first.start()
